@@ -1,0 +1,226 @@
+"""Wire models of the OpenAI Images API, shared by the client and the server.
+
+Requests hold only the non-file parameters, in OpenAI's wire names; every field defaults to
+`None`, meaning "not set, not sent". Unknown fields are kept (`extra="allow"`): they are the
+`extra_body` options that compatible servers understand (`seed`, `num_inference_steps`, ...).
+Input images travel beside the request as `_imaging.InputImage` objects.
+
+Responses parse leniently (OpenAI adds fields; compatible servers omit some), so a newer server
+never breaks an older client.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ._capabilities import Endpoint
+from ._errors import InvalidRequestError
+
+__all__ = [
+    "CompletedEvent",
+    "EditRequest",
+    "ErrorBody",
+    "ErrorDetail",
+    "GenerateRequest",
+    "ImageData",
+    "ImagesResponse",
+    "ImagesUsage",
+    "InputTokensDetails",
+    "OutputTokensDetails",
+    "PartialImageEvent",
+    "StreamEvent",
+    "VariationRequest",
+    "parse_request",
+    "parse_stream_event",
+    "request_class",
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    model: str | None = None
+    n: int | None = None
+    size: str | None = None
+    response_format: str | None = None
+    user: str | None = None
+
+    def wire_params(self) -> dict[str, Any]:
+        """The parameters that were set, extra fields included, ready to send."""
+        return self.model_dump(exclude_none=True)
+
+    def extra_params(self) -> dict[str, Any]:
+        """Only the fields outside OpenAI's schema (engine options such as `seed`)."""
+        return dict(self.model_extra or {})
+
+
+class VariationRequest(_Request):
+    """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
+
+
+class _PromptRequest(_Request):
+    prompt: str
+    quality: str | None = None
+    background: str | None = None
+    moderation: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
+
+
+class GenerateRequest(_PromptRequest):
+    """`POST /images/generations` (JSON)."""
+
+    style: str | None = None
+
+
+class EditRequest(_PromptRequest):
+    """`POST /images/edits` (multipart, or JSON with `images` references)."""
+
+    input_fidelity: str | None = None
+
+
+_REQUESTS: dict[Endpoint, type[_Request]] = {
+    "generations": GenerateRequest,
+    "edits": EditRequest,
+    "variations": VariationRequest,
+}
+
+
+def request_class(endpoint: Endpoint) -> type[_Request]:
+    return _REQUESTS[endpoint]
+
+
+class InputTokensDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    text_tokens: int = 0
+    image_tokens: int = 0
+
+
+class OutputTokensDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    text_tokens: int = 0
+    image_tokens: int = 0
+
+
+class ImagesUsage(BaseModel):
+    """Token usage, as GPT image models report it. Engines fill in only figures they have."""
+
+    model_config = ConfigDict(extra="allow")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: InputTokensDetails = Field(default_factory=InputTokensDetails)
+    output_tokens_details: OutputTokensDetails | None = None
+
+
+class ImageData(BaseModel):
+    """One image of a response: base64 bytes or a URL, and DALL·E 3's revised prompt."""
+
+    model_config = ConfigDict(extra="allow")
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+    def decoded(self) -> bytes:
+        if self.b64_json is None:
+            raise ValueError("this image has no b64_json data (it was returned as a URL)")
+        return base64.b64decode(self.b64_json)
+
+
+class ImagesResponse(BaseModel):
+    """The body of a successful non-streaming answer."""
+
+    model_config = ConfigDict(extra="allow")
+    created: int
+    data: list[ImageData] = Field(default_factory=list)
+    background: str | None = None
+    output_format: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    usage: ImagesUsage | None = None
+
+
+class _ImageEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    b64_json: str
+    created_at: int = 0
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+
+    @property
+    def is_edit(self) -> bool:
+        return str(getattr(self, "type", "")).startswith("image_edit.")
+
+
+class PartialImageEvent(_ImageEvent):
+    """`image_generation.partial_image` / `image_edit.partial_image`."""
+
+    type: Literal["image_generation.partial_image", "image_edit.partial_image"]
+    partial_image_index: int = 0
+
+
+class CompletedEvent(_ImageEvent):
+    """`image_generation.completed` / `image_edit.completed`: one final image."""
+
+    type: Literal["image_generation.completed", "image_edit.completed"]
+    usage: ImagesUsage | None = None
+
+
+StreamEvent = Annotated[PartialImageEvent | CompletedEvent, Field(discriminator="type")]
+_STREAM_EVENT: TypeAdapter[PartialImageEvent | CompletedEvent] = TypeAdapter(StreamEvent)
+
+
+def parse_stream_event(data: Any) -> PartialImageEvent | CompletedEvent | None:
+    """Parse one SSE `data:` object; `None` for event types this version does not know."""
+    if not isinstance(data, dict) or data.get("type") not in (
+        "image_generation.partial_image",
+        "image_edit.partial_image",
+        "image_generation.completed",
+        "image_edit.completed",
+    ):
+        return None
+    return _STREAM_EVENT.validate_python(data)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = "invalid_request_error"
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
+
+    error: ErrorDetail
+
+
+def parse_request(endpoint: Endpoint, data: Any) -> _Request:
+    """Validate a decoded body into the endpoint's request model.
+
+    Type errors become `InvalidRequestError` naming the first bad field, so the server can answer
+    with OpenAI's `param`; multipart strings ("3", "true") are converted as the official SDK
+    sends them.
+    """
+    cls = _REQUESTS[endpoint]
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", param=None)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first.get("loc") or ()
+        param = str(loc[0]) if loc else None
+        value = first.get("input")
+        if first.get("type") == "missing":
+            message = f"Missing required parameter: {param}."
+        else:
+            message = f"Invalid value for {param}: {value!r} ({first.get('msg', 'invalid')})."
+        raise InvalidRequestError(message, param=param) from None

@@ -1,0 +1,282 @@
+"""Turn a wire request into an engine job, run it, and shape the answer as OpenAI does.
+
+Shared by the server and by the in-process client (`Client(engine=...)`), so both apply the same
+validation, the same `auto` resolution and the same response fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._capabilities import (
+    Endpoint,
+    ModelCapabilities,
+    get_capabilities,
+    parse_size,
+    validate_params,
+)
+from ._errors import EngineError, ImagegenError, InvalidRequestError
+from ._imaging import (
+    InputImage,
+    check_edit_inputs,
+    check_variation_input,
+    edit_region,
+    encode_image,
+    open_image,
+)
+from ._models import (
+    CompletedEvent,
+    ImageData,
+    ImagesResponse,
+    ImagesUsage,
+    PartialImageEvent,
+    _Request,
+)
+from .engines import Engine, EngineResult, Job, PartialCallback
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = ["DEFAULT_MAX_OUTPUT_PIXELS", "ImageService", "Rendered"]
+
+# Largest output an engine is asked for unless the server is told otherwise: gpt-image-2's
+# ceiling (3840x2160). Guards engines of unknown models against "100000x100000".
+DEFAULT_MAX_OUTPUT_PIXELS = 8_294_400
+
+_RESOLVED_QUALITY = {"low": "low", "medium": "medium", "high": "high"}
+
+
+@dataclass
+class Rendered:
+    """Encoded images plus the response fields; `to_response` builds the wire answer."""
+
+    created: int
+    images: list[bytes]
+    output_format: str
+    echo: dict[str, str] = field(default_factory=dict)
+    usage: ImagesUsage | None = None
+    revised_prompts: list[str | None] = field(default_factory=list)
+
+    def to_response(self, urls: list[str] | None = None) -> ImagesResponse:
+        data = []
+        for index, image in enumerate(self.images):
+            revised = self.revised_prompts[index] if index < len(self.revised_prompts) else None
+            if urls is not None:
+                data.append(ImageData(url=urls[index], revised_prompt=revised))
+            else:
+                data.append(
+                    ImageData(
+                        b64_json=base64.b64encode(image).decode("ascii"), revised_prompt=revised
+                    )
+                )
+        return ImagesResponse(created=self.created, data=data, usage=self.usage, **self.echo)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class ImageService:
+    """Validates requests for one engine and runs them."""
+
+    def __init__(self, engine: Engine, *, max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS):
+        self.engine = engine
+        self.max_output_pixels = max_output_pixels
+        self.declared: dict[str, ModelCapabilities] = {m.name: m for m in engine.models()}
+
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.declared), self.engine.name)
+
+    def capabilities(self, model: str | None) -> ModelCapabilities:
+        return get_capabilities(model or self.default_model, self.declared)
+
+    def prepare(
+        self,
+        endpoint: Endpoint,
+        request: _Request,
+        images: list[InputImage] | None = None,
+        mask: InputImage | None = None,
+    ) -> Job:
+        """Validate everything and build the engine's job. Raises `InvalidRequestError`."""
+        images = images or []
+        model = request.model or self.default_model
+        caps = self.capabilities(model)
+        params = request.wire_params()
+        validate_params(endpoint, params, caps)
+
+        if endpoint == "edits":
+            mask = check_edit_inputs(images, mask, caps)
+        elif endpoint == "variations":
+            if len(images) != 1:
+                raise InvalidRequestError("A variation needs exactly one image.", param="image")
+            check_variation_input(images[0], caps)
+        pil_images = [open_image(image.data, param="image").convert("RGBA") for image in images]
+
+        size = request.size or caps.default_size(endpoint)
+        parsed = parse_size(size)
+        input_size = pil_images[0].size if pil_images else None
+        width, height = parsed or self.engine.resolve_auto_size(endpoint, input_size)
+        if width * height > self.max_output_pixels:
+            raise InvalidRequestError(
+                f"Invalid size {size!r}: this server makes images of at most "
+                f"{self.max_output_pixels:,} pixels.",
+                param="size",
+            )
+
+        region: PILImage.Image | None = None
+        if endpoint == "edits":
+            mask_image = open_image(mask.data, param="mask") if mask is not None else None
+            region = edit_region(mask_image, pil_images[0])
+            if mask_image is None and region.getbbox() is None:
+                region = None  # opaque image, no mask: the whole image is edited
+
+        options = dict(request.extra_params())
+        seed = options.pop("seed", None)
+        if seed is not None:
+            if isinstance(seed, str) and seed.strip().lstrip("-").isdigit():
+                seed = int(seed)
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise InvalidRequestError(
+                    f"Invalid seed {seed!r}: must be an integer.", param="seed"
+                )
+
+        return Job(
+            endpoint=endpoint,
+            model=model,
+            width=width,
+            height=height,
+            n=request.n or 1,
+            prompt=getattr(request, "prompt", "") or "",
+            quality=getattr(request, "quality", None) or "auto",
+            background=getattr(request, "background", None) or "auto",
+            output_format=getattr(request, "output_format", None) or "png",
+            output_compression=getattr(request, "output_compression", None),
+            partial_images=getattr(request, "partial_images", None) or 0,
+            seed=seed,
+            images=pil_images,
+            mask=region,
+            options=options,
+        )
+
+    def _echo(self, job: Job) -> dict[str, str]:
+        if self.capabilities(job.model).family == "dall-e":
+            return {}  # DALL·E answers carry no echo fields
+        return {
+            "background": "transparent" if job.transparent else "opaque",
+            "output_format": job.output_format,
+            "size": job.size,
+            "quality": _RESOLVED_QUALITY.get(job.quality, "high"),
+        }
+
+    def _encode(self, job: Job, image: PILImage.Image) -> bytes:
+        if image.size != (job.width, job.height):
+            raise EngineError(
+                f"Engine {self.engine.name!r} returned a {image.width}x{image.height} image for a "
+                f"{job.size} request."
+            )
+        return encode_image(
+            image,
+            job.output_format,
+            compression=job.output_compression,
+            transparent=job.transparent,
+        )
+
+    def _call(self, job: Job, on_partial: PartialCallback | None) -> EngineResult:
+        try:
+            if job.endpoint == "generations":
+                result = self.engine.generate(job, on_partial)
+            elif job.endpoint == "edits":
+                result = self.engine.edit(job, on_partial)
+            else:
+                result = self.engine.vary(job)
+        except ImagegenError:
+            raise
+        except Exception as exc:  # an engine's own failure, reported with its cause chained
+            raise EngineError(
+                f"Engine {self.engine.name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if len(result.images) != job.n:
+            raise EngineError(
+                f"Engine {self.engine.name!r} returned {len(result.images)} images for n={job.n}."
+            )
+        return result
+
+    def run(self, job: Job, on_partial: PartialCallback | None = None) -> Rendered:
+        """Run the job to the end and encode its images."""
+        result = self._call(job, on_partial)
+        return Rendered(
+            created=int(time.time()),
+            images=[self._encode(job, image) for image in result.images],
+            output_format=job.output_format,
+            echo=self._echo(job),
+            usage=result.usage,
+            revised_prompts=list(result.revised_prompts or []),
+        )
+
+    def stream(self, job: Job) -> Iterator[PartialImageEvent | CompletedEvent]:
+        """Run the job in a worker thread, yielding partial images as the engine makes them,
+        then one completed event per image."""
+        prefix = "image_edit" if job.endpoint == "edits" else "image_generation"
+        echo = self._echo(job) or {"size": job.size, "output_format": job.output_format}
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        counter = iter(range(1_000_000))
+
+        def on_partial(image_index: int, partial_index: int, image: PILImage.Image) -> None:
+            if job.partial_images <= 0:
+                return
+            if partial_index >= job.partial_images:
+                return
+            if image.size != (job.width, job.height):
+                image = image.resize((job.width, job.height))
+            data = encode_image(
+                image,
+                job.output_format,
+                compression=job.output_compression,
+                transparent=job.transparent,
+            )
+            events.put(
+                (
+                    "partial",
+                    PartialImageEvent(
+                        type=f"{prefix}.partial_image",
+                        b64_json=_b64(data),
+                        created_at=int(time.time()),
+                        partial_image_index=next(counter),
+                        **echo,
+                    ),
+                )
+            )
+
+        def work() -> None:
+            try:
+                events.put(("done", self.run(job, on_partial)))
+            except BaseException as exc:  # handed to the consumer thread, re-raised there
+                events.put(("error", exc))
+
+        thread = threading.Thread(target=work, name="imagegen-engine", daemon=True)
+        thread.start()
+        while True:
+            kind, payload = events.get()
+            if kind == "partial":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                rendered: Rendered = payload
+                last = len(rendered.images) - 1
+                for index, image in enumerate(rendered.images):
+                    yield CompletedEvent(
+                        type=f"{prefix}.completed",
+                        b64_json=_b64(image),
+                        created_at=rendered.created,
+                        usage=rendered.usage if index == last else None,
+                        **echo,
+                    )
+                return

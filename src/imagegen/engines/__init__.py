@@ -1,0 +1,188 @@
+"""Engines: what makes the pixels behind `imagegen serve` and `Client(engine=...)`.
+
+An engine is a class registered under the entry-point group `imagegen.engines`; the built-in
+ones (`placeholder`, `diffusers`) register through the same group as third-party ones, in
+`pyproject.toml`:
+
+```toml
+[project.entry-points."imagegen.engines"]
+myengine = "my_package.engine:MyEngine"
+```
+
+The contract is small. The server (or the in-process client) has already validated the
+request against the model's rules, resolved `auto` sizes and decoded the inputs, so an engine
+only receives a `Job` and returns PIL images of exactly `job.width` x `job.height`:
+
+- `generate(job, on_partial)`: `job.prompt`, `job.n`; no input images.
+- `edit(job, on_partial)`: `job.images` (RGBA, the first is the one to edit) and `job.mask`, an
+  `L` image where 255 marks the pixels to change (already converted from OpenAI's alpha mask,
+  or taken from the first image's transparency). `None` means no region: edit the whole image.
+- `vary(job)`: `job.images[0]`, `job.n` distinct variations; no prompt.
+
+`on_partial(image_index, partial_index, image)` may be called up to `job.partial_images`
+times per image while it is being made; the caller encodes and streams them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._capabilities import Endpoint, ModelCapabilities
+from .._errors import ConfigurationError, MissingDependencyError
+from .._models import ImagesUsage
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Engine",
+    "EngineResult",
+    "Job",
+    "PartialCallback",
+    "available_engines",
+    "get_engine_class",
+    "load_engine",
+]
+
+ENTRY_POINT_GROUP = "imagegen.engines"
+
+PartialCallback = Callable[[int, int, "PILImage.Image"], None]
+
+
+@dataclass
+class Job:
+    """One validated request, in the terms an engine needs."""
+
+    endpoint: Endpoint
+    model: str
+    width: int
+    height: int
+    n: int = 1
+    prompt: str = ""
+    quality: str = "auto"
+    background: str = "auto"  # transparent | opaque | auto
+    output_format: str = "png"
+    output_compression: int | None = None
+    partial_images: int = 0
+    seed: int | None = None
+    images: list[PILImage.Image] = field(default_factory=list)
+    mask: PILImage.Image | None = None
+    # Fields the request carried outside OpenAI's schema (`extra_body`), minus `seed`.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def transparent(self) -> bool:
+        return self.background == "transparent"
+
+
+@dataclass
+class EngineResult:
+    """What an engine made: `n` images, and usage only if the engine really counted it."""
+
+    images: list[PILImage.Image]
+    usage: ImagesUsage | None = None
+    revised_prompts: list[str | None] | None = None
+
+
+class Engine(ABC):
+    """Base class of engines. Subclasses set `name` and implement the three operations."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    # The size an `auto` generation gets.
+    default_size: tuple[int, int] = (1024, 1024)
+
+    def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
+        self.model = model
+        self.options = dict(options or {})
+
+    def models(self) -> list[ModelCapabilities]:
+        """Model names this engine declares, with their rules (shown by `GET /v1/models`).
+
+        Requests may also name any of OpenAI's models; the engine then answers under that
+        model's rules.
+        """
+        return [ModelCapabilities(name=self.model or self.name)]
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights; called once before the first request (at server start)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what `load` took."""
+
+    def resolve_auto_size(
+        self, endpoint: Endpoint, input_size: tuple[int, int] | None
+    ) -> tuple[int, int]:
+        """The size `size=auto` (or no size) means: the input's size for edits and variations."""
+        return input_size if input_size else self.default_size
+
+    @abstractmethod
+    def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult: ...
+
+    @abstractmethod
+    def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult: ...
+
+    @abstractmethod
+    def vary(self, job: Job) -> EngineResult: ...
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+# Built-in engines, so a source checkout without installed metadata still finds them.
+_BUILTIN = {
+    "placeholder": "imagegen.engines.placeholder:PlaceholderEngine",
+    "diffusers": "imagegen.engines.diffusers:DiffusersEngine",
+}
+
+
+def available_engines() -> dict[str, str]:
+    """`{name: "module:Class"}` for every installed engine, built-in ones included."""
+    found = dict(_BUILTIN)
+    for name, ep in _entry_points().items():
+        found[name] = ep.value
+    return dict(sorted(found.items()))
+
+
+def get_engine_class(name: str) -> type[Engine]:
+    """The engine class registered as `name`; a clear error if unknown or its extra is missing."""
+    target = available_engines().get(name)
+    if target is None:
+        known = ", ".join(available_engines()) or "none"
+        raise ConfigurationError(f"Unknown engine {name!r}. Installed engines: {known}.")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if isinstance(exc, MissingDependencyError):
+            raise
+        raise MissingDependencyError(
+            f"Engine {name!r} could not be imported ({exc}). If it is a built-in engine, "
+            f"install its extra: pip install 'imagegen[{name}]'."
+        ) from exc
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise ConfigurationError(
+            f"Entry point {target!r} of engine {name!r} is not an Engine class."
+        )
+    return cls
+
+
+def load_engine(
+    name: str, *, model: str | None = None, options: Mapping[str, str] | None = None
+) -> Engine:
+    """Create and load the engine registered as `name`."""
+    engine = get_engine_class(name)(model=model, options=options)
+    engine.load()
+    return engine
