@@ -1,0 +1,46 @@
+"""Run an ASGI app under a real uvicorn server on 127.0.0.1, port chosen by the OS.
+
+Streaming and lifespan only behave as in production over a real socket (httpx's ASGITransport
+buffers bodies and skips lifespan), so every HTTP test goes through one of these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test runner owns signals
+        pass
+
+
+@contextlib.contextmanager
+def live_server(app: Any, **config: Any) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 in a thread; yield its base URL (no trailing slash); stop it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config.setdefault("log_level", "warning")
+    config.setdefault("lifespan", "on")
+    server = _Server(uvicorn.Config(app, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
