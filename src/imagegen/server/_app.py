@@ -1,0 +1,130 @@
+"""`create_app`: the Starlette application, built from plain lists, run by uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import Scope
+
+from .._service import ImageService
+from ..engines import Engine, load_engine
+from ._auth import AuthMiddleware
+from ._context import RequestContextMiddleware
+from ._errors import exception_handlers
+from ._limits import BodyLimitMiddleware, EngineGate
+from ._routes import ServerState, routes
+from ._settings import MB, ServerSettings
+from ._storage import ImageStore
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("imagegen.server")
+
+_JSON_BODY = MB  # generations: a prompt of at most 32,000 characters and a few fields
+_SMALL_BODY = 64 * 1024  # every other route takes no body
+
+
+def _body_limits(settings: ServerSettings) -> Any:
+    multipart = settings.request_limit
+    # JSON edits carry the same images as base64 data URLs: 4/3 of their size.
+    json_edits = multipart * 4 // 3 + MB
+    variation = settings.max_image_bytes + MB
+
+    def limit_for(scope: Scope) -> int:
+        path = scope.get("path", "")
+        if path == "/v1/images/edits":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-type":
+                    return (
+                        json_edits if value.lower().startswith(b"application/json") else multipart
+                    )
+            return multipart
+        if path == "/v1/images/variations":
+            return variation
+        if path == "/v1/images/generations":
+            return _JSON_BODY
+        return _SMALL_BODY
+
+    return limit_for
+
+
+async def _sweep_forever(store: ImageStore, interval: float) -> None:
+    while True:
+        try:
+            removed = await anyio.to_thread.run_sync(store.sweep)
+            if removed:
+                logger.info("removed %d expired image file(s)", removed)
+        except OSError as exc:  # a vanished or unreadable folder must not stop the server
+            logger.warning("could not sweep expired images: %s", exc)
+        await anyio.sleep(interval)
+
+
+def create_app(
+    engine: Engine | str | None = None, settings: ServerSettings | None = None
+) -> Starlette:
+    """The OpenAI-compatible Images API as an ASGI app.
+
+    `engine` is an engine name (loaded once at startup with `settings.model` and
+    `settings.engine_options`, closed at shutdown) or a ready `Engine` instance (used as it is;
+    its owner loads and closes it). Default: `settings.engine`, which defaults to `placeholder`.
+    `settings` defaults to `ServerSettings()`, which reads `IMAGEGEN_*` variables.
+    """
+    settings = settings or ServerSettings()
+    keys = settings.resolved_api_keys()
+    chosen: Engine | str = settings.engine if engine is None else engine
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if isinstance(chosen, Engine):
+            ready = chosen
+        else:
+            name = chosen
+            ready = await anyio.to_thread.run_sync(
+                lambda: load_engine(name, model=settings.model, options=settings.engine_options)
+            )
+        secret = settings.url_secret.get_secret_value().encode() if settings.url_secret else None
+        store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
+        state = ServerState(
+            settings=settings,
+            service=ImageService(ready, max_output_pixels=settings.max_output_pixels),
+            store=store,
+            gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
+            decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),
+        )
+        if not keys:
+            logger.warning(
+                "No API key is configured: the server answers every client that can reach it "
+                "without authentication."
+            )
+        logger.info(
+            "engine %r ready (concurrency %d, queue %d)",
+            ready.name,
+            settings.max_concurrency,
+            settings.max_queue,
+        )
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_sweep_forever, store, settings.sweep_interval)
+                yield {"imagegen": state}
+                tasks.cancel_scope.cancel()
+        finally:
+            store.close()
+            if not isinstance(chosen, Engine):
+                ready.close()
+
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(AuthMiddleware, keys=keys),
+            Middleware(BodyLimitMiddleware, limit_for=_body_limits(settings)),
+        ],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )

@@ -1,0 +1,323 @@
+"""Reading requests off the wire: JSON bodies, multipart forms and data URLs.
+
+Everything here is about transport (content types, multipart parts, data URLs, byte limits);
+every rule about the parameters themselves lives in the shared request models, the capability
+table and `ImageService.prepare`, which the routes call next.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from .._capabilities import MODELS, Endpoint, ModelCapabilities
+from .._errors import InvalidRequestError
+from .._imaging import CONTENT_TYPES, InputImage, load_input
+from .._models import _Request, parse_request
+from .._service import ImageService
+from ._errors import HTTPError
+from ._settings import ServerSettings
+
+__all__ = ["ParsedRequest", "read_edit", "read_generation", "read_variation"]
+
+# Multipart limits, set explicitly rather than left at Starlette's defaults: a text field holds
+# at most a 32,000-character prompt (128 KB in UTF-8); OpenAI's forms have about 15 fields.
+MAX_FIELD_BYTES = 256 * 1024
+MAX_FIELDS = 64
+_IMAGE_FIELDS = {"image", "image[]"}
+
+
+@dataclass
+class ParsedRequest:
+    request: _Request
+    images: list[InputImage] = field(default_factory=list)
+    mask: InputImage | None = None
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+async def _read_json(request: Request) -> dict[str, Any]:
+    if _media_type(request.headers.get("content-type")) != "application/json":
+        raise HTTPError(
+            400,
+            "This endpoint takes a JSON body: send Content-Type: application/json.",
+            code="unsupported_content_type",
+        )
+    body = await request.body()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise HTTPError(
+            400,
+            "We could not parse the JSON body of your request. The API expects a JSON object "
+            '(for example {"prompt": "A cat"}), and what was sent was not valid JSON.',
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    return data
+
+
+def _check_text(data: dict[str, Any]) -> None:
+    """JSON may carry lone surrogates (`"\\ud800"`), which no engine or encoder can handle."""
+    for key, value in data.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError(
+                f"The value of {key} is not valid Unicode text (it holds a lone surrogate).",
+                param=key,
+            ) from None
+        except (ValueError, RecursionError):
+            raise InvalidRequestError(
+                f"The value of {key} is nested too deeply.", param=key
+            ) from None
+
+
+def _check_model(service: ImageService, request: _Request) -> ModelCapabilities:
+    """Any of OpenAI's model names, or one the engine declares; others are a 404, as OpenAI."""
+    model = request.model
+    if model is not None and model not in MODELS and model not in service.declared:
+        shown = model if len(model) <= 80 else model[:80] + "..."
+        raise HTTPError(
+            404,
+            f"The model `{shown}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    return service.capabilities(model)
+
+
+def _parse(endpoint: Endpoint, service: ImageService, fields: dict[str, Any]) -> _Request:
+    request = parse_request(endpoint, fields)
+    _check_model(service, request)
+    return request
+
+
+def _check_declared_type(declared: str, param: str, caps: ModelCapabilities) -> None:
+    """OpenAI refuses a part whose declared type is not an image type the model takes,
+    `application/octet-stream` included; the bytes are sniffed as well, later."""
+    allowed = [CONTENT_TYPES[fmt] for fmt in caps.input_formats]
+    if declared in allowed:
+        return
+    quoted = [f"'{kind}'" for kind in sorted(allowed)]
+    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+    raise InvalidRequestError(
+        f"Invalid file '{param}': unsupported mimetype ('{declared or 'none'}'). Supported file "
+        f"formats are {listed}.",
+        param=param,
+    )
+
+
+def _check_bytes(size: int, param: str, settings: ServerSettings) -> None:
+    if size > settings.max_image_bytes:
+        raise InvalidRequestError(
+            f"The {param} is {size / 1024 / 1024:.1f} MB; this server accepts files of at most "
+            f"{settings.max_image_bytes / 1024 / 1024:.1f} MB.",
+            param=param,
+        )
+
+
+def _check_mask_alpha(mask: InputImage | None) -> None:
+    # OpenAI reads only the mask's alpha; a mask without one is refused, not guessed at.
+    if mask is not None and not mask.has_alpha:
+        raise InvalidRequestError(
+            "Invalid mask image format - mask image missing alpha channel.",
+            param="mask",
+            code="invalid_mask_image_format",
+        )
+
+
+def _check_count(count: int, param: str, settings: ServerSettings) -> None:
+    if count > settings.max_images:
+        raise InvalidRequestError(
+            f"{count} images were given; this server accepts at most {settings.max_images}.",
+            param=param,
+        )
+
+
+# -- generations ---------------------------------------------------------------------------
+
+
+async def read_generation(
+    request: Request, service: ImageService, settings: ServerSettings
+) -> ParsedRequest:
+    body = await _read_json(request)
+    _check_text(body)
+    return ParsedRequest(_parse("generations", service, body))
+
+
+# -- multipart (edits, variations) ------------------------------------------------------------
+
+
+async def _read_upload(
+    upload: UploadFile, param: str, caps: ModelCapabilities, settings: ServerSettings
+) -> InputImage:
+    _check_declared_type(_media_type(upload.content_type), param, caps)
+    if upload.size is not None:
+        _check_bytes(upload.size, param, settings)
+    data = await upload.read(settings.max_image_bytes + 1)
+    _check_bytes(len(data), param, settings)
+    return load_input(data, param=param)
+
+
+async def _read_multipart(
+    request: Request, endpoint: Endpoint, service: ImageService, settings: ServerSettings
+) -> ParsedRequest:
+    async with request.form(
+        max_files=settings.max_images + 2, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
+    ) as form:
+        fields: dict[str, str] = {}
+        images: list[UploadFile] = []
+        masks: list[UploadFile] = []
+        for key, value in form.multi_items():
+            is_file = isinstance(value, UploadFile)
+            if key in _IMAGE_FIELDS or (key == "mask" and endpoint == "edits"):
+                if not is_file:
+                    name = "image" if key in _IMAGE_FIELDS else key
+                    raise InvalidRequestError(
+                        f"The {name} must be sent as a file part, not as a text field.",
+                        param=name,
+                    )
+                (images if key in _IMAGE_FIELDS else masks).append(value)  # type: ignore[arg-type]
+            elif is_file:
+                raise InvalidRequestError(
+                    f"Unexpected file for parameter '{key[:80]}': only "
+                    f"{'image and mask' if endpoint == 'edits' else 'image'} take files.",
+                    param=key[:80],
+                )
+            elif key in fields:
+                raise InvalidRequestError(
+                    f"Parameter '{key[:80]}' was given more than once.", param=key[:80]
+                )
+            else:
+                fields[key] = str(value)
+        if not images:
+            raise InvalidRequestError("Missing required parameter: image.", param="image")
+        if len(masks) > 1:
+            raise InvalidRequestError("Only one mask may be given.", param="mask")
+        _check_count(len(images), "image", settings)
+        parsed = _parse(endpoint, service, fields)
+        caps = service.capabilities(parsed.model)
+        inputs = [await _read_upload(upload, "image", caps, settings) for upload in images]
+        mask = await _read_upload(masks[0], "mask", caps, settings) if masks else None
+    _check_mask_alpha(mask)
+    return ParsedRequest(parsed, inputs, mask)
+
+
+def _require_multipart(request: Request, what: str) -> None:
+    if _media_type(request.headers.get("content-type")) != "multipart/form-data":
+        raise HTTPError(
+            400,
+            f"{what} must be sent as multipart/form-data.",
+            code="unsupported_content_type",
+        )
+
+
+async def read_variation(
+    request: Request, service: ImageService, settings: ServerSettings
+) -> ParsedRequest:
+    _require_multipart(request, "A variation request")
+    return await _read_multipart(request, "variations", service, settings)
+
+
+# -- edits: multipart, or JSON with data URLs -------------------------------------------------
+
+
+def _decode_reference(
+    ref: Any, param: str, caps: ModelCapabilities, settings: ServerSettings
+) -> InputImage:
+    if not isinstance(ref, dict):
+        raise InvalidRequestError(
+            f'Invalid {param}: expected an object like {{"image_url": "data:image/png;base64,'
+            '..."}.',
+            param=param,
+        )
+    if ref.get("file_id") is not None:
+        raise InvalidRequestError(
+            "File references (file_id) are not supported by this server: send the image inline "
+            "as a data URL in image_url (data:image/png;base64,...).",
+            param=f"{param}.file_id",
+        )
+    url = ref.get("image_url")
+    where = f"{param}.image_url"
+    if not isinstance(url, str) or not url:
+        raise InvalidRequestError(
+            f"Missing {where}: give the image as a data URL (data:image/png;base64,...).",
+            param=where,
+        )
+    if url[:8].lower().startswith(("http://", "https://")):
+        raise InvalidRequestError(
+            "This server does not download images from URLs: send the image inline as a data "
+            "URL (data:image/png;base64,...).",
+            param=where,
+        )
+    header, comma, payload = url.partition(",")
+    if not header.lower().startswith("data:") or not comma:
+        raise InvalidRequestError(
+            f"Invalid {where}: expected a data URL such as data:image/png;base64,....",
+            param=where,
+        )
+    declared, *flags = header[5:].split(";")
+    if "base64" not in [flag.strip().lower() for flag in flags]:
+        raise InvalidRequestError(f"Invalid {where}: the data URL must be base64.", param=where)
+    _check_declared_type(declared.strip().lower(), param, caps)
+    _check_bytes(len(payload) * 3 // 4 - 2, param, settings)  # before decoding it
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(
+            f"Invalid {where}: the base64 data is malformed.", param=where
+        ) from None
+    _check_bytes(len(data), param, settings)
+    return load_input(data, param=param)
+
+
+async def read_edit(
+    request: Request, service: ImageService, settings: ServerSettings
+) -> ParsedRequest:
+    kind = _media_type(request.headers.get("content-type"))
+    if kind == "multipart/form-data":
+        return await _read_multipart(request, "edits", service, settings)
+    if kind != "application/json":
+        raise HTTPError(
+            400,
+            "An edit request must be sent as multipart/form-data, or as JSON with images given "
+            "as data URLs.",
+            code="unsupported_content_type",
+        )
+    body = await _read_json(request)
+    refs = body.pop("images", None)
+    mask_ref = body.pop("mask", None)
+    if "image" in body:
+        raise InvalidRequestError(
+            'In a JSON edit, give the images as "images": [{"image_url": "data:..."}].',
+            param="image",
+        )
+    _check_text(body)
+    parsed = _parse("edits", service, body)
+    caps = service.capabilities(parsed.model)
+    if caps.family == "dall-e":
+        raise InvalidRequestError(
+            f"JSON edits are for GPT image models; send {caps.name} edits as multipart/form-data.",
+            param="model",
+        )
+    if not isinstance(refs, list) or not refs:
+        raise InvalidRequestError(
+            'Missing required parameter: images (a list of {"image_url": "data:..."}).',
+            param="images",
+        )
+    _check_count(len(refs), "images", settings)
+    images = [
+        _decode_reference(ref, f"images[{index}]", caps, settings) for index, ref in enumerate(refs)
+    ]
+    mask = _decode_reference(mask_ref, "mask", caps, settings) if mask_ref is not None else None
+    _check_mask_alpha(mask)
+    return ParsedRequest(parsed, images, mask)

@@ -1,0 +1,174 @@
+"""The routes: the three image endpoints, models, health and signed image links."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._capabilities import MODELS, Endpoint
+from .._service import ImageService, Rendered
+from ._errors import HTTPError, request_id_of
+from ._inputs import ParsedRequest, read_edit, read_generation, read_variation
+from ._limits import EngineGate
+from ._settings import ServerSettings
+from ._sse import EventStreamResponse, stream_job
+from ._storage import FILES_PREFIX, ImageStore
+
+__all__ = ["ServerState", "routes"]
+
+
+@dataclass
+class ServerState:
+    """What the lifespan sets up once and every request reads."""
+
+    settings: ServerSettings
+    service: ImageService
+    store: ImageStore
+    gate: EngineGate
+    # Decoding input images is CPU and memory heavy; only this many requests do it at once.
+    decode_limiter: anyio.CapacityLimiter
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.state.imagegen
+    return state
+
+
+def _json(body: str | bytes, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+async def _answer(
+    request: Request, state: ServerState, rendered: Rendered, want_urls: bool
+) -> Response:
+    urls: list[str] | None = None
+    if want_urls:
+        base = state.settings.public_url or str(request.base_url)
+        urls = []
+        for image in rendered.images:
+            name = await anyio.to_thread.run_sync(state.store.save, image, rendered.output_format)
+            urls.append(state.store.url(base, name))
+
+    def render() -> str:  # base64 and JSON of large images: off the event loop
+        return rendered.to_response(urls).model_dump_json(exclude_none=True)
+
+    return _json(await anyio.to_thread.run_sync(render))
+
+
+async def _run(endpoint: Endpoint, request: Request, parsed: ParsedRequest) -> Response:
+    state = _state(request)
+    service = state.service
+    ticket = state.gate.admit()
+    streaming = False
+    try:
+        job = await anyio.to_thread.run_sync(
+            service.prepare,
+            endpoint,
+            parsed.request,
+            parsed.images,
+            parsed.mask,
+            limiter=state.decode_limiter,
+        )
+        parsed.images.clear()  # the job holds decoded copies; let the raw bytes go
+        if getattr(parsed.request, "stream", None) is True:
+            events = stream_job(service, job, ticket, request_id_of(request.scope))
+            streaming = True  # the response gives the ticket back when the stream ends
+            return EventStreamResponse(events, ticket)
+        async with ticket.engine():
+            rendered = await anyio.to_thread.run_sync(service.run, job)
+    finally:
+        if not streaming:
+            ticket.close()
+    return await _answer(request, state, rendered, parsed.request.response_format == "url")
+
+
+async def generations(request: Request) -> Response:
+    state = _state(request)
+    return await _run(
+        "generations", request, await read_generation(request, state.service, state.settings)
+    )
+
+
+async def edits(request: Request) -> Response:
+    state = _state(request)
+    return await _run("edits", request, await read_edit(request, state.service, state.settings))
+
+
+async def variations(request: Request) -> Response:
+    state = _state(request)
+    return await _run(
+        "variations", request, await read_variation(request, state.service, state.settings)
+    )
+
+
+def _model_entries(state: ServerState) -> list[dict[str, Any]]:
+    engine = state.service.engine.name or "engine"
+    names = list(state.service.declared) + [
+        name for name in MODELS if name not in state.service.declared
+    ]
+    return [
+        {"id": name, "object": "model", "created": 0, "owned_by": f"imagegen-{engine}"}
+        for name in names
+    ]
+
+
+async def list_models(request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": _model_entries(_state(request))})
+
+
+async def get_model(request: Request) -> Response:
+    name = request.path_params["model"]
+    for entry in _model_entries(_state(request)):
+        if entry["id"] == name:
+            return JSONResponse(entry)
+    shown = name if len(name) <= 80 else name[:80] + "..."
+    raise HTTPError(
+        404,
+        f"The model `{shown}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+async def health(request: Request) -> Response:
+    state = _state(request)
+    gate = state.gate
+    return JSONResponse(
+        {
+            "status": "ok",
+            "engine": state.service.engine.name,
+            "running": gate.running,
+            "waiting": gate.waiting,
+            "max_concurrency": gate.concurrency,
+            "max_queue": gate.max_queue,
+        }
+    )
+
+
+async def image_file(request: Request) -> Response:
+    store = _state(request).store
+    name = request.path_params["name"]
+    data = await anyio.to_thread.run_sync(store.read, name, request.query_params.get("signature"))
+    expires = int(name.split("-", 1)[0])
+    return Response(
+        data,
+        media_type=store.content_type(name),
+        headers={"cache-control": f"private, max-age={max(0, expires - int(time.time()))}"},
+    )
+
+
+routes = [
+    Route("/v1/images/generations", generations, methods=["POST"]),
+    Route("/v1/images/edits", edits, methods=["POST"]),
+    Route("/v1/images/variations", variations, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+    Route(FILES_PREFIX + "{name}", image_file, methods=["GET"]),
+]

@@ -1,0 +1,197 @@
+"""Settings of `imagegen serve`: one pydantic model, filled from arguments, then `IMAGEGEN_*`.
+
+Resolution order (as everywhere in imagegen): explicit argument > environment > default.
+`ServerSettings(port=9000)` reads every field it is not given from `IMAGEGEN_<FIELD>` (for
+example `IMAGEGEN_MAX_QUEUE=32`), the way pydantic-settings does, without the dependency.
+List fields are comma-separated (`IMAGEGEN_API_KEYS=key1,key2`), engine options are
+`key=value` pairs (`IMAGEGEN_ENGINE_OPTIONS=steps=4,device=cpu`).
+
+API keys and the URL signing secret are `SecretStr`: they never appear in a repr, a log line
+or an error message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .._errors import ConfigurationError
+from .._service import DEFAULT_MAX_OUTPUT_PIXELS
+
+__all__ = ["ENV_PREFIX", "MB", "ServerSettings", "check_bind", "is_loopback"]
+
+ENV_PREFIX = "IMAGEGEN_"
+MB = 1024 * 1024
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+
+
+class ServerSettings(BaseModel):
+    """Everything `create_app` and `imagegen serve` can be told. See the module docstring."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    # Where to listen (used by `imagegen serve`; the app itself does not bind).
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+    # Engine loaded by `create_app` when it is not handed a ready one.
+    engine: str = "placeholder"
+    model: str | None = None
+    engine_options: dict[str, str] = Field(default_factory=dict)
+
+    # Authentication: keys from here and from `api_key_file` (one per line, `#` comments).
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    api_key_file: Path | None = None
+    # Serving without a key on a non-loopback address must be asked for explicitly.
+    allow_no_auth: bool = False
+
+    # `response_format=url`: where files live, how long links work, the address clients use.
+    storage_dir: Path | None = None  # default: a fresh temporary folder, removed at shutdown
+    url_ttl: int = Field(3600, ge=1, le=7 * 24 * 3600)  # OpenAI: 60 minutes
+    public_url: str | None = None  # default: the base URL of each request
+    url_secret: SecretStr | None = None  # default: random per start (links die with the server)
+    sweep_interval: float = Field(60.0, gt=0)
+
+    # The engine queue: `max_concurrency` jobs run, `max_queue` wait, the rest get 429.
+    max_concurrency: int = Field(1, ge=1, le=64)
+    max_queue: int = Field(16, ge=0, le=10_000)
+
+    # Request limits, from OpenAI's: images under 50 MB, at most 16 per edit.
+    max_image_bytes: int = Field(50 * MB, ge=1024)
+    max_images: int = Field(16, ge=1, le=16)
+    # Whole request body; default: every image and a mask at their maximum, plus 1 MB of fields.
+    max_request_bytes: int | None = Field(None, ge=1024)
+    max_output_pixels: int = Field(DEFAULT_MAX_OUTPUT_PIXELS, ge=1)
+
+    # Seconds uvicorn waits for requests in flight at shutdown before it closes them.
+    graceful_timeout: int = Field(120, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """Fill every field the caller did not give from `IMAGEGEN_<FIELD>`."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name in cls.model_fields:
+            if merged.get(name) is not None:
+                continue
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            if name == "api_keys":
+                merged[name] = _split(raw)
+            elif name == "engine_options":
+                merged[name] = parse_options(_split(raw), source=ENV_PREFIX + "ENGINE_OPTIONS")
+            else:
+                merged[name] = raw.strip()
+        return merged
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def request_limit(self) -> int:
+        """Largest body accepted by the edit and variation routes, in bytes."""
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        return (self.max_images + 1) * self.max_image_bytes + MB
+
+    def resolved_api_keys(self) -> list[str]:
+        """Keys from `api_keys` and `api_key_file`, deduplicated. Raises `ConfigurationError`."""
+        keys = [key.get_secret_value() for key in self.api_keys]
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.expanduser().read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"The API key file {str(self.api_key_file)!r} cannot be read: "
+                    f"{exc.strerror or exc}."
+                ) from None
+            for line in text.splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    keys.append(line)
+        for key in keys:
+            if any(ch.isspace() for ch in key) or not key.isprintable():
+                raise ConfigurationError(
+                    "An API key contains spaces or control characters; each key must be one "
+                    "printable word."
+                )
+        return list(dict.fromkeys(keys))
+
+    @classmethod
+    def build(cls, **values: Any) -> ServerSettings:
+        """Like the constructor, with `None` meaning "not given" and errors as one sentence."""
+        given = {name: value for name, value in values.items() if value is not None}
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(part) for part in first.get("loc", ())) or "settings"
+            raise ConfigurationError(
+                f"Invalid server setting {name} (flag --{name.replace('_', '-')} or "
+                f"{ENV_PREFIX}{name.upper()}): {first.get('msg', 'invalid value')}."
+            ) from None
+
+
+def parse_options(pairs: list[str] | tuple[str, ...], *, source: str = "-o") -> dict[str, str]:
+    """`["steps=4", "device=cpu"]` → `{"steps": "4", "device": "cpu"}`."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                f"Invalid engine option {pair!r} in {source}: write key=value."
+            )
+        options[key.strip()] = value.strip()
+    return options
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost`, 127.0.0.0/8 and ::1: addresses other machines cannot reach."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: ServerSettings, keys: list[str] | None = None) -> None:
+    """Refuse to serve a non-loopback address without a key unless told so explicitly."""
+    if keys is None:
+        keys = settings.resolved_api_keys()
+    if keys or settings.allow_no_auth or is_loopback(settings.host):
+        return
+    raise ConfigurationError(
+        f"Refusing to listen on {settings.host} without an API key: anyone who can reach it "
+        "could use the engine. Pass --api-key KEY (or IMAGEGEN_API_KEYS, or --api-key-file), "
+        "or --allow-no-auth to serve it without authentication."
+    )
+
+
+def options_from(mapping: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(key): str(value) for key, value in (mapping or {}).items()}
