@@ -182,6 +182,11 @@ def load_input(source: ImageInput | InputImage, *, param: str = "image") -> Inpu
         raise InvalidRequestError(
             f"The {param} {name!r} could not be read: {exc}.", param=param
         ) from None
+    except Image.DecompressionBombError:  # PIL refuses headers claiming > 179 MP outright
+        raise InvalidRequestError(
+            f"The {param} {name!r} has too many pixels; at most {MAX_PIXELS:,} are accepted.",
+            param=param,
+        ) from None
     stem = Path(name).stem or param
     return InputImage(
         data=data,
