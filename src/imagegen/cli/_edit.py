@@ -1,0 +1,83 @@
+"""`imagegen edit --image PATH --prompt TEXT [--mask PATH]`: PSOpenAI's Request-ImageEdit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._options import connection_options, output_options, request_options
+
+_IMAGE_PATH = click.Path(exists=True, dir_okay=False, allow_dash=True)
+
+
+@click.command(short_help="Edit or extend images, with a prompt and an optional mask.")
+@click.option(
+    "-i",
+    "--image",
+    type=_IMAGE_PATH,
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="Image to edit (repeatable: GPT image models take up to 16 PNG, JPEG or WebP "
+    "images under 50 MB; dall-e-2 one square PNG under 4 MB). - reads it from stdin.",
+)
+@click.option(
+    "-p",
+    "--prompt",
+    required=True,
+    metavar="TEXT",
+    help="What the edited image should show. - reads prompts from stdin, one per line.",
+)
+@click.option(
+    "--mask",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="PNG the size of the (first) image. Fully transparent pixels (alpha = 0) mark the "
+    "area to edit. A mask without alpha is read as black and white: white = edit.",
+)
+@request_options("edits")
+@output_options
+@connection_options
+@click.pass_context
+def edit(ctx: click.Context, /, **_: Any) -> None:
+    """Edit or extend the --image files as the --prompt says.
+
+    The mask works as OpenAI's: where it is fully transparent (alpha = 0) the image is
+    edited, elsewhere it is kept. A mask without an alpha channel (a black-and-white
+    picture) is read the way most editors draw it, white = edit, and converted for you.
+    Without a mask, dall-e-2 edits the image's own transparent pixels.
+
+    Without -o or -f the images are saved in the current folder as
+    imagegen-YYYYMMDD-HHMMSS.png and their paths printed.
+
+    \b
+    Examples:
+      imagegen edit --image room.png --mask window.png --prompt "A window onto the sea" -o room.png
+      imagegen edit -i shirt.png -i logo.png -p "Put the logo on the shirt" -o shirt-logo.webp
+      imagegen edit -i sunflower.png -p "sunflower" -m dall-e-2 -s 256 -o edit.png
+      cat prompts.txt | imagegen edit -i photo.jpg -p - -o variants/photo.jpg
+    """
+    from ._run import Request, read_stdin_image, read_stdin_lines, run
+
+    p = ctx.params
+    images: list[Any] = list(p["image"])
+    prompt: str = p["prompt"]
+    quiet = bool(p.get("quiet"))
+    if prompt == "-" and "-" in images:
+        raise click.UsageError("Only one of --image and --prompt can be read from stdin ('-').")
+    if images.count("-") > 1:
+        raise click.UsageError("Only one --image can be read from stdin ('-').")
+    images = [read_stdin_image() if image == "-" else image for image in images]
+    if prompt == "-":
+        prompts = [
+            (text, f"line {number} of standard input")
+            for number, text in read_stdin_lines("prompts", quiet=quiet)
+        ]
+    else:
+        prompts = [(prompt, "")]
+    requests = [
+        Request(prompt=text, images=images, mask=p.get("mask"), where=where)
+        for text, where in prompts
+    ]
+    run(ctx, "edits", requests)

@@ -1,0 +1,115 @@
+"""Errors become one line on stderr and an exit code.
+
+0 success; 2 a usage or validation error (`click.UsageError`, `InvalidRequestError`,
+`ConfigurationError`): nothing was sent; 1 an API, network, engine or file error; 130 Ctrl-C.
+A library error's `param` (a wire name such as `size`) is shown as the flag that sets it
+(`-s/--size`). Tracebacks only with `--debug` or `IMAGEGEN_DEBUG=1`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+
+import click
+
+from .._errors import (
+    ConfigurationError,
+    ContentPolicyError,
+    ImagegenError,
+    InvalidRequestError,
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Failure(Exception):
+    """An error already worded for the user; `main` prints it as one line and exits."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    if ctx is not None and ctx.params.get("debug"):
+        return True
+    return os.environ.get("IMAGEGEN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
+    """The flag (or argument) of the current command that sets wire parameter `param`."""
+    if not param or ctx is None:
+        return None
+    name = re.sub(r"\[.*\]$", "", param)  # image[1] -> image
+    for p in ctx.command.params:
+        if p.name == name:
+            if isinstance(p, click.Argument):
+                return p.human_readable_name
+            longs = [o for o in p.opts if o.startswith("--")]
+            shorts = [o for o in p.opts if not o.startswith("--")]
+            return "/".join(shorts[:1] + longs[:1])
+    extra = dict(ctx.params.get("extra_body") or ())
+    if name in extra:
+        return f"--extra {name}"
+    return None
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
+    """The message for `exc`, led by the flag it concerns."""
+    message = one_line(exc.message)
+    param = getattr(exc, "param", None)
+    if isinstance(exc, ContentPolicyError):
+        details = exc.moderation_details
+        categories = details.get("categories") if details else None
+        if isinstance(categories, list) and categories:
+            message += f" (categories: {', '.join(map(str, categories))})"
+    flag = flag_for(ctx, param if isinstance(param, str) else None)
+    return f"{flag}: {message}" if flag else message
+
+
+def exit_code_for(exc: ImagegenError) -> int:
+    if isinstance(exc, (InvalidRequestError, ConfigurationError)):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+@contextlib.contextmanager
+def handle_errors(ctx: click.Context) -> Iterator[None]:
+    """Turn the library's errors, and file errors, into a `Failure` (one line, exit code)."""
+    try:
+        yield
+    except ImagegenError as exc:
+        _maybe_traceback(ctx)
+        raise Failure(describe(exc, ctx), exit_code_for(exc)) from exc
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _maybe_traceback(ctx)
+        where = f": {exc.filename}" if exc.filename else ""
+        raise Failure(f"{exc.strerror or exc}{where}", EXIT_FAILURE) from exc
+
+
+def _maybe_traceback(ctx: click.Context) -> None:
+    if debug_enabled(ctx):
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+
+
+def usage_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        return f" (see '{ctx.command_path} --help')"
+    return ""

@@ -1,0 +1,47 @@
+"""`imagegen generate PROMPT`: PSOpenAI's Request-ImageGeneration, PSAI's Get-OAIImageGeneration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._options import connection_options, output_options, request_options
+
+
+@click.command(short_help="Create images from a text prompt.")
+@click.argument("prompt")
+@request_options("generations")
+@output_options
+@connection_options
+@click.pass_context
+def generate(ctx: click.Context, /, **_: Any) -> None:
+    """Create images from a text PROMPT (max 32,000 characters; dall-e-2: 1,000, dall-e-3:
+    4,000). PROMPT given as - reads prompts from stdin, one per line, one request each.
+
+    Without -o or -f the images are saved in the current folder as
+    imagegen-YYYYMMDD-HHMMSS.png (never replacing a file) and their paths printed.
+    Only the flags you give are sent, besides the model. Every value is checked against the
+    model's rules before anything is sent.
+
+    \b
+    Examples:
+      imagegen generate "A cute baby lion" -o lion.png
+      imagegen generate "Delicious ramen" -n 3 -s 1536x1024 -q high -o ramen.jpg
+      imagegen generate "A fox" --stream --partial-images 2 -o fox.png
+      imagegen generate "A logo" --background transparent -f base64 > logo.b64
+      cat prompts.txt | imagegen generate - -o out/picture.png
+      imagegen generate "A lion" --engine placeholder -o lion.png   # no server, no key
+      imagegen generate "A lion" -m dall-e-3 --style natural -f url --base-url http://127.0.0.1:8000/v1
+    """
+    from ._run import Request, read_stdin_lines, run
+
+    prompt: str = ctx.params["prompt"]
+    if prompt == "-":
+        lines = read_stdin_lines("prompts", quiet=bool(ctx.params.get("quiet")))
+        requests = [
+            Request(prompt=text, where=f"line {number} of standard input") for number, text in lines
+        ]
+    else:
+        requests = [Request(prompt=prompt)]
+    run(ctx, "generations", requests)

@@ -1,0 +1,326 @@
+"""The flags the commands share, declared once.
+
+Request flags carry OpenAI's wire names as their Python names (`n`, `size`, `output_format`), so
+an `InvalidRequestError(param="size")` from the library maps back to `-s/--size` by looking the
+parameter up on the command (see `_errors.flag_for`). Which request flags a command has follows
+`ENDPOINT_PARAMS`, the same table the library and the server check against.
+
+Values are not checked here beyond their type: the capability table is the one place that knows
+which sizes, qualities and formats a model takes, and the library applies it before sending.
+This module imports only click and the (light) capability table, so `imagegen --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .._capabilities import ENDPOINT_PARAMS, ENUMS, MODELS, Endpoint
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUT_FORMATS = ("url", "base64", "byte", "json")
+
+
+class SizeType(click.ParamType[str]):
+    """`WIDTHxHEIGHT` or `auto`; PSOpenAI's `256` / `512` / `1024` shorthand means `NxN`."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower()
+        if text.isdigit():
+            return f"{int(text)}x{int(text)}"
+        return text
+
+
+class KeyValueType(click.ParamType[tuple[str, Any]]):
+    """`key=value`. With `json_values`, the value is read as JSON when it is valid JSON
+    (`seed=42` gives the number 42, `flag=true` a boolean), else kept as a string."""
+
+    name = "key=value"
+
+    def __init__(self, *, json_values: bool = False, header: bool = False) -> None:
+        self.json_values = json_values
+        self.header = header
+        if header:
+            self.name = "name=value"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, Any]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        # Header values may hold '=' (base64 tokens) and are also written curl-style
+        # ("Name: value"), so a header splits at whichever separator comes first.
+        seps = [i for i in (text.find("="), text.find(":") if self.header else -1) if i >= 0]
+        if not seps or min(seps) == 0:
+            self.fail(f"{text!r} is not of the form {self.name}.", param, ctx)
+        cut = min(seps)
+        key, raw = text[:cut].strip(), text[cut + 1 :]
+        if self.header:
+            return key, raw.strip()
+        if not self.json_values:
+            return key, raw
+        import json
+
+        try:
+            return key, json.loads(raw)
+        except ValueError:
+            return key, raw
+
+
+def _choices(name: str) -> str:
+    return "[" + "|".join(ENUMS[name]) + "]"
+
+
+def _qualities() -> str:
+    """`dall-e-2: standard|auto; ...; GPT image models: low|medium|high|auto`, from the table."""
+    by_values: dict[tuple[str, ...], list[str]] = {}
+    for caps in MODELS.values():
+        if caps.qualities:
+            label = "GPT image models" if caps.is_gpt_image else caps.name
+            names = by_values.setdefault(caps.qualities, [])
+            if label not in names:
+                names.append(label)
+    return "; ".join(f"{', '.join(names)}: {'|'.join(q)}" for q, names in by_values.items())
+
+
+_MODEL_HELP = (
+    "Model name; the default is gpt-image-2 for generate and edit, dall-e-2 for variation. "
+    f"Known: {', '.join(sorted(MODELS))}. Other names go to the server unchecked "
+    "(compatible servers have their own)."
+)
+
+# One declaration per wire parameter, applied in this order (the order of `--help`).
+_REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
+    "model": click.option("-m", "--model", metavar="NAME", help=_MODEL_HELP),
+    "n": click.option(
+        "-n",
+        "--number-of-images",
+        "n",
+        type=int,
+        metavar="N",
+        help="How many images to make: 1-10 (dall-e-3: 1) [default 1].",
+    ),
+    "size": click.option(
+        "-s",
+        "--size",
+        type=SizeType(),
+        metavar="WxH",
+        help="WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. dall-e-2: 256x256|512x512|"
+        "1024x1024; dall-e-3: 1024x1024|1792x1024|1024x1792; gpt-image-1*: auto|1024x1024|"
+        "1536x1024|1024x1536; gpt-image-2: any WxH with both edges multiples of 16, the long "
+        "edge at most 3840 and at most 3x the short one.",
+    ),
+    "quality": click.option("-q", "--quality", metavar="QUALITY", help=_qualities() + "."),
+    "style": click.option(
+        "--style", metavar=_choices("style"), help="dall-e-3 only: hyper-real or natural look."
+    ),
+    "background": click.option(
+        "--background",
+        metavar=_choices("background"),
+        help="GPT image models: transparent needs --output-format png or webp.",
+    ),
+    "moderation": click.option(
+        "--moderation", metavar=_choices("moderation"), help="GPT image models: filter level."
+    ),
+    "output_format": click.option(
+        "--output-format",
+        metavar=_choices("output_format"),
+        help="GPT image models: format of the returned images. With -o it defaults to the "
+        "file's extension (.jpg/.jpeg: jpeg, .webp: webp, .png: png).",
+    ),
+    "output_compression": click.option(
+        "--output-compression",
+        type=int,
+        metavar="0-100",
+        help="GPT image models, jpeg or webp only: compression level in percent.",
+    ),
+    "input_fidelity": click.option(
+        "--input-fidelity",
+        metavar=_choices("input_fidelity"),
+        help="gpt-image-1 and -1.5: how closely to keep the input's features (faces, logos).",
+    ),
+    "response_format": click.option(
+        "--response-format",
+        metavar=_choices("response_format"),
+        help="DALL-E models: what the server returns (URLs last 60 minutes). GPT image models "
+        "always return b64_json; url is turned into b64_json with a warning.",
+    ),
+    "user": click.option("--user", metavar="ID", help="End-user ID, for abuse monitoring."),
+    "stream": click.option(
+        "--stream",
+        is_flag=True,
+        default=None,
+        help="GPT image models: stream the result (saved or printed as it completes).",
+    ),
+    "partial_images": click.option(
+        "--partial-images",
+        type=int,
+        metavar="0-3",
+        help="GPT image models: also receive up to N partial images while streaming "
+        "(implies --stream); -o saves them as NAME.partial-0.png, ...",
+    ),
+}
+
+
+def request_options(endpoint: Endpoint) -> Callable[[F], F]:
+    """The request flags of `endpoint`'s parameters (prompt and images excepted)."""
+    names = [name for name in _REQUEST_OPTIONS if name in ENDPOINT_PARAMS[endpoint]]
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--extra",
+            "extra_body",
+            type=KeyValueType(json_values=True),
+            multiple=True,
+            help="Extra body field sent as is (repeatable), for parameters this version "
+            "does not know or a server's own (seed=42); values are read as JSON when valid.",
+        )(func)
+        for name in reversed(names):
+            func = _REQUEST_OPTIONS[name](func)
+        return func
+
+    return decorate
+
+
+def output_options(func: F) -> F:
+    """Where the images go: files (the default), or stdout in one of four forms."""
+    for option in reversed(
+        [
+            click.option(
+                "-o",
+                "--out-file",
+                metavar="PATH",
+                help="Save to PATH (folders created; written atomically). n > 1: NAME.png, "
+                "NAME-1.png, ...; several prompts continue the numbering. A folder (PATH/) "
+                "gets auto-named files. Prints the saved paths.",
+            ),
+            click.option(
+                "-f",
+                "--format",
+                "format_",
+                type=click.Choice(OUTPUT_FORMATS),
+                help="Print instead of saving: url (one per line; base64 results as data: "
+                "URLs), base64 (one per line), byte (raw bytes of one image; not to a "
+                "terminal), json (the whole response, one JSON document per line).",
+            ),
+            click.option(
+                "--show", is_flag=True, help="Open each image in the system's image viewer."
+            ),
+            click.option(
+                "--no-metadata",
+                "metadata",
+                flag_value=False,
+                default=True,
+                help="Do not store prompt, model and size in saved files (PNG text chunks; "
+                "a NAME.json sidecar for other formats).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def connection_options(func: F) -> F:
+    """Where requests go, and how: server, credentials, timeouts, or an in-process engine."""
+    options = [
+        click.option(
+            "--base-url",
+            "--api-base",
+            "base_url",
+            metavar="URL",
+            help="API base URL [env OPENAI_BASE_URL, OPENAI_API_BASE; default "
+            "https://api.openai.com/v1].",
+        ),
+        click.option(
+            "--api-key",
+            metavar="KEY",
+            help="API key [env OPENAI_API_KEY, OPENAI_TOKEN; Azure: AZURE_OPENAI_API_KEY]. "
+            "Prefer the environment: flags show up in process lists.",
+        ),
+        click.option(
+            "--organization",
+            "--org-id",
+            "organization",
+            metavar="ID",
+            help="OpenAI organization [env OPENAI_ORG_ID, OPENAI_ORGANIZATION].",
+        ),
+        click.option("--project", metavar="ID", help="OpenAI project [env OPENAI_PROJECT_ID]."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0),
+            metavar="SECONDS",
+            help="Give up on a request after this long; 0 = no limit [default 600].",
+        ),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(0, 100),
+            metavar="0-100",
+            help="Retries after 429, 5xx, timeouts and dropped connections, with backoff "
+            "[default 2].",
+        ),
+        click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY]."),
+        click.option(
+            "--extra-header",
+            "extra_headers",
+            type=KeyValueType(header=True),
+            multiple=True,
+            help="Extra HTTP header, 'Name: value' or Name=value (repeatable).",
+        ),
+        click.option(
+            "--extra-query",
+            "extra_query",
+            type=KeyValueType(),
+            multiple=True,
+            help="Extra URL query parameter key=value (repeatable).",
+        ),
+        click.option(
+            "--azure-endpoint",
+            metavar="URL",
+            help="Azure OpenAI resource, https://NAME.openai.azure.com "
+            "[env AZURE_OPENAI_ENDPOINT].",
+        ),
+        click.option(
+            "--azure-deployment",
+            metavar="NAME",
+            help="Azure deployment name [env AZURE_OPENAI_DEPLOYMENT].",
+        ),
+        click.option(
+            "--api-version", metavar="VERSION", help="Azure api-version [env OPENAI_API_VERSION]."
+        ),
+        click.option(
+            "--azure-ad-token",
+            metavar="TOKEN",
+            help="Microsoft Entra ID token, instead of a key [env AZURE_OPENAI_AD_TOKEN].",
+        ),
+        click.option(
+            "--engine",
+            metavar="NAME",
+            help="Make the images in this process with a local engine (see 'imagegen "
+            "engines'), no server: placeholder, diffusers, or a plugin.",
+        ),
+        click.option("--engine-model", metavar="MODEL", help="Model the --engine loads."),
+        click.option(
+            "-O",
+            "--engine-option",
+            "engine_options",
+            type=KeyValueType(),
+            multiple=True,
+            help="Engine option key=value for --engine (repeatable).",
+        ),
+        click.option("--quiet", is_flag=True, help="No spinner and no warnings; only errors."),
+        click.option(
+            "--debug",
+            is_flag=True,
+            envvar="IMAGEGEN_DEBUG",
+            help="Log requests and show tracebacks [env IMAGEGEN_DEBUG=1].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -1,0 +1,256 @@
+"""One run of generate / edit / variation: flags → `Client` calls → files or stdout.
+
+The library does the validating, sending and saving; this module checks only what belongs to
+the command line (which flags go together, `-f byte` never to a terminal), builds the client
+from the flags (`None` for a flag not given, so the client's environment fallbacks apply) and
+hands each result to the `Writer`. The client (httpx2, pydantic, Pillow) is imported here, when
+a command runs, never when `imagegen --help` loads the command line.
+
+Several requests (prompts from stdin, several variation images) run one after the other; the
+first failure stops the run, keeping (and having printed) what was already saved.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from .._capabilities import (
+    ENDPOINT_PARAMS,
+    Endpoint,
+    ModelCapabilities,
+    get_capabilities,
+    validate_params,
+)
+from .._errors import InvalidRequestError
+from ._errors import handle_errors
+from ._log import log_to, logger
+from ._output import Writer, output_format_for
+from ._progress import Console, isatty
+
+__all__ = ["Request", "read_stdin_image", "read_stdin_lines", "run"]
+
+_VERBS: dict[Endpoint, str] = {
+    "generations": "Generating",
+    "edits": "Editing",
+    "variations": "Making variations",
+}
+
+# Flags that choose or reach a server, as the client's keyword arguments.
+_SERVER_FLAGS = {
+    "base_url": "--base-url",
+    "api_key": "--api-key",
+    "organization": "--organization",
+    "project": "--project",
+    "proxy": "--proxy",
+    "azure_endpoint": "--azure-endpoint",
+    "azure_deployment": "--azure-deployment",
+    "api_version": "--api-version",
+    "azure_ad_token": "--azure-ad-token",
+}
+_EXTRAS = ("extra_body", "extra_headers", "extra_query")
+
+
+@dataclass
+class Request:
+    """The inputs of one request: a prompt (generate, edit) and images (edit, variation)."""
+
+    prompt: str | None = None
+    images: list[Any] = field(default_factory=list)
+    mask: Any = None
+    where: str = ""  # "line 3 of standard input", for messages about this request
+
+
+def read_stdin_lines(what: str, *, quiet: bool) -> list[tuple[int, str]]:
+    """Non-blank lines of stdin with their line numbers (the seeds' pipeline input)."""
+    if isatty(sys.stdin) and not quiet:
+        click.echo(f"Reading {what} from standard input, one per line; end with Ctrl-D.", err=True)
+    found = [(i, line.strip()) for i, line in enumerate(sys.stdin, start=1) if line.strip()]
+    if not found:
+        raise click.UsageError(f"No {what} on standard input (every line was empty).")
+    return found
+
+
+def read_stdin_image() -> bytes:
+    """An input image given as `-`: its bytes, from stdin."""
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise click.UsageError("An image was to be read from standard input ('-'), which is empty.")
+    return data
+
+
+def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None:
+    """Send `requests` with the command's flags; save or print every image."""
+    p = ctx.params
+    console = Console(quiet=bool(p.get("quiet")))
+    with handle_errors(ctx):
+        params = _request_params(p, endpoint, len(requests))
+        _check_connection_flags(p)
+        model = params.get("model") or _default_model(endpoint)
+        caps = get_capabilities(model)
+        output_format = output_format_for(p.get("out_file"), p.get("output_format"), caps, endpoint)
+        if output_format is not None:
+            params["output_format"] = output_format
+        if len(requests) > 1:
+            # The other parameters are the same for every request, so the first request checks
+            # them; only the prompts differ, and a bad one must stop the run before any is sent.
+            for request in requests:
+                _check_prompt(endpoint, request, caps)
+        extras = {name: dict(p[name]) for name in _EXTRAS if p.get(name)}
+        writer = Writer(
+            console,
+            format_=p.get("format_"),
+            out_file=p.get("out_file"),
+            metadata=bool(p.get("metadata", True)),
+            show=bool(p.get("show")),
+        )
+
+        from .. import Client
+
+        secrets = (p.get("api_key"), p.get("azure_ad_token"))
+        with (
+            log_to(console, debug=bool(p.get("debug")), secrets=secrets),
+            Client(**_client_options(p)) as client,
+        ):
+            target = client.base_url or f"engine {p.get('engine')}"
+            for number, request in enumerate(requests, start=1):
+                label = _label(endpoint, model, params.get("n"), number, len(requests))
+                logger.debug("%s to %s: %s", endpoint, target, _describe(request, params))
+                with console.spinner(label):
+                    _one(client, endpoint, request, {**params, **extras}, writer, label)
+
+
+def _one(
+    client: Any,
+    endpoint: Endpoint,
+    request: Request,
+    params: dict[str, Any],
+    writer: Writer,
+    label: str,
+) -> None:
+    started = time.monotonic()
+    if endpoint == "generations":
+        answer = client.generate(request.prompt, **params)
+    elif endpoint == "edits":
+        images = request.images if len(request.images) > 1 else request.images[0]
+        answer = client.edit(images, request.prompt, mask=request.mask, **params)
+    else:
+        answer = client.create_variation(request.images[0], **params)
+
+    if not (params.get("stream") or params.get("partial_images")):
+        logger.debug(
+            "%d image(s) in %.2f s, request id %s",
+            len(answer),
+            time.monotonic() - started,
+            answer.request_id,
+        )
+        writer.result(answer)
+        return
+    with answer as stream:
+        done = 0
+        for event in stream:
+            if event.is_partial:
+                writer.console.status(f"{label}: partial image {(event.index or 0) + 1} received")
+                writer.partial(event)
+            else:
+                done += 1
+                writer.console.status(f"{label}: {done} done")
+                writer.completed(event)
+        logger.debug("stream of %d image(s) ended after %.2f s", done, time.monotonic() - started)
+
+
+def _default_model(endpoint: Endpoint) -> str:
+    from .._request import DEFAULT_MODELS
+
+    # An in-process engine without -m answers under the default model's rules too, so the
+    # default decides what `-o x.jpg` asks for and how long a stdin prompt may be.
+    return DEFAULT_MODELS[endpoint]
+
+
+def _request_params(p: dict[str, Any], endpoint: Endpoint, count: int) -> dict[str, Any]:
+    """The wire parameters the user set (prompt and files excepted), after the flag checks."""
+    params = {
+        name: p[name]
+        for name in sorted(ENDPOINT_PARAMS[endpoint])
+        if name not in ("image", "mask", "prompt") and p.get(name) is not None
+    }
+    format_, out_file = p.get("format_"), p.get("out_file")
+    if format_ and out_file:
+        raise click.UsageError(
+            "-f/--format prints the images and -o/--out-file saves them; use one of the two."
+        )
+    if format_ == "byte":
+        if isatty(sys.stdout):
+            raise click.UsageError(
+                "-f byte writes raw image bytes to stdout, which is a terminal; redirect it "
+                "(> image.png, | viewer) or save with -o FILE."
+            )
+        if params.get("n", 1) != 1:
+            raise click.UsageError(
+                f"-f byte writes one image; -n/--number-of-images is {params['n']}. Save several "
+                "with -o NAME.png, or print them with -f base64."
+            )
+        if count > 1:
+            raise click.UsageError(
+                f"-f byte writes one image; {count} requests were given. Save several with "
+                "-o NAME.png, or print them with -f base64."
+            )
+    return params
+
+
+def _check_connection_flags(p: dict[str, Any]) -> None:
+    if p.get("engine"):
+        clashing = [flag for name, flag in _SERVER_FLAGS.items() if p.get(name)]
+        if clashing:
+            raise click.UsageError(
+                f"--engine makes images in this process, without a server; "
+                f"{', '.join(clashing)} cannot be used with it."
+            )
+    else:
+        for name, flag in (("engine_model", "--engine-model"), ("engine_options", "-O")):
+            if p.get(name):
+                raise click.UsageError(f"{flag} only applies with --engine NAME.")
+
+
+def _client_options(p: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {name: p.get(name) for name in _SERVER_FLAGS}
+    options["engine"] = p.get("engine")
+    options["engine_model"] = p.get("engine_model")
+    options["engine_options"] = dict(p["engine_options"]) if p.get("engine_options") else None
+    # Passed only when given: to the client `None` means "no limit", while a flag left out must
+    # keep the client's default.
+    if p.get("timeout") is not None:
+        options["timeout"] = p["timeout"] or None  # --timeout 0 = no limit, as in the seeds
+    if p.get("max_retries") is not None:
+        options["max_retries"] = p["max_retries"]
+    return options
+
+
+def _check_prompt(endpoint: Endpoint, request: Request, caps: ModelCapabilities) -> None:
+    if request.prompt is None:
+        return
+    try:
+        validate_params(endpoint, {"prompt": request.prompt}, caps)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"{request.where}: {exc.message}", param=exc.param) from None
+
+
+def _label(endpoint: Endpoint, model: str, n: Any, number: int, total: int) -> str:
+    count = n if isinstance(n, int) else 1
+    text = f"{_VERBS[endpoint]} {count} {'image' if count == 1 else 'images'} with {model}"
+    return f"{text} [{number}/{total}]" if total > 1 else text
+
+
+def _describe(request: Request, params: dict[str, Any]) -> str:
+    shown = dict(params)
+    if request.prompt is not None:
+        shown["prompt"] = request.prompt
+    if request.images:
+        shown["images"] = len(request.images)
+    if request.mask is not None:
+        shown["mask"] = True
+    return ", ".join(f"{key}={value!r}" for key, value in shown.items())

@@ -1,0 +1,44 @@
+"""Running the command line in tests: in-process (click's runner) or as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner, Result
+
+from imagegen.cli import cli
+
+
+def invoke(*args: str, input: str | bytes | None = None) -> Result:
+    """Run the command line in-process (click's runner), stdout and stderr kept apart."""
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def run_process(
+    *args: str,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `python -m imagegen` in a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "imagegen", *args],
+        input=input,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+
+
+def error_line(result: Result | subprocess.CompletedProcess[bytes]) -> str:
+    """The one line on stderr; fails if stderr holds more (or a traceback)."""
+    raw = result.stderr
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {text!r}"
+    assert "Traceback" not in text
+    assert lines[0].startswith("Error: ")
+    return lines[0]
