@@ -24,7 +24,9 @@ class _Server(uvicorn.Server):
 @contextlib.contextmanager
 def live_server(app: Any, **config: Any) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 in a thread; yield its base URL (no trailing slash); stop it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only for sockets that
+    # say so; with proto 0 every small response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
