@@ -1,0 +1,259 @@
+"""Where the client's settings come from, in one documented order.
+
+Every setting is taken from the first source that has it: **explicit argument > environment >
+default**. The command line passes its flags as explicit arguments (`None` when a flag is not
+given), so a flag always beats the environment. Empty environment variables count as unset.
+
+Settings, each with its argument, then its environment variables (first set wins), then default:
+
+- API key: `api_key`; `OPENAI_API_KEY`, `OPENAI_TOKEN` (legacy); none.
+- Base URL: `base_url`; `OPENAI_BASE_URL`, `OPENAI_API_BASE`; `https://api.openai.com/v1`.
+- Organization: `organization`; `OPENAI_ORG_ID`, `OPENAI_ORGANIZATION`; none.
+- Project: `project`; `OPENAI_PROJECT_ID`; none.
+- Azure endpoint: `azure_endpoint`; `AZURE_OPENAI_ENDPOINT`; none (not Azure).
+- Azure deployment: `azure_deployment`; `AZURE_OPENAI_DEPLOYMENT`; the request's `model`.
+- Azure API version: `api_version`; `OPENAI_API_VERSION`; none, required for Azure.
+- Azure credential: `azure_ad_token` or `api_key`; `AZURE_OPENAI_AD_TOKEN`, then
+  `AZURE_OPENAI_API_KEY`; none, required for Azure.
+- Timeout: `timeout`; -; 600 s to answer, 10 s to connect (`None` or `0`: no limit).
+- Retries: `max_retries`; -; 2 (0 to 100).
+- Proxy: `proxy`; `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, read by httpx2; none.
+
+Which service: an explicit `azure_endpoint` selects Azure OpenAI and an explicit `base_url` a
+plain OpenAI-compatible server (giving both is an error). With neither, `OPENAI_BASE_URL` /
+`OPENAI_API_BASE` select a plain server, else `AZURE_OPENAI_ENDPOINT` selects Azure, else
+OpenAI itself. Azure takes its own credentials only (`api-key` header for a key, `Authorization:
+Bearer` for an Entra ID token), never `OPENAI_API_KEY`.
+
+A key is required only by OpenAI's own servers (`*.api.openai.com`): local and compatible servers
+often need none, so a missing key there is not an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "MAX_RETRIES_LIMIT",
+    "AzureSettings",
+    "Settings",
+    "check_max_retries",
+    "resolve_settings",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# gpt-image renders take up to two minutes, and longer on busy days; the connect timeout stays
+# short so a wrong host or a dead proxy is reported quickly.
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 2
+MAX_RETRIES_LIMIT = 100
+
+_ENV_KEY = ("OPENAI_API_KEY", "OPENAI_TOKEN")
+_ENV_BASE_URL = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
+_ENV_ORG = ("OPENAI_ORG_ID", "OPENAI_ORGANIZATION")
+_ENV_PROJECT = ("OPENAI_PROJECT_ID",)
+
+
+@dataclass(frozen=True, repr=False)
+class AzureSettings:
+    """Azure OpenAI: where the resource is and how to sign in."""
+
+    endpoint: str
+    api_version: str
+    deployment: str | None = None
+    ad_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = "***" if self.ad_token else None
+        return (
+            f"AzureSettings(endpoint={self.endpoint!r}, deployment={self.deployment!r}, "
+            f"api_version={self.api_version!r}, ad_token={token!r})"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Resolved connection settings. The repr never shows a secret."""
+
+    base_url: str
+    api_key: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    azure: AzureSettings | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret these settings hold, for scrubbing messages and logs."""
+        found = [self.api_key, self.azure.ad_token if self.azure else None]
+        return tuple(secret for secret in found if secret)
+
+    def auth_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.azure is not None:
+            if self.azure.ad_token:
+                headers["Authorization"] = f"Bearer {self.azure.ad_token}"
+            elif self.api_key:
+                headers["api-key"] = self.api_key
+        elif self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.organization:
+            headers["OpenAI-Organization"] = self.organization
+        if self.project:
+            headers["OpenAI-Project"] = self.project
+        return headers
+
+    def __repr__(self) -> str:
+        key = "***" if self.api_key else None
+        return (
+            f"Settings(base_url={self.base_url!r}, api_key={key!r}, "
+            f"organization={self.organization!r}, project={self.project!r}, azure={self.azure!r})"
+        )
+
+
+def _env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _pick(explicit: str | None, environ: Mapping[str, str], *names: str) -> str | None:
+    if explicit:
+        return explicit
+    return _env(environ, names)
+
+
+def _check_url(url: str, what: str, flag: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"Invalid {what} {url!r}: use an http:// or https:// URL such as "
+            f"'http://127.0.0.1:8000/v1' ({flag})."
+        )
+    return url.rstrip("/")
+
+
+def _is_openai(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "api.openai.com" or host.endswith(".api.openai.com")
+
+
+def resolve_settings(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    organization: str | None = None,
+    project: str | None = None,
+    azure_endpoint: str | None = None,
+    azure_deployment: str | None = None,
+    api_version: str | None = None,
+    azure_ad_token: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Apply the order in the module docstring; raise `ConfigurationError` naming the fix."""
+    env = os.environ if environ is None else environ
+    if azure_endpoint and base_url:
+        raise ConfigurationError(
+            "Both a base URL and an Azure endpoint were given: use base_url (--base-url) for "
+            "OpenAI-compatible servers or azure_endpoint (--azure-endpoint) for Azure OpenAI."
+        )
+    organization = _pick(organization, env, *_ENV_ORG)
+    project = _pick(project, env, *_ENV_PROJECT)
+
+    env_azure = bool(_env(env, ("AZURE_OPENAI_ENDPOINT",)))
+    use_azure = bool(azure_endpoint) or (
+        not base_url and not _env(env, _ENV_BASE_URL) and env_azure
+    )
+    if use_azure:
+        return _azure_settings(
+            env,
+            endpoint=_pick(azure_endpoint, env, "AZURE_OPENAI_ENDPOINT") or "",
+            deployment=_pick(azure_deployment, env, "AZURE_OPENAI_DEPLOYMENT"),
+            api_version=_pick(api_version, env, "OPENAI_API_VERSION"),
+            api_key=api_key,
+            ad_token=azure_ad_token,
+            organization=organization,
+            project=project,
+        )
+    if azure_ad_token or azure_deployment:
+        raise ConfigurationError(
+            "An Azure token or deployment was given without an Azure endpoint: set "
+            "azure_endpoint (--azure-endpoint) or AZURE_OPENAI_ENDPOINT."
+        )
+
+    url = _check_url(
+        _pick(base_url, env, *_ENV_BASE_URL) or DEFAULT_BASE_URL, "base URL", "--base-url"
+    )
+    key = _pick(api_key, env, *_ENV_KEY)
+    if key is None and _is_openai(url):
+        raise ConfigurationError(
+            f"No API key for {url}: pass api_key=... (--api-key) or set OPENAI_API_KEY. "
+            "To use a local or compatible server that needs no key, set base_url "
+            "(--base-url) or OPENAI_BASE_URL."
+        )
+    return Settings(base_url=url, api_key=key, organization=organization, project=project)
+
+
+def _azure_settings(
+    env: Mapping[str, str],
+    *,
+    endpoint: str,
+    deployment: str | None,
+    api_version: str | None,
+    api_key: str | None,
+    ad_token: str | None,
+    organization: str | None,
+    project: str | None,
+) -> Settings:
+    endpoint = _check_url(endpoint, "Azure endpoint", "--azure-endpoint")
+    if not api_version:
+        raise ConfigurationError(
+            "Azure OpenAI needs an API version: pass api_version=... (--api-version) or set "
+            "OPENAI_API_VERSION (for example 2025-04-01-preview)."
+        )
+    if api_key and ad_token:
+        raise ConfigurationError(
+            "Give either an Azure API key or an Entra ID token (azure_ad_token), not both."
+        )
+    if not api_key and not ad_token:
+        ad_token = _env(env, ("AZURE_OPENAI_AD_TOKEN",))
+        if not ad_token:
+            api_key = _env(env, ("AZURE_OPENAI_API_KEY",))
+    if not api_key and not ad_token:
+        raise ConfigurationError(
+            "No Azure credential: pass api_key=... (--api-key) or set AZURE_OPENAI_API_KEY, "
+            "or pass an Entra ID token as azure_ad_token (--azure-ad-token) or set "
+            "AZURE_OPENAI_AD_TOKEN."
+        )
+    if deployment is not None and deployment.strip("/") in ("", ".", ".."):
+        raise ConfigurationError(f"Invalid Azure deployment name {deployment!r}.")
+    return Settings(
+        base_url=endpoint,
+        api_key=api_key,
+        organization=organization,
+        project=project,
+        azure=AzureSettings(
+            endpoint=endpoint, api_version=api_version, deployment=deployment, ad_token=ad_token
+        ),
+    )
+
+
+def check_max_retries(value: object) -> int:
+    """`max_retries` as an int from 0 to 100, or a `ConfigurationError` naming the rule."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES_LIMIT:
+        raise ConfigurationError(
+            f"Invalid max_retries {value!r}: must be a whole number from 0 to "
+            f"{MAX_RETRIES_LIMIT} (--max-retries)."
+        )
+    return value

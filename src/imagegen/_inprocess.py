@@ -1,0 +1,110 @@
+"""In-process engines: `Client(engine="placeholder")` with no server in between.
+
+Requests go through the same wire models and the same `ImageService` the server uses (same
+checks, same `auto` sizes, same response fields) and come back as the same `ImagesResult` and
+`ImageStream`. Differences, by nature: no retries or timeouts (nothing travels), and images are
+always base64 since there is no server to host a URL. An unset `model` means the engine's own
+model (its first declared one) rather than `gpt-image-2`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+from ._errors import ConfigurationError
+from ._models import CompletedEvent, PartialImageEvent, parse_request
+from ._request import Call
+from ._results import ImagesResult
+
+if TYPE_CHECKING:
+    from .engines import Engine, Job
+
+__all__ = ["EngineTransport"]
+
+
+class EngineTransport:
+    """Runs calls on a local engine through `ImageService`."""
+
+    def __init__(
+        self,
+        engine: str | Engine,
+        *,
+        model: str | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
+        from ._service import ImageService
+        from .engines import Engine, load_engine
+
+        if isinstance(engine, str):
+            self.engine = load_engine(engine, model=model, options=options)
+            self._owns_engine = True
+        elif isinstance(engine, Engine):
+            if model is not None or options:
+                raise ConfigurationError(
+                    "engine_model and engine_options apply to an engine given by name; pass "
+                    "them to the engine's constructor instead."
+                )
+            self.engine = engine
+            self._owns_engine = False
+        else:
+            raise ConfigurationError(
+                f"Invalid engine {engine!r}: give an engine name (see `imagegen engines`) or an "
+                "Engine instance."
+            )
+        self.service = ImageService(self.engine)
+
+    @property
+    def name(self) -> str:
+        return self.engine.name or type(self.engine).__name__
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.close()
+
+    def job(self, call: Call) -> Job:
+        request = parse_request(call.endpoint, call.body())
+        return self.service.prepare(call.endpoint, request, call.images, call.mask)
+
+    def result(self, call: Call, job: Job) -> ImagesResult:
+        response = self.service.run(job).to_response()
+        return ImagesResult(
+            response, model=job.model, prompt=call.prompt, requested_size=call.params.get("size")
+        )
+
+    def images(self, call: Call) -> ImagesResult:
+        return self.result(call, self.job(call))
+
+    def events(self, job: Job) -> Generator[PartialImageEvent | CompletedEvent, None, None]:
+        # A generator of our own, so closing the stream closes the service's generator too.
+        yield from self.service.stream(job)
+
+    async def aimages(self, call: Call) -> ImagesResult:
+        job = await anyio.to_thread.run_sync(self.job, call)
+        return await anyio.to_thread.run_sync(self.result, call, job)
+
+    async def ajob(self, call: Call) -> Job:
+        return await anyio.to_thread.run_sync(self.job, call)
+
+    def aevents(self, job: Job) -> tuple[AsyncIterator[PartialImageEvent | CompletedEvent], Any]:
+        """Async events: the engine's blocking iterator is advanced in a worker thread."""
+        events = self.events(job)
+
+        def advance() -> PartialImageEvent | CompletedEvent | None:
+            return next(events, None)
+
+        async def pump() -> AsyncIterator[PartialImageEvent | CompletedEvent]:
+            try:
+                while (event := await anyio.to_thread.run_sync(advance)) is not None:
+                    yield event
+            finally:
+                close()
+
+        def close() -> None:
+            with contextlib.suppress(ValueError):  # still running in its worker thread
+                events.close()
+
+        return pump(), close

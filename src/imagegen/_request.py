@@ -1,0 +1,192 @@
+"""From a method call to a checked request, the same for HTTP and in-process engines.
+
+`prepare_call` keeps only the parameters the caller set, applies the defaults that are always
+sent (`model`), turns `response_format=url` into base64 for GPT image models (as PSOpenAI does),
+reads the input images once and, for HTTP, runs every check of `_capabilities` and `_imaging`
+before anything is sent. The in-process engine path leaves the checks to `ImageService.prepare`,
+which applies the same functions with the engine's own model declarations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._capabilities import Endpoint, get_capabilities, validate_params
+from ._errors import InvalidRequestError
+from ._imaging import (
+    ImageInput,
+    InputImage,
+    check_edit_inputs,
+    check_variation_input,
+    load_input,
+)
+from ._types import NOT_GIVEN, NotGiven
+
+__all__ = ["PATHS", "Call", "form_fields", "multipart_files", "prepare_call"]
+
+logger = logging.getLogger("imagegen")
+
+PATHS: dict[Endpoint, str] = {
+    "generations": "/images/generations",
+    "edits": "/images/edits",
+    "variations": "/images/variations",
+}
+
+DEFAULT_MODELS: dict[Endpoint, str] = {
+    "generations": "gpt-image-2",
+    "edits": "gpt-image-2",
+    "variations": "dall-e-2",
+}
+
+
+@dataclass
+class Call:
+    """One checked request: wire parameters (only those set), input images, extras."""
+
+    endpoint: Endpoint
+    params: dict[str, Any]
+    images: list[InputImage] = field(default_factory=list)
+    mask: InputImage | None = None
+    extra_headers: dict[str, str | None] = field(default_factory=dict)
+    extra_query: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    timeout: Any = NOT_GIVEN
+
+    @property
+    def model(self) -> str | None:
+        model = self.params.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
+    def prompt(self) -> str | None:
+        prompt = self.params.get("prompt")
+        return prompt if isinstance(prompt, str) else None
+
+    @property
+    def stream(self) -> bool:
+        return self.params.get("stream") is True
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body (generations) or the non-file multipart fields (edits, variations)."""
+        return {**self.params, **self.extra_body}
+
+
+def _drops_url(model: str) -> bool:
+    # GPT image models always answer base64 (PSOpenAI matches `*gpt-image-*` the same way,
+    # which also covers newer names the table does not know yet).
+    caps = get_capabilities(model)
+    return caps.is_gpt_image or "gpt-image" in model
+
+
+def _mapping(value: Mapping[str, Any] | None, param: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"{param} must be a mapping (a dict).", param=param)
+    return dict(value)
+
+
+def _as_list(image: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    if isinstance(image, (list, tuple)):
+        return list(image)
+    return [image]  # type: ignore[list-item]  # bytes are a Sequence but one image
+
+
+def prepare_call(
+    endpoint: Endpoint,
+    params: Mapping[str, Any],
+    *,
+    image: ImageInput | Sequence[ImageInput] | None = None,
+    mask: ImageInput | None = None,
+    extra_headers: Mapping[str, str | None] | None = None,
+    extra_query: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    timeout: Any = NOT_GIVEN,
+    in_process: bool = False,
+) -> Call:
+    """Build one call and, for HTTP, check it; raises `InvalidRequestError` naming the parameter.
+
+    `params` holds the method's arguments; `NOT_GIVEN` and `None` mean "not set". With
+    `in_process`, an unset model stays unset (the engine's own model applies), the checks are
+    left to `ImageService.prepare`, and results are always base64 (there is no server to host a
+    URL).
+    """
+    wire = {k: v for k, v in params.items() if v is not None and not isinstance(v, NotGiven)}
+
+    partial = wire.get("partial_images")
+    wants_partials = isinstance(partial, int) and not isinstance(partial, bool) and partial > 0
+    stream = wire.pop("stream", False)
+    if stream is True or wants_partials:
+        wire["stream"] = True  # partial images only come in a stream (as PSOpenAI sets it)
+    elif stream is not False:
+        raise InvalidRequestError(
+            f"Invalid stream {stream!r}: must be True or False.", param="stream"
+        )
+
+    model = wire.get("model")
+    if model is None and not in_process:
+        model = wire["model"] = DEFAULT_MODELS[endpoint]
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise InvalidRequestError(f"Invalid model {model!r}: must be a model name.", param="model")
+
+    if "response_format" in wire and (in_process or _drops_url(str(model))):
+        asked = wire.pop("response_format")
+        if asked == "url":
+            target = "an in-process engine" if in_process else f"model {model}"
+            logger.warning(
+                "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
+                target,
+            )
+
+    call = Call(
+        endpoint=endpoint,
+        params=wire,
+        extra_headers=_mapping(extra_headers, "extra_headers"),
+        extra_query=_mapping(extra_query, "extra_query"),
+        extra_body=_mapping(extra_body, "extra_body"),
+        timeout=timeout,
+    )
+    caps = None if in_process else get_capabilities(model)
+    if caps is not None:
+        validate_params(endpoint, wire, caps)
+
+    if endpoint == "edits":
+        if image is None:
+            raise InvalidRequestError("An edit needs at least one image.", param="image")
+        call.images = [load_input(item, param="image") for item in _as_list(image)]
+        call.mask = load_input(mask, param="mask") if mask is not None else None
+        if caps is not None:
+            call.mask = check_edit_inputs(call.images, call.mask, caps)
+    elif endpoint == "variations":
+        if image is None or isinstance(image, (list, tuple)):
+            raise InvalidRequestError("A variation needs exactly one image.", param="image")
+        call.images = [load_input(image, param="image")]  # type: ignore[arg-type]
+        if caps is not None:
+            check_variation_input(call.images[0], caps)
+    return call
+
+
+def form_fields(body: Mapping[str, Any]) -> dict[str, str]:
+    """Multipart text fields as OpenAI's SDK writes them: `true`/`false`, numbers via `str`."""
+    fields: dict[str, str] = {}
+    for name, value in body.items():
+        if isinstance(value, bool):
+            fields[name] = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            fields[name] = str(value)
+        else:
+            fields[name] = json.dumps(value)
+    return fields
+
+
+def multipart_files(call: Call) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """File parts: `image` for one image, repeated `image[]` for several, then `mask`."""
+    name = "image" if len(call.images) == 1 else "image[]"
+    files = [(name, image.multipart()) for image in call.images]
+    if call.mask is not None:
+        files.append(("mask", call.mask.multipart()))
+    return files

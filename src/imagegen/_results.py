@@ -1,0 +1,519 @@
+"""What a call returns: `ImagesResult` and its `GeneratedImage`s, and streams of image events.
+
+A result keeps the whole wire answer (`result.response`) and adds what callers need: image bytes
+(base64 decoded, or the URL downloaded with the client's HTTP settings), Pillow images, and
+`save()` with atomic writes, PSOpenAI's naming and metadata (see `_saving`).
+
+Streams (`ImageStream`, `AsyncImageStream`) yield `StreamEvent`s, partial or completed, and can
+be collected into an `ImagesResult` with `result()` or saved as they arrive with `save()`.
+Closing a stream (or leaving its `with` block) closes the HTTP response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, overload
+
+from ._errors import APIResponseError
+from ._models import CompletedEvent, ImageData, ImagesResponse, ImagesUsage, PartialImageEvent
+from ._saving import b64_chunks, write_image
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "AsyncImageStream",
+    "Downloader",
+    "GeneratedImage",
+    "ImageStream",
+    "ImagesResult",
+    "StreamEvent",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+class Downloader(Protocol):
+    """Fetches URL results with the client's HTTP settings (proxy, timeout, retries)."""
+
+    def stream_url(self, url: str) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
+
+
+def _default_downloader() -> Downloader:
+    from ._transport import shared_downloader
+
+    return shared_downloader()
+
+
+def _iso(timestamp: int | None) -> str | None:
+    if not timestamp:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
+
+
+def _metadata(**fields: str | int | None) -> dict[str, str]:
+    return {key: str(value) for key, value in fields.items() if value not in (None, "")}
+
+
+def _decode_pil(data: bytes) -> PILImage.Image:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+class _Source:
+    """Where one image's bytes come from: base64 text, a data: URL or an http(s) URL."""
+
+    def __init__(self, b64_json: str | None, url: str | None, downloader: Downloader | None):
+        self.b64_json = b64_json
+        self.url = url
+        self.downloader = downloader
+
+    @contextlib.contextmanager
+    def chunks(self) -> Iterator[Iterator[bytes]]:
+        if self.b64_json is not None:
+            yield b64_chunks(self.b64_json)
+        elif self.url is not None and self.url.startswith("data:"):
+            _, _, payload = self.url.partition(",")
+            yield b64_chunks(payload)
+        elif self.url is not None:
+            downloader = self.downloader or _default_downloader()
+            with downloader.stream_url(self.url) as body:
+                yield body
+        else:
+            raise APIResponseError("The server sent an image with neither b64_json nor url.")
+
+    def read(self) -> bytes:
+        with self.chunks() as parts:
+            return b"".join(parts)
+
+
+class GeneratedImage:
+    """One image of an `ImagesResult`."""
+
+    def __init__(self, data: ImageData, index: int, result: ImagesResult) -> None:
+        self.data = data
+        self.index = index
+        self._result = result
+
+    @property
+    def b64_json(self) -> str | None:
+        return self.data.b64_json
+
+    @property
+    def url(self) -> str | None:
+        return self.data.url
+
+    @property
+    def revised_prompt(self) -> str | None:
+        return self.data.revised_prompt
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What `save()` records: prompt, model, size, revised prompt, creation time."""
+        result = self._result
+        return _metadata(
+            prompt=result.prompt,
+            model=result.model,
+            size=result.size or result.requested_size,
+            revised_prompt=self.revised_prompt,
+            created=_iso(result.created),
+        )
+
+    def _source(self) -> _Source:
+        return _Source(self.b64_json, self.url, self._result.downloader)
+
+    def bytes(self) -> bytes:
+        """The encoded image (PNG, JPEG or WebP), decoded from base64 or downloaded."""
+        return self._source().read()
+
+    def to_pil(self) -> PILImage.Image:
+        return _decode_pil(self.bytes())
+
+    def save(self, path: PathLike, *, metadata: bool = True) -> Path:
+        """Write the image to `path` atomically (parents created); return the path written."""
+        return self._save(path, "", metadata)
+
+    def _save(self, path: PathLike, tag: str, metadata: bool) -> Path:
+        with self._source().chunks() as chunks:
+            return write_image(path, chunks, tag=tag, metadata=self.metadata if metadata else None)
+
+    def show(self) -> None:
+        """Open the image in the system's image viewer."""
+        self.to_pil().show()
+
+    def __repr__(self) -> str:
+        kind = "b64_json" if self.b64_json is not None else f"url={self.url!r}"
+        return f"GeneratedImage(index={self.index}, {kind})"
+
+
+class ImagesResult:
+    """The answer to one request: the whole response plus its images.
+
+    `result.response` is the wire body; `created`, `usage`, `background`, `output_format`,
+    `size` and `quality` are read from it. `model` and `prompt` are what was asked for;
+    `request_id` is the server's `x-request-id`.
+    """
+
+    def __init__(
+        self,
+        response: ImagesResponse,
+        *,
+        model: str | None = None,
+        prompt: str | None = None,
+        request_id: str | None = None,
+        requested_size: str | None = None,
+        downloader: Downloader | None = None,
+    ) -> None:
+        self.response = response
+        self.model = model
+        self.prompt = prompt
+        self.request_id = request_id
+        self.requested_size = requested_size
+        self.downloader = downloader
+        self.images = [GeneratedImage(data, i, self) for i, data in enumerate(response.data)]
+
+    @property
+    def created(self) -> int:
+        return self.response.created
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.response.created, tz=timezone.utc)
+
+    @property
+    def usage(self) -> ImagesUsage | None:
+        return self.response.usage
+
+    @property
+    def background(self) -> str | None:
+        return self.response.background
+
+    @property
+    def output_format(self) -> str | None:
+        return self.response.output_format
+
+    @property
+    def size(self) -> str | None:
+        return self.response.size
+
+    @property
+    def quality(self) -> str | None:
+        return self.response.quality
+
+    def __iter__(self) -> Iterator[GeneratedImage]:
+        return iter(self.images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @overload
+    def __getitem__(self, index: int) -> GeneratedImage: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[GeneratedImage]: ...
+    def __getitem__(self, index: int | slice) -> GeneratedImage | list[GeneratedImage]:
+        return self.images[index]
+
+    def save(self, path: PathLike, *, metadata: bool = True) -> list[Path]:
+        """Save every image: `name.png`, then `name-1.png`, `name-2.png` ... (PSOpenAI's rule).
+
+        Images are decoded and written one at a time, each atomically.
+        """
+        return [image._save(path, _number_tag(image.index), metadata) for image in self.images]
+
+    def __repr__(self) -> str:
+        return (
+            f"ImagesResult(model={self.model!r}, images={len(self.images)}, "
+            f"created={self.created}, request_id={self.request_id!r})"
+        )
+
+
+def _number_tag(index: int) -> str:
+    return f"-{index}" if index else ""
+
+
+class StreamEvent:
+    """One event of an image stream: a partial image or a completed one.
+
+    `event` is the wire model (`PartialImageEvent` or `CompletedEvent`); `index` counts images
+    of the same kind within the stream (partial images and completed images separately).
+    """
+
+    def __init__(
+        self, event: PartialImageEvent | CompletedEvent, index: int, context: _StreamState
+    ) -> None:
+        self.event = event
+        self.index = index
+        self._context = context
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    @property
+    def is_partial(self) -> bool:
+        return isinstance(self.event, PartialImageEvent)
+
+    @property
+    def b64_json(self) -> str:
+        return self.event.b64_json
+
+    @property
+    def partial_image_index(self) -> int | None:
+        return self.event.partial_image_index if isinstance(self.event, PartialImageEvent) else None
+
+    @property
+    def usage(self) -> ImagesUsage | None:
+        return self.event.usage if isinstance(self.event, CompletedEvent) else None
+
+    @property
+    def created_at(self) -> int:
+        return self.event.created_at
+
+    @property
+    def size(self) -> str | None:
+        return self.event.size
+
+    @property
+    def output_format(self) -> str | None:
+        return self.event.output_format
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        state = self._context
+        return _metadata(
+            prompt=state.prompt,
+            model=state.model,
+            size=self.event.size if self.event.size != "auto" else state.requested_size,
+            created=_iso(self.event.created_at or int(time.time())),
+        )
+
+    def bytes(self) -> bytes:
+        return b"".join(b64_chunks(self.event.b64_json))
+
+    def to_pil(self) -> PILImage.Image:
+        return _decode_pil(self.bytes())
+
+    def save(self, path: PathLike, *, metadata: bool = True) -> Path:
+        """Write this image to exactly `path`, atomically."""
+        return self._save(path, "", metadata)
+
+    def _save(self, path: PathLike, tag: str, metadata: bool) -> Path:
+        meta = self.metadata if metadata else None
+        return write_image(path, b64_chunks(self.event.b64_json), tag=tag, metadata=meta)
+
+    def _default_tag(self) -> str:
+        return f".partial-{self.index}" if self.is_partial else _number_tag(self.index)
+
+    def __repr__(self) -> str:
+        return f"StreamEvent(type={self.type!r}, index={self.index})"
+
+
+class _StreamState:
+    """What sync and async streams share: counting, collecting completed images, the result."""
+
+    def __init__(
+        self,
+        *,
+        model: str | None,
+        prompt: str | None,
+        request_id: str | None,
+        requested_size: str | None,
+    ) -> None:
+        self.model = model
+        self.prompt = prompt
+        self.request_id = request_id
+        self.requested_size = requested_size
+        self.completed: list[CompletedEvent] = []
+        self._partials = 0
+
+    def _wrap(self, event: PartialImageEvent | CompletedEvent) -> StreamEvent:
+        if isinstance(event, PartialImageEvent):
+            self._partials += 1
+            return StreamEvent(event, self._partials - 1, self)
+        self.completed.append(event)
+        return StreamEvent(event, len(self.completed) - 1, self)
+
+    def _result(self) -> ImagesResult:
+        if not self.completed:
+            raise APIResponseError(
+                "The stream ended without a completed image.", request_id=self.request_id
+            )
+        last = self.completed[-1]
+        usages = [event.usage for event in self.completed if event.usage is not None]
+        response = ImagesResponse(
+            created=self.completed[0].created_at or int(time.time()),
+            data=[ImageData(b64_json=event.b64_json) for event in self.completed],
+            background=last.background,
+            output_format=last.output_format,
+            size=last.size,
+            quality=last.quality,
+            usage=_sum_usage(usages),
+        )
+        return ImagesResult(
+            response,
+            model=self.model,
+            prompt=self.prompt,
+            request_id=self.request_id,
+            requested_size=self.requested_size,
+        )
+
+
+def _sum_usage(usages: list[ImagesUsage]) -> ImagesUsage | None:
+    if len(usages) <= 1:
+        return usages[0] if usages else None
+    total: dict[str, Any] = usages[0].model_dump()
+    for usage in usages[1:]:
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            total[key] += getattr(usage, key)
+        for key in ("text_tokens", "image_tokens"):
+            total["input_tokens_details"][key] += getattr(usage.input_tokens_details, key)
+    return ImagesUsage.model_validate(total)
+
+
+class ImageStream(_StreamState):
+    """An iterator of `StreamEvent`s; a context manager that closes the response.
+
+    Iterate once: events are read from the connection as they arrive.
+    """
+
+    def __init__(
+        self,
+        events: Iterable[PartialImageEvent | CompletedEvent],
+        *,
+        close: Callable[[], None] | None = None,
+        model: str | None = None,
+        prompt: str | None = None,
+        request_id: str | None = None,
+        requested_size: str | None = None,
+    ) -> None:
+        super().__init__(
+            model=model, prompt=prompt, request_id=request_id, requested_size=requested_size
+        )
+        self._events = iter(events)
+        self._close = close
+        self._closed = False
+        self._iterator = self._iterate()
+
+    def _iterate(self) -> Generator[StreamEvent, None, None]:
+        try:
+            for event in self._events:
+                yield self._wrap(event)
+        finally:
+            self.close()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self._iterator
+
+    def __next__(self) -> StreamEvent:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Stop reading and close the connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ValueError):  # closed from inside the iteration itself
+            self._iterator.close()
+        if self._close is not None:
+            self._close()
+
+    def __enter__(self) -> ImageStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def result(self) -> ImagesResult:
+        """Read the rest of the stream; return its completed images as one result."""
+        for _ in self._iterator:
+            pass
+        return self._result()
+
+    def save(self, path: PathLike, *, metadata: bool = True) -> list[Path]:
+        """Save images as they arrive: partial images as `name.partial-0.png` ..., completed
+        ones as `name.png`, `name-1.png` ...; return every path written."""
+        paths = [event._save(path, event._default_tag(), metadata) for event in self._iterator]
+        self._result()  # a stream without a completed image is an error, not an empty save
+        return paths
+
+    def __repr__(self) -> str:
+        return f"ImageStream(model={self.model!r}, completed={len(self.completed)})"
+
+
+class AsyncImageStream(_StreamState):
+    """An async iterator of `StreamEvent`s; an async context manager that closes the response."""
+
+    def __init__(
+        self,
+        events: AsyncIterator[PartialImageEvent | CompletedEvent],
+        *,
+        close: Callable[[], Any] | None = None,
+        model: str | None = None,
+        prompt: str | None = None,
+        request_id: str | None = None,
+        requested_size: str | None = None,
+    ) -> None:
+        super().__init__(
+            model=model, prompt=prompt, request_id=request_id, requested_size=requested_size
+        )
+        self._events = events
+        self._close = close
+        self._closed = False
+        self._iterator = self._iterate()
+
+    async def _iterate(self) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async for event in self._events:
+                yield self._wrap(event)
+        finally:
+            await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._iterator
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._iterator.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop reading and close the connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # closed from inside the iteration itself
+            await self._iterator.aclose()
+        if self._close is not None:
+            outcome = self._close()
+            if hasattr(outcome, "__await__"):
+                await outcome
+
+    async def __aenter__(self) -> AsyncImageStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def result(self) -> ImagesResult:
+        """Read the rest of the stream; return its completed images as one result."""
+        async for _ in self._iterator:
+            pass
+        return self._result()
+
+    async def save(self, path: PathLike, *, metadata: bool = True) -> list[Path]:
+        """As `ImageStream.save`; files are written as the events arrive."""
+        paths = []
+        async for event in self._iterator:
+            paths.append(event._save(path, event._default_tag(), metadata))
+        self._result()
+        return paths
+
+    def __repr__(self) -> str:
+        return f"AsyncImageStream(model={self.model!r}, completed={len(self.completed)})"

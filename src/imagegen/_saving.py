@@ -1,0 +1,158 @@
+"""Writing images to disk: atomic files, PSOpenAI's naming, metadata in PNG text or a sidecar.
+
+- Atomic: bytes go to a temporary file in the target's folder, which is renamed over the target
+  only when complete (`os.replace`); a failure part-way (a download that breaks, a full disk)
+  leaves neither a partial image nor the temporary file. Missing parent folders are created.
+- Streaming: images arrive as an iterator of byte chunks (base64 decoded a few MB at a time, or
+  a download's body), so saving n large images holds about one chunk in memory, not n images.
+- Naming: `name.png`, `name-1.png`, `name-2.png` for the images of one answer (PSOpenAI's
+  rule); streamed partial images as `name.partial-0.png`, `name.partial-1.png`. A path without
+  an extension gets the one matching the image's real format (sniffed from its first bytes).
+- Metadata: PNG files get text chunks inserted right after the header; the image data chunks
+  are copied byte for byte, so the pixels cannot change. Other formats get `<file>.json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+from ._errors import APIResponseError, ImagegenError
+from ._imaging import EXTENSIONS, sniff_format
+
+__all__ = [
+    "atomic_write",
+    "b64_chunks",
+    "png_text_chunks",
+    "target_path",
+    "write_image",
+]
+
+# Characters of base64 decoded at a time (a multiple of 4): 4 MiB of text, 3 MiB of image.
+_B64_CHUNK = 4 * 1024 * 1024
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR_END = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 data bytes, CRC
+_NOT_CANONICAL = ("\n", "\r", " ")
+
+
+def b64_chunks(text: str) -> Iterator[bytes]:
+    """Decode base64 a slice at a time; raises `APIResponseError` on invalid data."""
+    try:
+        if len(text) % 4 or any(ch in text for ch in _NOT_CANONICAL):
+            yield base64.b64decode(text)  # wrapped or unpadded: decode in one go
+            return
+        for start in range(0, len(text), _B64_CHUNK):
+            yield base64.b64decode(text[start : start + _B64_CHUNK])
+    except (binascii.Error, ValueError) as exc:
+        raise APIResponseError(
+            f"The server sent image data that is not valid base64: {exc}."
+        ) from None
+
+
+def png_text_chunks(metadata: Mapping[str, str]) -> bytes:
+    """PNG `tEXt` chunks (`iTXt` for text outside Latin-1) holding `metadata`."""
+    out = bytearray()
+    for key, value in metadata.items():
+        value = value.replace("\0", " ")
+        try:
+            kind, payload = b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")
+        except UnicodeEncodeError:
+            # keyword NUL, compression flag 0, method 0, empty language NUL, empty keyword NUL
+            kind = b"iTXt"
+            payload = key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8")
+        out += struct.pack(">I", len(payload)) + kind + payload
+        out += struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def target_path(
+    base: str | os.PathLike[str], tag: str = "", image_format: str | None = None
+) -> Path:
+    """`base` with `tag` before its extension: `out.png` + `-1` -> `out-1.png`.
+
+    Without an extension the image format's is added: `out` + `-1` + png -> `out-1.png`.
+    """
+    path = Path(base).expanduser()
+    suffix = path.suffix or EXTENSIONS.get(image_format or "", "")
+    stem = path.stem if path.suffix else path.name
+    return path.with_name(f"{stem}{tag}{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[IO[bytes]]:
+    """Open a temporary file beside `path`; on success it replaces `path`, else it is removed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        # Created like a normal file (mode 0o666 minus the umask), unlike mkstemp's 0o600.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise ImagegenError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise ImagegenError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
+        raise
+
+
+def _head(chunks: Iterator[bytes], size: int) -> bytes:
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= size:
+            break
+    return head
+
+
+def write_image(
+    base: str | os.PathLike[str],
+    chunks: Iterable[bytes],
+    *,
+    tag: str = "",
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write one image atomically, metadata included; return the path written."""
+    stream = iter(chunks)
+    head = _head(stream, _IHDR_END)
+    if not head:
+        raise APIResponseError("The server sent an empty image.")
+    image_format = sniff_format(head)
+    path = target_path(base, tag, image_format)
+    in_png = (
+        bool(metadata)
+        and head.startswith(_PNG_SIGNATURE)
+        and len(head) >= _IHDR_END
+        and head[12:16] == b"IHDR"
+    )
+    with atomic_write(path) as handle:
+        if in_png and metadata:
+            handle.write(head[:_IHDR_END])
+            handle.write(png_text_chunks(metadata))
+            handle.write(head[_IHDR_END:])
+        else:
+            handle.write(head)
+        del head
+        for chunk in stream:
+            handle.write(chunk)
+    if metadata and not in_png:
+        sidecar = path.with_name(path.name + ".json")
+        text = json.dumps(dict(metadata), indent=2, ensure_ascii=False) + "\n"
+        with atomic_write(sidecar) as handle:
+            handle.write(text.encode("utf-8"))
+    return path

@@ -1,0 +1,485 @@
+"""HTTP to an Images API server with httpx2: URLs, headers, retries, error mapping, streams.
+
+`HTTPTransport` and `AsyncHTTPTransport` mirror each other; what they share (URL building,
+headers, turning answers and httpx2 exceptions into imagegen's errors) lives in `_HTTPBase`, so
+the two differ only where one awaits. Retries wrap the sending of a request up to its status
+line and, for non-streaming calls, its body; a stream is never retried once images flow.
+
+Secrets (API key, Entra ID token, proxy passwords) are scrubbed from every message built here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import ssl
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx2
+from pydantic import ValidationError
+
+from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseError,
+    APITimeoutError,
+    ConfigurationError,
+    make_status_error,
+    redact,
+)
+from ._models import CompletedEvent, ImagesResponse
+from ._request import PATHS, Call, form_fields, multipart_files
+from ._retry import AttemptFailed, async_retrying, parse_retry_after, retrying, status_failure
+from ._streaming import StreamContext, WireEvent, aiter_events, embedded_error, iter_events
+from ._types import NotGiven
+from ._version import __version__
+
+__all__ = ["AsyncHTTPTransport", "HTTPTransport", "make_timeout", "shared_downloader"]
+
+USER_AGENT = f"imagegen/{__version__} (python; httpx2/{httpx2.__version__})"
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def make_timeout(value: Any) -> httpx2.Timeout:
+    """The client's timeout from the caller's value.
+
+    Not given: 600 s to answer, 10 s to connect. `None` or `0`: no limit on the answer (as
+    the seeds' `TimeoutSec 0`); connecting still gives up after 10 s, since a dead host or proxy
+    never answers. A number: that many seconds. An `httpx2.Timeout` is used as it is.
+    """
+    if isinstance(value, NotGiven):
+        return httpx2.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+    if isinstance(value, httpx2.Timeout):
+        return value
+    if value is None or (isinstance(value, (int, float)) and value == 0):
+        return httpx2.Timeout(None, connect=DEFAULT_CONNECT_TIMEOUT)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or not math.isfinite(value)
+    ):
+        raise ConfigurationError(
+            f"Invalid timeout {value!r}: give seconds as a positive number, or 0 / None for no "
+            "limit (--timeout)."
+        )
+    seconds = float(value)
+    return httpx2.Timeout(seconds, connect=min(DEFAULT_CONNECT_TIMEOUT, seconds))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # Loading the trust store takes tens of milliseconds; clients in one process share it.
+    # The arguments only key the cache: httpx2 reads the same variables itself.
+    return httpx2.create_ssl_context(trust_env=True)
+
+
+def _proxy_secrets(proxy: str | None) -> tuple[str, ...]:
+    found = []
+    for url in (proxy, *(os.environ.get(name) for name in _PROXY_VARS)):
+        if url:
+            with contextlib.suppress(ValueError):
+                password = urlsplit(url).password
+                if password:
+                    found.append(password)
+    return tuple(found)
+
+
+def _origin(url: str | httpx2.URL) -> tuple[str, str, int | None]:
+    parsed = httpx2.URL(str(url))
+    return parsed.scheme, parsed.host, parsed.port
+
+
+class _HTTPBase:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: httpx2.Timeout,
+        max_retries: int,
+        proxy: str | None,
+        default_headers: Mapping[str, str] | None,
+        default_query: Mapping[str, str] | None,
+    ) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.proxy = proxy
+        self.secrets = settings.secrets + _proxy_secrets(proxy)
+        self.headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            **settings.auth_headers(),
+            **(default_headers or {}),
+        }
+        self.query: dict[str, str] = dict(default_query or {})
+        if settings.azure is not None:
+            self.query["api-version"] = settings.azure.api_version
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout,
+            "proxy": self.proxy,
+            "trust_env": True,
+            "verify": _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
+        }
+
+    def url(self, call: Call) -> str:
+        azure = self.settings.azure
+        if azure is None:
+            return self.settings.base_url + PATHS[call.endpoint]
+        if call.endpoint == "variations":
+            # Azure lists variations outside its deployment routes.
+            return f"{azure.endpoint}/openai{PATHS['variations']}"
+        deployment = azure.deployment or call.model or ""
+        return (
+            f"{azure.endpoint}/openai/deployments/{quote(deployment, safe='')}"
+            + PATHS[call.endpoint]
+        )
+
+    def _request_args(self, call: Call) -> dict[str, Any]:
+        headers: dict[str, str] = dict(self.headers)
+        if call.stream:
+            headers["Accept"] = "text/event-stream"
+        for name, value in call.extra_headers.items():
+            if value is None:
+                headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+            else:
+                headers[name] = value
+        args: dict[str, Any] = {
+            "headers": headers,
+            "params": {**self.query, **call.extra_query},
+            "timeout": self.timeout
+            if isinstance(call.timeout, NotGiven)
+            else make_timeout(call.timeout),
+        }
+        if call.endpoint == "generations":
+            args["json"] = call.body()
+        else:
+            args["data"] = form_fields(call.body())
+            args["files"] = multipart_files(call)
+        return args
+
+    def _download_headers(self, url: str) -> dict[str, str]:
+        # Credentials only go back to the API's own origin (a server hosting its own URLs);
+        # OpenAI's URLs are pre-signed blob storage links that must not see the key.
+        headers = {"User-Agent": USER_AGENT}
+        if _origin(url) == _origin(self.settings.base_url):
+            headers.update(self.settings.auth_headers())
+        return headers
+
+    def _transport_error(self, exc: httpx2.HTTPError, url: str | httpx2.URL) -> APIError:
+        detail = redact(str(exc) or type(exc).__name__, *self.secrets)
+        target = redact(str(httpx2.URL(str(url)).copy_with(query=None)), *self.secrets)
+        error: APIError
+        if isinstance(exc, httpx2.TimeoutException):
+            error = APITimeoutError(
+                f"No answer from {target} in time ({type(exc).__name__}: {detail}). Raise the "
+                "timeout (--timeout) or try again later."
+            )
+        else:
+            error = APIConnectionError(
+                f"Could not talk to {target}: {type(exc).__name__}: {detail}."
+            )
+        error.__cause__ = exc
+        return error
+
+    def _status_failure(self, response: httpx2.Response) -> AttemptFailed:
+        try:
+            text = response.text
+        except httpx2.ResponseNotRead:  # the body broke off; the status still counts
+            text = ""
+        try:
+            body: Any = json.loads(text) if text else None
+        except ValueError:
+            body = None
+        error = make_status_error(
+            response.status_code,
+            body,
+            request_id=response.headers.get("x-request-id"),
+            retry_after=parse_retry_after(response.headers),
+            text=text[:1000],
+            secrets=self.secrets,
+        )
+        return status_failure(error, response.headers)
+
+    def _parse(self, response: httpx2.Response) -> ImagesResponse:
+        request_id = response.headers.get("x-request-id")
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("error"):
+            raise embedded_error(data, StreamContext(request_id, self.secrets))
+        try:
+            return ImagesResponse.model_validate(data)
+        except ValidationError:
+            snippet = redact(response.text[:200], *self.secrets)
+            raise APIResponseError(
+                f"The server answered {response.status_code} with a body that is not an Images "
+                f"API response: {snippet!r}",
+                request_id=request_id,
+            ) from None
+
+    def _json_as_events(self, call: Call, response: httpx2.Response) -> list[WireEvent]:
+        # A server that cannot stream may answer the whole JSON body instead.
+        parsed = self._parse(response)
+        kind = "image_edit.completed" if call.endpoint == "edits" else "image_generation.completed"
+        return [
+            CompletedEvent(
+                type=kind,
+                b64_json=item.b64_json or "",
+                created_at=parsed.created,
+                size=parsed.size,
+                quality=parsed.quality,
+                background=parsed.background,
+                output_format=parsed.output_format,
+                usage=parsed.usage if index == len(parsed.data) - 1 else None,
+            )
+            for index, item in enumerate(parsed.data)
+        ]
+
+
+class HTTPTransport(_HTTPBase):
+    """Synchronous transport over an `httpx2.Client`."""
+
+    def __init__(
+        self, settings: Settings, *, http_client: httpx2.Client | None = None, **options: Any
+    ) -> None:
+        super().__init__(settings, **options)
+        self._owns_client = http_client is None
+        self.client = http_client or httpx2.Client(**self._client_options())
+        # Tests replace this to observe waits without sleeping; nothing else does.
+        self._sleep: Callable[[float], None] = time.sleep
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def _attempt(
+        self, request: httpx2.Request, stream: bool, client: httpx2.Client
+    ) -> httpx2.Response:
+        try:
+            response = client.send(request, stream=stream, follow_redirects=request.method == "GET")
+        except httpx2.HTTPError as exc:
+            raise AttemptFailed(self._transport_error(exc, request.url), retry=True) from exc
+        if response.is_success:
+            return response
+        try:
+            response.read()
+        except httpx2.HTTPError:
+            pass
+        finally:
+            response.close()
+        raise self._status_failure(response)
+
+    def _send(
+        self, request: httpx2.Request, *, stream: bool, client: httpx2.Client | None = None
+    ) -> httpx2.Response:
+        loop = retrying(self.max_retries, lambda seconds: self._sleep(seconds))
+        try:
+            return loop(self._attempt, request, stream, client or self.client)
+        except AttemptFailed as failure:
+            error = failure.error
+            raise error from error.__cause__
+
+    @contextlib.contextmanager
+    def _reading(self, url: str | httpx2.URL) -> Iterator[None]:
+        try:
+            yield
+        except httpx2.HTTPError as exc:
+            raise self._transport_error(exc, url) from exc
+
+    def build(self, call: Call) -> httpx2.Request:
+        request = self.client.build_request("POST", self.url(call), **self._request_args(call))
+        request.read()  # a multipart body becomes bytes, so every retry resends the same
+        return request
+
+    def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
+        """Send a non-streaming call; return the parsed answer and its request id."""
+        response = self._send(self.build(call), stream=False)
+        return self._parse(response), response.headers.get("x-request-id")
+
+    def open_stream(self, call: Call) -> tuple[Iterator[WireEvent], Callable[[], None], str | None]:
+        """Start a streaming call; return its events, a close function and the request id."""
+        request = self.build(call)
+        response = self._send(request, stream=True)
+        request_id = response.headers.get("x-request-id")
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            with self._reading(request.url):
+                response.read()
+            response.close()
+            return iter(self._json_as_events(call, response)), response.close, request_id
+
+        context = StreamContext(request_id, self.secrets)
+
+        def events() -> Generator[WireEvent, None, None]:
+            try:
+                with self._reading(request.url):
+                    yield from iter_events(response.iter_lines(), context)
+            finally:
+                response.close()
+
+        generator = events()
+
+        def close() -> None:
+            generator.close()
+            response.close()
+
+        return generator, close, request_id
+
+    @contextlib.contextmanager
+    def stream_url(self, url: str) -> Iterator[Iterator[bytes]]:
+        """Download a URL result; yield its body in chunks. Retried until the body starts.
+
+        Results outlive their client (`with Client() as c: r = c.generate(...)`, then
+        `r.save()`): once the client is closed, a short-lived one with the same settings works.
+        """
+        with contextlib.ExitStack() as stack:
+            client = self.client
+            if client.is_closed:
+                client = stack.enter_context(httpx2.Client(**self._client_options()))
+            request = client.build_request(
+                "GET", url, headers=self._download_headers(url), timeout=self.timeout
+            )
+            response = self._send(request, stream=True, client=client)
+            stack.callback(response.close)
+
+            def chunks() -> Iterator[bytes]:
+                with self._reading(url):
+                    yield from response.iter_bytes()
+
+            yield chunks()
+
+
+class AsyncHTTPTransport(_HTTPBase):
+    """Asynchronous transport over an `httpx2.AsyncClient`."""
+
+    def __init__(
+        self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None, **options: Any
+    ) -> None:
+        super().__init__(settings, **options)
+        self._options = options
+        self._owns_client = http_client is None
+        self.client = http_client or httpx2.AsyncClient(**self._client_options())
+        self._sleep: Callable[[float], Any] = anyio.sleep
+        self._downloader: HTTPTransport | None = None
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+        if self._downloader is not None:
+            self._downloader.close()
+
+    def downloader(self) -> HTTPTransport:
+        """A synchronous twin with the same settings, for `result.save()` of URL results."""
+        if self._downloader is None:
+            self._downloader = HTTPTransport(self.settings, **self._options)
+        return self._downloader
+
+    async def _attempt(self, request: httpx2.Request, stream: bool) -> httpx2.Response:
+        try:
+            response = await self.client.send(
+                request, stream=stream, follow_redirects=request.method == "GET"
+            )
+        except httpx2.HTTPError as exc:
+            raise AttemptFailed(self._transport_error(exc, request.url), retry=True) from exc
+        if response.is_success:
+            return response
+        try:
+            await response.aread()
+        except httpx2.HTTPError:
+            pass
+        finally:
+            await response.aclose()
+        raise self._status_failure(response)
+
+    async def _send(self, request: httpx2.Request, *, stream: bool) -> httpx2.Response:
+        loop = async_retrying(self.max_retries, lambda seconds: self._sleep(seconds))
+        try:
+            return await loop(self._attempt, request, stream)
+        except AttemptFailed as failure:
+            error = failure.error
+            raise error from error.__cause__
+
+    async def build(self, call: Call) -> httpx2.Request:
+        request = self.client.build_request("POST", self.url(call), **self._request_args(call))
+        await request.aread()
+        return request
+
+    async def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
+        response = await self._send(await self.build(call), stream=False)
+        return self._parse(response), response.headers.get("x-request-id")
+
+    async def open_stream(
+        self, call: Call
+    ) -> tuple[AsyncIterator[WireEvent], Callable[[], Any], str | None]:
+        request = await self.build(call)
+        response = await self._send(request, stream=True)
+        request_id = response.headers.get("x-request-id")
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            try:
+                await response.aread()
+            except httpx2.HTTPError as exc:
+                raise self._transport_error(exc, request.url) from exc
+            finally:
+                await response.aclose()
+            completed = self._json_as_events(call, response)
+
+            async def replay() -> AsyncIterator[WireEvent]:
+                for event in completed:
+                    yield event
+
+            return replay(), response.aclose, request_id
+
+        context = StreamContext(request_id, self.secrets)
+
+        async def events() -> AsyncGenerator[WireEvent, None]:
+            try:
+                async for event in aiter_events(response.aiter_lines(), context):
+                    yield event
+            except httpx2.HTTPError as exc:
+                raise self._transport_error(exc, request.url) from exc
+            finally:
+                await response.aclose()
+
+        generator = events()
+
+        async def close() -> None:
+            await generator.aclose()
+            await response.aclose()
+
+        return generator, close, request_id
+
+
+_shared: HTTPTransport | None = None
+
+
+def shared_downloader() -> HTTPTransport:
+    """For results built by hand (no client): plain settings, environment proxies."""
+    global _shared
+    if _shared is None:
+        _shared = HTTPTransport(
+            Settings(base_url="http://localhost"),
+            timeout=make_timeout(NotGiven()),
+            max_retries=2,
+            proxy=None,
+            default_headers=None,
+            default_query=None,
+        )
+    return _shared

@@ -1,0 +1,209 @@
+"""Saving: naming, atomic writes, downloads, PNG text metadata and JSON sidecars."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from scripted import API_KEY, Reply, ScriptedServer, image_bytes, images_body
+
+import imagegen
+from imagegen._saving import b64_chunks, png_text_chunks
+
+
+def _noise_png(size: tuple[int, int] = (96, 64)) -> bytes:
+    image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_several_images_are_named_like_psopenai(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.script(Reply(json=images_body(3)))
+    paths = client.generate("a fox", n=3).save(tmp_path / "new" / "dir" / "fox.png")
+    folder = tmp_path / "new" / "dir"
+    assert paths == [folder / "fox.png", folder / "fox-1.png", folder / "fox-2.png"]
+    assert _files(tmp_path) == ["new/dir/fox-1.png", "new/dir/fox-2.png", "new/dir/fox.png"]
+
+
+def test_one_image_keeps_the_exact_name_and_overwrites(
+    client: imagegen.Client, tmp_path: Path
+) -> None:
+    target = tmp_path / "fox.png"
+    target.write_bytes(b"old")
+    [path] = client.generate("a fox").save(target)
+    assert path == target
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_path_without_extension_gets_the_real_format(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    jpeg = image_bytes("JPEG")
+    server.script(Reply(json=images_body(data=[{"b64_json": _b64(jpeg)}] * 2)))
+    paths = client.generate("a fox", n=2, output_format="jpeg").save(tmp_path / "fox")
+    assert [p.name for p in paths] == ["fox.jpg", "fox-1.jpg"]
+
+
+def test_png_metadata_is_text_chunks_and_pixels_do_not_change(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    original = _noise_png()
+    server.script(
+        Reply(
+            json=images_body(
+                data=[{"b64_json": _b64(original), "revised_prompt": "A small red fox, café"}],
+                size="96x64",
+            )
+        )
+    )
+    prompt = "a fox in the snow — ünïcödé ✓"
+    [path] = client.generate(prompt, model="gpt-image-1").save(tmp_path / "fox.png")
+    saved = Image.open(path)
+    assert saved.text == {
+        "prompt": prompt,
+        "model": "gpt-image-1",
+        "size": "96x64",
+        "revised_prompt": "A small red fox, café",
+        "created": "2026-09-21T14:13:20+00:00",
+    }
+    assert saved.tobytes() == Image.open(io.BytesIO(original)).tobytes()
+    assert not (tmp_path / "fox.png.json").exists()
+
+
+def test_metadata_false_writes_the_bytes_as_received(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    original = _noise_png()
+    server.script(Reply(json=images_body(data=[{"b64_json": _b64(original)}])))
+    [path] = client.generate("a fox").save(tmp_path / "fox.png", metadata=False)
+    assert path.read_bytes() == original
+    assert _files(tmp_path) == ["fox.png"]
+
+
+def test_other_formats_get_a_json_sidecar(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    webp = image_bytes("WEBP")
+    server.script(Reply(json=images_body(data=[{"b64_json": _b64(webp)}], size="64x64")))
+    result = client.generate("a fox", output_format="webp")
+    path = result[0].save(tmp_path / "fox.webp")
+    assert path.read_bytes() == webp
+    sidecar = json.loads((tmp_path / "fox.webp.json").read_text("utf-8"))
+    assert sidecar["prompt"] == "a fox" and sidecar["size"] == "64x64"
+    assert sidecar["model"] == "gpt-image-2" and "created" in sidecar
+    assert _files(tmp_path) == ["fox.webp", "fox.webp.json"]
+
+
+def test_url_results_are_downloaded_and_saved(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    picture = _noise_png()
+    urls = [f"{server.url}/files/{i}.png" for i in range(2)]
+    server.script(
+        Reply(json=images_body(data=[{"url": u} for u in urls])),
+        Reply(body=picture, content_type="image/png"),
+        Reply(body=picture, content_type="image/png"),
+    )
+    result = client.generate("a fox", model="dall-e-2", n=2, response_format="url")
+    paths = result.save(tmp_path / "fox.png")
+    assert [p.name for p in paths] == ["fox.png", "fox-1.png"]
+    assert Image.open(paths[1]).tobytes() == Image.open(io.BytesIO(picture)).tobytes()
+    downloads = server.requests[1:]
+    assert [r.path for r in downloads] == ["/files/0.png", "/files/1.png"]
+    # Same origin as the API: a server hosting its own URLs may need the key.
+    assert downloads[0].headers["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_downloads_elsewhere_never_carry_the_key(
+    make_client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    client = make_client(base_url=server.base_url.replace("127.0.0.1", "localhost"))
+    server.script(
+        Reply(json=images_body(data=[{"url": f"{server.url}/blob/a.png"}])),
+        Reply(body=image_bytes(), content_type="image/png"),
+    )
+    client.generate("a fox", model="dall-e-2", response_format="url").save(tmp_path / "a.png")
+    assert "authorization" not in server.last.headers
+
+
+def test_a_download_breaking_mid_body_leaves_no_file(
+    make_client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    client = make_client(max_retries=0)
+    picture = _noise_png((256, 256))
+    server.script(
+        Reply(json=images_body(data=[{"url": f"{server.url}/files/a.png"}])),
+        Reply(break_after=picture[: len(picture) // 2]),
+    )
+    result = client.generate("a fox", model="dall-e-2", response_format="url")
+    with pytest.raises(imagegen.APIConnectionError):
+        result.save(tmp_path / "out" / "fox.png")
+    assert _files(tmp_path) == []
+
+
+def test_an_expired_url_is_a_status_error(
+    make_client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.script(
+        Reply(json=images_body(data=[{"url": f"{server.url}/files/old.png"}])),
+        Reply(
+            status=403, body=b"AuthenticationFailed: signature expired", content_type="text/plain"
+        ),
+    )
+    result = make_client().generate("a fox", model="dall-e-2", response_format="url")
+    with pytest.raises(imagegen.PermissionDeniedError, match="signature expired"):
+        result[0].save(tmp_path / "fox.png")
+    assert _files(tmp_path) == []
+
+
+def test_a_failed_write_removes_the_temporary_file(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.script(Reply(json=images_body(data=[{"b64_json": "iVBORw0KGgo" + "!" * 9}])))
+    result = client.generate("a fox")
+    with pytest.raises(imagegen.APIResponseError, match="base64"):
+        result.save(tmp_path / "fox.png")
+    assert _files(tmp_path) == []
+
+
+def test_a_folder_in_the_way_is_a_clear_error(client: imagegen.Client, tmp_path: Path) -> None:
+    (tmp_path / "fox.png").mkdir()
+    with pytest.raises(imagegen.ImagegenError, match="Cannot write"):
+        client.generate("a fox").save(tmp_path / "fox.png")
+    assert _files(tmp_path) == []
+
+
+def test_data_urls_are_decoded(client: imagegen.Client, server: ScriptedServer) -> None:
+    picture = image_bytes()
+    server.script(Reply(json=images_body(data=[{"url": "data:image/png;base64," + _b64(picture)}])))
+    assert client.generate("a fox", model="dall-e-2", response_format="url")[0].bytes() == picture
+
+
+def test_b64_chunks_decode_large_and_wrapped_text() -> None:
+    data = os.urandom(9 * 1024 * 1024 + 5)
+    text = _b64(data)
+    chunks = list(b64_chunks(text))
+    assert len(chunks) > 2 and b"".join(chunks) == data
+    assert b"".join(b64_chunks(base64.encodebytes(data[:1000]).decode())) == data[:1000]
+
+
+def test_png_text_chunks_use_itxt_only_outside_latin_1() -> None:
+    chunks = png_text_chunks({"a": "café", "b": "✓"})
+    assert b"tEXta\x00caf\xe9" in chunks
+    assert b"iTXtb\x00\x00\x00\x00\x00" + "✓".encode() in chunks
