@@ -1,9 +1,11 @@
 """How long `imagegen --help` takes to start, as a ratio to a bare Python start.
 
-Runs each command several times in fresh processes (after one warm-up run, so the OS file cache
-is hot for all of them) and prints the median wall time and its ratio to `python -c pass` and to
-`python -c "import click"` (the floor for a click command line). The target from issue 2: under
-6x a bare Python start.
+Each command runs in a fresh process, `--runs` times, round-robin (one run of each command in
+turn, so a busy machine slows them all alike), after one warm-up run each (so the OS file cache
+is hot for all). Printed: the median wall time and the median CPU time (user + system of the
+child, which other load on the machine disturbs less), and their ratios to `python -c pass` and
+to `python -c "import click"` (the floor for any click command line). Issue 2's target: under 6x
+a bare Python start.
 
     python bench/startup.py [--runs 21]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -20,62 +23,71 @@ import time
 from pathlib import Path
 
 TARGET_RATIO = 6.0
+HEAVY = ("PIL", "httpx2", "httpx", "pydantic", "rich", "starlette", "uvicorn", "numpy", "torch")
 
 
-def _time(cmd: list[str], runs: int) -> float:
-    """Median wall time of `cmd` in seconds over `runs` runs (after one warm-up)."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _run_once(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `cmd`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def _heavy_modules() -> list[str]:
     """Heavy packages that `import imagegen.cli` pulls in (there should be none)."""
-    code = (
-        "import sys, imagegen.cli; "
-        "print(' '.join(m for m in ('PIL', 'httpx2', 'httpx', 'pydantic', 'rich', 'starlette', "
-        "'uvicorn', 'numpy', 'torch', 'diffusers') if m in sys.modules))"
-    )
+    code = f"import sys, imagegen.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return out.stdout.split()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="runs per command (median taken)")
     args = parser.parse_args()
 
     python = sys.executable
     script = shutil.which("imagegen", path=str(Path(python).parent)) or shutil.which("imagegen")
-    commands: list[tuple[str, list[str]]] = [
-        ("python -c pass", [python, "-c", "pass"]),
-        ('python -c "import click"', [python, "-c", "import click"]),
-        ("python -m imagegen --help", [python, "-m", "imagegen", "--help"]),
-    ]
+    commands: dict[str, list[str]] = {
+        "python -c pass": [python, "-c", "pass"],
+        'python -c "import click"': [python, "-c", "import click"],
+        "python -m imagegen --help": [python, "-m", "imagegen", "--help"],
+    }
     if script:
-        commands.append(("imagegen --help (console script)", [script, "--help"]))
-        commands.append(("imagegen generate --help", [script, "generate", "--help"]))
+        commands["imagegen --help"] = [script, "--help"]
+        commands["imagegen generate --help"] = [script, "generate", "--help"]
 
-    results = {label: _time(cmd, args.runs) for label, cmd in commands}
-    bare = results["python -c pass"]
-    click_only = results['python -c "import click"']
-    print(f"start-up, median of {args.runs} runs ({sys.version.split()[0]}, {sys.platform})")
-    print(f"{'command':<36} {'ms':>8} {'x bare':>8} {'x click':>8}")
-    for label, seconds in results.items():
-        print(
-            f"{label:<36} {seconds * 1000:8.1f} {seconds / bare:8.2f} {seconds / click_only:8.2f}"
-        )
-    worst = max(v for k, v in results.items() if "imagegen" in k)
-    verdict = "meets" if worst / bare < TARGET_RATIO else "MISSES"
-    ratio = worst / bare
+    for cmd in commands.values():  # warm-up
+        _run_once(cmd)
+    samples: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+    for _ in range(args.runs):
+        for label, cmd in commands.items():
+            samples[label].append(_run_once(cmd))
+
+    wall = {k: statistics.median(w for w, _ in v) for k, v in samples.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in samples.items()}
+    bare, click_only = "python -c pass", 'python -c "import click"'
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"slowest imagegen start: {ratio:.2f}x bare Python ({verdict} the {TARGET_RATIO}x target)"
+        f"start-up, median of {args.runs} runs each, round-robin "
+        f"(Python {sys.version.split()[0]}, {sys.platform}, load {load:.1f})"
     )
+    print(
+        f"{'command':<28} {'wall ms':>8} {'x bare':>7} {'x click':>8}   {'cpu ms':>7} {'x bare':>7}"
+    )
+    for label in commands:
+        print(
+            f"{label:<28} {wall[label] * 1000:8.1f} {wall[label] / wall[bare]:7.2f} "
+            f"{wall[label] / wall[click_only]:8.2f}   {cpu[label] * 1000:7.1f} "
+            f"{cpu[label] / cpu[bare]:7.2f}"
+        )
+    for label in (k for k in commands if "imagegen" in k):
+        ratio = wall[label] / wall[bare]
+        verdict = "meets" if ratio < TARGET_RATIO else "MISSES"
+        print(f"{label}: {ratio:.2f}x a bare Python start ({verdict} the {TARGET_RATIO}x target)")
     heavy = _heavy_modules()
     print(f"heavy modules imported by `import imagegen.cli`: {', '.join(heavy) or 'none'}")
 

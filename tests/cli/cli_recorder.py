@@ -126,8 +126,11 @@ class Recorder:
 
     async def _images(self, request: Request) -> Response:
         recorded = await self._record(request)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        deadline = time.monotonic() + self.delay
+        while time.monotonic() < deadline:  # a slow server, that notices a client leaving
+            if await request.is_disconnected():
+                return Response(status_code=499)
+            await asyncio.sleep(0.05)
         with self._lock:
             number = sum(1 for r in self.requests if "/images/" in r.path) - 1
             error = self._numbered.pop(number, None)

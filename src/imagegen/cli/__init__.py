@@ -1,7 +1,8 @@
 """The `imagegen` command line: generate, edit, variation, serve, engines.
 
-Loading this package imports click and a few light modules only; each command imports the
-client (httpx2, pydantic, Pillow) or the server (starlette, uvicorn) when it runs, so
+Loading this package imports click and nothing else of weight: the commands' modules load when
+a command is looked up (`COMMANDS` holds what `imagegen --help` lists), and each command imports
+the client (httpx2, pydantic, Pillow) or the server (starlette, uvicorn) only when it runs, so
 `imagegen --help` starts fast. `main()` is the console script and `python -m imagegen`.
 
 Exit codes: 0 success, 2 usage or validation error, 1 API, network, engine or file error,
@@ -11,6 +12,7 @@ the traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -18,18 +20,48 @@ from typing import Any
 
 import click
 
+from .._errors import redact
 from .._version import __version__
-from ._edit import edit
-from ._errors import EXIT_FAILURE, EXIT_INTERRUPTED, Failure, debug_enabled, one_line, usage_hint
-from ._generate import generate
-from ._serve import engines_command, serve_command
-from ._variation import variation
+from ._errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    SECRET_ENV,
+    Failure,
+    debug_enabled,
+    one_line,
+    usage_hint,
+)
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
+
+# name: (module, attribute, the line `imagegen --help` shows). The modules load on first use.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "generate": ("._generate", "generate", "Create images from a text prompt."),
+    "edit": ("._edit", "edit", "Edit or extend images, with a prompt and an optional mask."),
+    "variation": ("._variation", "variation", "Make variations of an image (dall-e-2)."),
+    "serve": ("._serve", "serve_command", "Serve the OpenAI Images API over a local engine."),
+    "engines": ("._serve", "engines_command", "List the installed engines."),
+}
 
 
 class ImagegenGroup(click.Group):
-    """A click group whose errors are one line each, with the exit codes above."""
+    """A click group that loads its commands lazily and reports every error in one line,
+    with the exit codes above."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        command: click.Command = getattr(importlib.import_module(entry[0], __name__), entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # From the table, so listing the commands imports none of them.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, line) for name, (_, _, line) in COMMANDS.items()])
 
     def main(
         self,
@@ -50,6 +82,9 @@ class ImagegenGroup(click.Group):
             click.echo(f"Error: {exc.message}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `imagegen` alone: the help, as is
+                exc.show()
+                sys.exit(exc.exit_code)
             click.echo(f"Error: {one_line(exc.format_message())}{usage_hint(exc)}", err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:
@@ -66,7 +101,8 @@ class ImagegenGroup(click.Group):
                 hint = ""
             else:
                 hint = " (run with --debug for the traceback)"
-            click.echo(f"Error: unexpected {type(exc).__name__}: {exc}{hint}", err=True)
+            message = redact(f"{exc}", *(os.environ.get(name) for name in SECRET_ENV))
+            click.echo(f"Error: unexpected {type(exc).__name__}: {message}{hint}", err=True)
             sys.exit(EXIT_FAILURE)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -95,13 +131,6 @@ def cli() -> None:
 
     Run 'imagegen COMMAND --help' for every flag of a command.
     """
-
-
-cli.add_command(generate)
-cli.add_command(edit)
-cli.add_command(variation)
-cli.add_command(serve_command, "serve")
-cli.add_command(engines_command, "engines")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from ._options import connection_options, output_options, request_options
 _IMAGE_PATH = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
-@click.command(short_help="Edit or extend images, with a prompt and an optional mask.")
+@click.command()
 @click.option(
     "-i",
     "--image",

@@ -23,6 +23,9 @@ from .._errors import (
     InvalidRequestError,
 )
 
+# Environment variables whose values are secrets, masked wherever they might appear.
+SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_TOKEN", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

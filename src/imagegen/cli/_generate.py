@@ -9,7 +9,7 @@ import click
 from ._options import connection_options, output_options, request_options
 
 
-@click.command(short_help="Create images from a text prompt.")
+@click.command()
 @click.argument("prompt")
 @request_options("generations")
 @output_options

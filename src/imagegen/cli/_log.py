@@ -16,10 +16,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._errors import redact
+from ._errors import SECRET_ENV
 from ._progress import Console
-
-# Environment variables whose values are secrets, masked wherever they might appear.
-SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_TOKEN", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
 
 logger = logging.getLogger("imagegen.cli")
 

@@ -35,7 +35,7 @@ FORMAT_OF_EXTENSION = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": 
 
 
 def names_folder(out_file: str) -> bool:
-    return out_file.endswith(("/", os.sep)) or Path(out_file).is_dir()
+    return out_file.endswith(("/", os.sep)) or Path(out_file).expanduser().is_dir()
 
 
 def output_format_for(
@@ -93,8 +93,9 @@ class Namer:
 
     def __init__(self, out_file: str | None) -> None:
         self._auto = out_file is None or names_folder(out_file)
-        self._folder = Path(out_file) if out_file is not None and self._auto else Path()
-        self._template = None if self._auto or out_file is None else Path(out_file)
+        path = Path(out_file).expanduser() if out_file is not None else None
+        self._folder = path if path is not None and self._auto else Path()
+        self._template = None if self._auto else path
         self._base: str | None = None
         self._count = 0
         self._slot: tuple[Path, str] | None = None  # (stem path, suffix) of the next image

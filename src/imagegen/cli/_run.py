@@ -117,8 +117,10 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
             Client(**_client_options(p)) as client,
         ):
             target = client.base_url or f"engine {p.get('engine')}"
+            # Without -m an in-process engine answers as its own model, not the API default.
+            shown = params.get("model") or p.get("engine_model") or p.get("engine") or model
             for number, request in enumerate(requests, start=1):
-                label = _label(endpoint, model, params.get("n"), number, len(requests))
+                label = _label(endpoint, shown, params.get("n"), number, len(requests))
                 logger.debug("%s to %s: %s", endpoint, target, _describe(request, params))
                 with console.spinner(label):
                     _one(client, endpoint, request, {**params, **extras}, writer, label)
@@ -142,12 +144,8 @@ def _one(
         answer = client.create_variation(request.images[0], **params)
 
     if not (params.get("stream") or params.get("partial_images")):
-        logger.debug(
-            "%d image(s) in %.2f s, request id %s",
-            len(answer),
-            time.monotonic() - started,
-            answer.request_id,
-        )
+        request_id = f", request id {answer.request_id}" if answer.request_id else ""
+        logger.debug("%d image(s) in %.2f s%s", len(answer), time.monotonic() - started, request_id)
         writer.result(answer)
         return
     with answer as stream:

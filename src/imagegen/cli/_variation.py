@@ -9,7 +9,7 @@ import click
 from ._options import connection_options, output_options, request_options
 
 
-@click.command(short_help="Make variations of an image (dall-e-2).")
+@click.command()
 @click.argument(
     "image",
     nargs=-1,

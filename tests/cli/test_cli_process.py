@@ -1,0 +1,234 @@
+"""The command line as a real process: exit codes, stdout bytes, stdin, terminals, Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cli_helpers import error_line, run_process
+from cli_recorder import Recorder, image_bytes
+
+PNG = b"\x89PNG\r\n\x1a\n"
+HEAVY = ("PIL", "httpx2", "httpx", "pydantic", "rich", "starlette", "uvicorn", "numpy", "torch")
+
+
+def test_help_and_version() -> None:
+    done = run_process("--help")
+    assert done.returncode == 0
+    text = done.stdout.decode()
+    for command in ("generate", "edit", "variation", "serve", "engines"):
+        assert f"  {command} " in text
+    assert done.stderr == b""
+    version = run_process("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith(b"imagegen, version ")
+
+
+def test_loading_the_command_line_imports_nothing_heavy() -> None:
+    code = f"import sys, imagegen.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert done.stdout.strip() == b"[]"
+
+
+def test_exit_codes(api: Recorder, base_url: str) -> None:
+    ok = run_process("generate", "x", "--base-url", base_url, "-f", "json")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == b""
+
+    usage = run_process("generate", "x", "--base-url", base_url, "-s", "7x7")
+    assert usage.returncode == 2
+    assert error_line(usage).startswith("Error: -s/--size: ")
+
+    api.fail_next(500, {"error": {"message": "boom", "type": "server_error"}})
+    failed = run_process("generate", "x", "--base-url", base_url, "--max-retries", "0")
+    assert failed.returncode == 1
+    assert "Server answered 500: boom" in error_line(failed)
+
+
+def test_byte_output_is_the_exact_image(api: Recorder, base_url: str) -> None:
+    done = run_process("generate", "x", "--base-url", base_url, "-f", "byte")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == image_bytes("png", colour=0)
+    assert done.stderr == b""
+
+
+def test_stdin_prompts_in_a_pipeline(api: Recorder, base_url: str) -> None:
+    done = run_process(
+        "generate", "-", "--base-url", base_url, "-f", "base64", input=b"A cat\nA dog\n"
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 2
+    assert all(base64.b64decode(line).startswith(PNG) for line in lines)
+    assert [r.json["prompt"] for r in api.api_requests] == ["A cat", "A dog"]
+
+
+def test_image_bytes_from_stdin(api: Recorder, base_url: str, tmp_path: Path) -> None:
+    data = image_bytes("png", size=(64, 64))
+    done = run_process("variation", "-", "--base-url", base_url, "-o", "v.png", input=data)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"v.png\n"
+    assert api.api_requests[0].files[0][3] == data
+
+
+def _run_on_pty(
+    args: list[str], *, stdout_tty: bool, stderr_tty: bool
+) -> tuple[int, bytes, bytes, bytes]:
+    """Run the CLI with stdout and/or stderr on a pseudo-terminal; returns
+    (exit code, terminal output, piped stdout, piped stderr)."""
+    master, slave = pty.openpty()
+    out = slave if stdout_tty else subprocess.PIPE
+    err = slave if stderr_tty else subprocess.PIPE
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagegen", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the other side closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    piped_out, piped_err = process.communicate(timeout=60)
+    reader.join(timeout=10)
+    os.close(master)
+    return process.returncode, b"".join(chunks), piped_out or b"", piped_err or b""
+
+
+def test_byte_output_is_refused_on_a_terminal(api: Recorder, base_url: str) -> None:
+    code, terminal, _, stderr = _run_on_pty(
+        ["generate", "x", "--base-url", base_url, "-f", "byte"], stdout_tty=True, stderr_tty=False
+    )
+    assert code == 2
+    assert b"-f byte writes raw image bytes to stdout, which is a terminal" in stderr
+    assert terminal == b""
+    assert api.requests == []
+
+
+def test_spinner_on_a_terminal_and_clean_stdout(api: Recorder, base_url: str) -> None:
+    api.delay = 1.5
+    code, terminal, stdout, _ = _run_on_pty(
+        ["generate", "x", "--base-url", base_url, "-o", "out.png"],
+        stdout_tty=False,
+        stderr_tty=True,
+    )
+    assert code == 0
+    assert stdout == b"out.png\n"
+    assert b"Generating 1 image with gpt-image-2" in terminal
+    assert b"1s" in terminal  # elapsed seconds
+
+
+def test_no_spinner_when_quiet_or_not_a_terminal(api: Recorder, base_url: str) -> None:
+    api.delay = 0.5
+    code, terminal, stdout, _ = _run_on_pty(
+        ["generate", "x", "--base-url", base_url, "-o", "out.png", "--quiet"],
+        stdout_tty=False,
+        stderr_tty=True,
+    )
+    assert code == 0
+    assert terminal == b""
+    done = run_process("generate", "x", "--base-url", base_url, "-o", "out.png")
+    assert done.returncode == 0
+    assert done.stderr == b""
+
+
+def test_ctrl_c_exits_130_without_a_traceback(api: Recorder, base_url: str, tmp_path: Path) -> None:
+    api.delay = 30
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagegen", "generate", "x", "--base-url", base_url, "-o", "x.png"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not api.api_requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.api_requests, "the request never reached the server"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == b"Aborted."
+    assert stdout == b""
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_closed_stdout_stops_quietly(api: Recorder, base_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagegen", "generate", "-", "--base-url", base_url, "-f", "base64"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(b"a\n" * 50)
+    process.stdin.close()
+    process.stdout.read(10)
+    process.stdout.close()  # like `| head -c 10`
+    assert process.stderr is not None
+    with process.stderr:
+        stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert b"Traceback" not in stderr
+    assert stderr == b""
+    assert len(api.api_requests) < 50  # it stopped instead of paying for the rest
+
+
+def test_command_table_matches_the_commands() -> None:
+    """`imagegen --help` lists commands from a table without importing them; each entry must
+    load the command of that name."""
+    import click
+
+    from imagegen.cli import COMMANDS, cli
+
+    with click.Context(cli) as ctx:
+        for name in COMMANDS:
+            command = cli.get_command(ctx, name)
+            assert isinstance(command, click.Command)
+            assert command.name == name
+    done = run_process("--help")
+    for name, (_, _, line) in COMMANDS.items():
+        assert f"{name}  " in done.stdout.decode() and line in done.stdout.decode()
+
+
+def test_show_opens_printed_images_in_the_viewer(
+    api: Recorder, base_url: str, tmp_path: Path
+) -> None:
+    opened = tmp_path / "opened.txt"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    viewer = bin_dir / "xdg-open"
+    viewer.write_text(f'#!/bin/sh\necho "$1" >> "{opened}"\n')
+    viewer.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(tmp_path)}
+    done = run_process("generate", "x", "--base-url", base_url, "-f", "base64", "--show", env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1
+    deadline = time.monotonic() + 10
+    while not opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [shown] = opened.read_text().splitlines()
+    assert Path(shown).read_bytes().startswith(PNG)
