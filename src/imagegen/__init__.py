@@ -20,8 +20,9 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._api import create_variation, edit, generate
+    from ._async_client import AsyncClient
     from ._capabilities import ModelCapabilities, get_capabilities
-    from ._client import AsyncClient, Client
+    from ._client import Client
     from ._errors import (
         APIConnectionError,
         APIError,
@@ -66,7 +67,7 @@ _EXPORTS = {
     "APIResponseError": "_errors",
     "APIStatusError": "_errors",
     "APITimeoutError": "_errors",
-    "AsyncClient": "_client",
+    "AsyncClient": "_async_client",
     "AsyncImageStream": "_results",
     "AuthenticationError": "_errors",
     "BadRequestError": "_errors",

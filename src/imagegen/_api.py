@@ -9,6 +9,7 @@ reaches the right server. For explicit options, create a `Client`.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
@@ -49,6 +50,10 @@ def _on_default_client(method: Callable[Concatenate[Client, P], R]) -> Callable[
     )
     call.__qualname__ = method.__name__
     call.__module__ = "imagegen"
+    signature = inspect.signature(method)
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]  # without `self`
+    )
     return call
 
 

@@ -1,0 +1,253 @@
+"""`AsyncClient`: the asynchronous twin of `Client` (see `_client` for the shared behaviour)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+
+from ._client import Timeout, _BaseClient
+from ._imaging import ImageInput
+from ._request import Call
+from ._results import AsyncImageStream, ImagesResult
+from ._transport import AsyncHTTPTransport
+from ._types import NOT_GIVEN, NotGiven
+
+if TYPE_CHECKING:
+    from .engines import Engine
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient(_BaseClient):
+    """The asynchronous twin of `Client`: the same arguments, `async` methods, and
+    `AsyncImageStream` for streams. Close it with `await client.aclose()` or `async with`.
+
+    Saving URL results (`result.save()`) downloads synchronously, with the same settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        proxy: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
+        azure_endpoint: str | None = None,
+        azure_deployment: str | None = None,
+        api_version: str | None = None,
+        azure_ad_token: str | None = None,
+        engine: str | Engine | None = None,
+        engine_model: str | None = None,
+        engine_options: Mapping[str, str] | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self._http: AsyncHTTPTransport | None = None
+        self._configure(
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            project=project,
+            timeout=timeout,
+            max_retries=max_retries,
+            azure_endpoint=azure_endpoint,
+            azure_deployment=azure_deployment,
+            api_version=api_version,
+            azure_ad_token=azure_ad_token,
+            engine=engine,
+            engine_model=engine_model,
+            engine_options=engine_options,
+        )
+        if self._settings is not None:
+            self._http = AsyncHTTPTransport(
+                self._settings,
+                http_client=http_client,
+                timeout=self._timeout,
+                max_retries=self._max_retries,
+                proxy=proxy,
+                default_headers=default_headers,
+                default_query=default_query,
+            )
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        if self._engine is not None:
+            self._engine.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self, call: Call) -> ImagesResult | AsyncImageStream:
+        size = call.params.get("size")
+        if self._engine is not None:
+            if not call.stream:
+                return await self._engine.aimages(call)
+            job = await self._engine.ajob(call)
+            events, close = self._engine.aevents(job)
+            return AsyncImageStream(
+                events, close=close, model=job.model, prompt=call.prompt, requested_size=size
+            )
+        assert self._http is not None
+        if call.stream:
+            stream_events, stream_close, request_id = await self._http.open_stream(call)
+            return AsyncImageStream(
+                stream_events,
+                close=stream_close,
+                model=call.model,
+                prompt=call.prompt,
+                request_id=request_id,
+                requested_size=size,
+            )
+        response, request_id = await self._http.images(call)
+        return ImagesResult(
+            response,
+            model=call.model,
+            prompt=call.prompt,
+            request_id=request_id,
+            requested_size=size,
+            downloader=self._http.downloader(),
+        )
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: bool = False,
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult | AsyncImageStream:
+        """As `Client.generate`."""
+        call = self._prepare(
+            "generations",
+            {
+                "prompt": prompt,
+                "model": model,
+                "n": n,
+                "size": size,
+                "quality": quality,
+                "style": style,
+                "background": background,
+                "moderation": moderation,
+                "output_format": output_format,
+                "output_compression": output_compression,
+                "response_format": response_format,
+                "user": user,
+                "stream": stream,
+                "partial_images": partial_images,
+            },
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+            timeout=timeout,
+        )
+        return await self._run(call)
+
+    async def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: bool = False,
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult | AsyncImageStream:
+        """As `Client.edit`."""
+        call = self._prepare(
+            "edits",
+            {
+                "prompt": prompt,
+                "model": model,
+                "n": n,
+                "size": size,
+                "quality": quality,
+                "background": background,
+                "moderation": moderation,
+                "output_format": output_format,
+                "output_compression": output_compression,
+                "response_format": response_format,
+                "user": user,
+                "input_fidelity": input_fidelity,
+                "stream": stream,
+                "partial_images": partial_images,
+            },
+            image=image,
+            mask=mask,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+            timeout=timeout,
+        )
+        return await self._run(call)
+
+    async def create_variation(
+        self,
+        image: ImageInput,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult:
+        """As `Client.create_variation`."""
+        call = self._prepare(
+            "variations",
+            {
+                "model": model,
+                "n": n,
+                "size": size,
+                "response_format": response_format,
+                "user": user,
+            },
+            image=image,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+            timeout=timeout,
+        )
+        result = await self._run(call)
+        assert isinstance(result, ImagesResult)
+        return result
