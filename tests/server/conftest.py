@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from live import live_server
 from srvkit import KEY, SolidEngine, make_settings
 
 from imagegen.server import create_app
+from live import live_server
 
 
 @pytest.fixture(scope="module")

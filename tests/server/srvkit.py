@@ -57,7 +57,9 @@ class SolidEngine(Engine):
         self.jobs.append(job)
         images = []
         for index in range(job.n):
-            image = Image.new(self._mode(job), (job.width, job.height), colour_for(job, index))
+            colour = colour_for(job, index)
+            fill = (*colour, 128) if job.transparent else colour  # half-transparent when asked
+            image = Image.new(self._mode(job), (job.width, job.height), fill)
             self._partials(job, index, image, on_partial)
             images.append(image)
         return EngineResult(images)
@@ -78,7 +80,9 @@ class SolidEngine(Engine):
     def vary(self, job: Job) -> EngineResult:
         self.jobs.append(job)
         base = job.images[0].convert("RGB").resize((job.width, job.height))
-        return EngineResult([base.point(lambda v, i=i: (v + 40 * (i + 1)) % 256) for i in range(job.n)])
+        return EngineResult(
+            [base.point(lambda v, i=i: (v + 40 * (i + 1)) % 256) for i in range(job.n)]
+        )
 
 
 class BlockingEngine(SolidEngine):
@@ -175,3 +179,59 @@ def capture_thread(target: Any, *args: Any) -> Iterator[dict[str, Any]]:
     finally:
         thread.join(timeout=60)
         assert not thread.is_alive(), "client thread did not finish"
+
+
+def assert_openai_error(
+    response: Any, status: int, *, param: str | None = "-", code: str | None = "-"
+) -> dict[str, Any]:
+    """The answer is `status` with exactly OpenAI's error shape (and a request id)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers.get("x-request-id")
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["type"], str)
+    if param != "-":
+        assert error["param"] == param, error
+    if code != "-":
+        assert error["code"] == code, error
+    return dict(error)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def multipart(
+    parts: list[tuple[str, str | bytes, str | None, str | None]], boundary: str = "b0undary"
+) -> tuple[bytes, dict[str, str]]:
+    """Encode `(name, value, filename, content_type)` parts by hand, exactly as given."""
+    out = bytearray()
+    for name, value, filename, kind in parts:
+        out += f"--{boundary}\r\n".encode()
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        out += disposition.encode("utf-8") + b"\r\n"
+        if kind is not None:
+            out += f"Content-Type: {kind}\r\n".encode()
+        out += b"\r\n" + (value.encode("utf-8") if isinstance(value, str) else value) + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), {"content-type": f"multipart/form-data; boundary={boundary}"}

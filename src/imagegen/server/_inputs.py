@@ -268,16 +268,18 @@ def _decode_reference(
     declared, *flags = header[5:].split(";")
     if "base64" not in [flag.strip().lower() for flag in flags]:
         raise InvalidRequestError(f"Invalid {where}: the data URL must be base64.", param=where)
-    _check_declared_type(declared.strip().lower(), param, caps)
-    _check_bytes(len(payload) * 3 // 4 - 2, param, settings)  # before decoding it
+    # What is wrong with the image itself is reported as `image` (or `mask`), as in multipart.
+    subject = "mask" if param == "mask" else "image"
+    _check_declared_type(declared.strip().lower(), subject, caps)
+    _check_bytes(len(payload) * 3 // 4 - 2, subject, settings)  # before decoding it
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequestError(
             f"Invalid {where}: the base64 data is malformed.", param=where
         ) from None
-    _check_bytes(len(data), param, settings)
-    return load_input(data, param=param)
+    _check_bytes(len(data), subject, settings)
+    return load_input(data, param=subject)
 
 
 async def read_edit(

@@ -1,0 +1,235 @@
+"""`imagegen serve` and `imagegen engines`.
+
+Only click is imported here at module import; the server (starlette, uvicorn) and the engines
+load inside the commands, so `imagegen --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["engines_command", "serve_command"]
+
+
+@click.command(
+    "serve",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "-e",
+    "--engine",
+    metavar="NAME",
+    help="Engine that makes the images (see `imagegen engines`). [default: placeholder]",
+)
+@click.option("-m", "--model", help="Model the engine loads (engine-specific: a path, a hub id).")
+@click.option(
+    "-o",
+    "-O",
+    "--option",
+    "--engine-option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Engine option, repeatable (for example -o steps=4).",
+)
+@click.option("--host", help="Address to listen on. [default: 127.0.0.1]")
+@click.option("--port", type=int, help="Port to listen on; 0 picks a free one. [default: 8000]")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    metavar="KEY",
+    help="Key clients must send (Authorization: Bearer KEY), repeatable. Also "
+    "IMAGEGEN_API_KEYS (comma-separated).",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with one key per line (# comments allowed).",
+)
+@click.option(
+    "--allow-no-auth",
+    is_flag=True,
+    default=None,
+    help="Serve a non-loopback address without any key (anyone who reaches it may use it).",
+)
+@click.option(
+    "--storage-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for images returned as URLs. [default: a temporary folder, removed at exit]",
+)
+@click.option(
+    "--url-ttl", type=int, metavar="SECONDS", help="How long image URLs work. [default: 3600]"
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="Base URL clients reach this server at, for image links behind a proxy. "
+    "[default: the address of each request]",
+)
+@click.option(
+    "--max-concurrency", type=int, metavar="N", help="Jobs the engine runs at once. [default: 1]"
+)
+@click.option(
+    "--max-queue",
+    type=int,
+    metavar="N",
+    help="Requests that may wait for the engine; more get 429. [default: 16]",
+)
+@click.option(
+    "--graceful-timeout",
+    type=int,
+    metavar="SECONDS",
+    help="At shutdown, how long requests in flight may take to finish. [default: 120]",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_context
+def serve_command(
+    ctx: click.Context,
+    engine: str | None,
+    model: str | None,
+    options: tuple[str, ...],
+    host: str | None,
+    port: int | None,
+    api_keys: tuple[str, ...],
+    api_key_file: Path | None,
+    allow_no_auth: bool | None,
+    storage_dir: Path | None,
+    url_ttl: int | None,
+    public_url: str | None,
+    max_concurrency: int | None,
+    max_queue: int | None,
+    graceful_timeout: int | None,
+    log_level: str,
+) -> None:
+    """Serve the OpenAI Images API (generations, edits, variations) over a local engine.
+
+    Point any OpenAI client at http://HOST:PORT/v1. Without an API key the server listens on
+    loopback only. Every setting may also come from IMAGEGEN_<SETTING> (for example
+    IMAGEGEN_MAX_QUEUE=32); a flag wins over the environment.
+
+    \b
+    Examples:
+      imagegen serve --engine placeholder
+      imagegen serve --engine diffusers --model ./sd-turbo --host 0.0.0.0 --api-key "$KEY"
+    """
+    from .._errors import ConfigurationError
+    from ._errors import handle_errors
+
+    with handle_errors(ctx):
+        from ..server._settings import ServerSettings, check_bind, parse_options
+
+        settings = ServerSettings.build(
+            engine=engine,
+            model=model,
+            engine_options=parse_options(options) if options else None,
+            host=host,
+            port=port,
+            api_keys=list(api_keys) or None,
+            api_key_file=api_key_file,
+            allow_no_auth=allow_no_auth,
+            storage_dir=storage_dir,
+            url_ttl=url_ttl,
+            public_url=public_url,
+            max_concurrency=max_concurrency,
+            max_queue=max_queue,
+            graceful_timeout=graceful_timeout,
+        )
+        keys = settings.resolved_api_keys()
+        check_bind(settings, keys)
+        try:
+            import uvicorn
+
+            from ..engines import load_engine
+            from ..server import create_app
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise ConfigurationError(f"The server needs {exc.name}: pip install imagegen") from exc
+        # Loaded here, not in the app's lifespan, so a missing extra or a bad model is one
+        # clear line before anything listens.
+        loaded = load_engine(settings.engine, model=settings.model, options=settings.engine_options)
+    if not keys:
+        click.echo(
+            "Warning: no API key configured; the server answers every request without "
+            "authentication.",
+            err=True,
+        )
+    try:
+        uvicorn.run(
+            create_app(loaded, settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=_log_config(log_level),
+            log_level=log_level,
+            access_log=False,  # the app writes its own access log, without query strings
+            timeout_graceful_shutdown=settings.graceful_timeout,
+        )
+    finally:
+        loaded.close()
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["imagegen"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+@click.command(
+    "engines",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def engines_command(as_json: bool) -> None:
+    """List the installed engines, where they come from, and whether they can load.
+
+    Engines register under the entry-point group `imagegen.engines`; the built-in ones
+    (placeholder, diffusers) register the same way as third-party ones.
+    """
+    import json
+
+    from .._errors import ImagegenError
+    from ..engines import available_engines, get_engine_class
+
+    rows: list[dict[str, Any]] = []
+    for name, target in available_engines().items():
+        status, description = "ok", ""
+        try:
+            cls = get_engine_class(name)
+            description = cls.description
+        except ImagegenError as exc:
+            status = exc.message
+        rows.append(
+            {
+                "name": name,
+                "target": target,
+                "ok": status == "ok",
+                "status": status,
+                "description": description,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(row["name"]) for row in rows), default=4)
+    for row in rows:
+        mark = "ok " if row["ok"] else "n/a"
+        line = f"{row['name']:<{width}}  {mark}  {row['target']}"
+        click.echo(line)
+        detail = row["description"] if row["ok"] else row["status"]
+        if detail:
+            click.echo(f"{'':<{width}}       {detail}")

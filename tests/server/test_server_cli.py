@@ -1,0 +1,160 @@
+"""`imagegen serve` and `imagegen engines`: refusals before anything listens, and a real
+server process answering the SDK and finishing a stream after SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import openai
+import pytest
+from click.testing import CliRunner
+from srvkit import KEY
+
+from imagegen.cli import cli
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_engines_lists_installed_engines() -> None:
+    code, output = invoke("engines")
+    assert code == 0
+    line = next(line for line in output.splitlines() if line.startswith("placeholder"))
+    assert " ok " in line and "imagegen.engines.placeholder:PlaceholderEngine" in line
+    code, output = invoke("engines", "--json")
+    rows = {row["name"]: row for row in json.loads(output)}
+    assert rows["placeholder"]["ok"] is True
+    assert set(rows["placeholder"]) == {"name", "target", "ok", "status", "description"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "without an API key"),
+        (["--host", "::"], "--allow-no-auth"),
+        (["-o", "novalue"], "key=value"),
+        (["--engine", "no-such-engine"], "Unknown engine"),
+        (["--url-ttl", "0"], "url_ttl"),
+        (["--max-concurrency", "0"], "IMAGEGEN_MAX_CONCURRENCY"),
+        (["--public-url", "example.org"], "public_url"),
+        (["--api-key-file", "/no/such/file"], "cannot be read"),
+    ],
+)
+def test_serve_refuses_bad_settings_before_listening(args: list[str], message: str) -> None:
+    code, output = invoke("serve", *args)
+    assert code == 2, output
+    assert message in output
+    assert output.count("\n") <= 2  # one line, no traceback
+
+
+def test_serve_help_lists_the_flags() -> None:
+    code, output = invoke("serve", "--help")
+    assert code == 0
+    for flag in (
+        "--engine",
+        "--model",
+        "-o",
+        "--host",
+        "--port",
+        "--api-key",
+        "--api-key-file",
+        "--storage-dir",
+        "--url-ttl",
+        "--public-url",
+        "--max-concurrency",
+        "--max-queue",
+    ):
+        assert flag in output
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """`python -m imagegen serve` on a free port; yields its URL, the process and its log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEGEN_", "OPENAI_"))}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imagegen",
+            "serve",
+            "--engine",
+            "placeholder",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--graceful-timeout",
+            "60",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.put(line)
+            log.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None:
+            assert time.monotonic() < deadline and process.poll() is None, "".join(log)
+            try:
+                match = re.search(r"running on (http://127\.0\.0\.1:\d+)", lines.get(timeout=1))
+            except queue.Empty:
+                continue
+            url = match[1] if match else None
+        yield url, process, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_serve_process_answers_and_finishes_a_stream_after_sigterm(
+    served: tuple[str, subprocess.Popen[str], list[str]],
+) -> None:
+    url, process, log = served
+    prompt = "SECRET-PROMPT-77 a lion"
+    with openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as sdk:
+        result = sdk.images.generate(model="placeholder", prompt=prompt, size="64x64")
+        assert result.data and result.data[0].b64_json
+        stream = sdk.images.generate(
+            model="gpt-image-1", prompt=prompt, stream=True, partial_images=3, n=2, size="1024x1024"
+        )
+        types = []
+        for event in stream:
+            if not types:
+                process.send_signal(signal.SIGTERM)  # shutdown begins with the stream in flight
+            types.append(event.type)
+    assert types.count("image_generation.completed") == 2
+    # uvicorn re-raises the signal once it has shut down cleanly, so the exit status says so.
+    assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    text = "".join(log)
+    assert "Finished server process" in text
+    assert "without authentication" not in text
+    assert re.search(r'"POST /v1/images/generations" 200', text)
+    assert "Shutting down" in text
+    assert prompt not in text and KEY not in text
