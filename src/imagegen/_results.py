@@ -227,6 +227,10 @@ class ImagesResult:
 
         Images are decoded and written one at a time, each atomically.
         """
+        if not self.images:
+            raise APIResponseError(
+                "The answer holds no images to save.", request_id=self.request_id
+            )
         return [image._save(path, _number_tag(image.index), metadata) for image in self.images]
 
     def __repr__(self) -> str:

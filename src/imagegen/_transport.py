@@ -218,6 +218,11 @@ class _HTTPBase:
             text=text[:1000],
             secrets=self.secrets,
         )
+        location = response.headers.get("location")
+        if response.is_redirect and location:
+            # API calls do not follow redirects (a POST body and its key would go elsewhere).
+            error.message += f" The server redirects to {location}: use that as the base URL."
+            error.args = (error.message,)
         return status_failure(error, response.headers)
 
     def _parse(self, response: httpx2.Response) -> ImagesResponse:

@@ -143,3 +143,22 @@ def test_missing_key_for_openai_names_both_fixes() -> None:
     message = str(info.value)
     assert "OPENAI_API_KEY" in message and "--api-key" in message
     assert "OPENAI_BASE_URL" in message and "--base-url" in message
+
+
+def test_a_redirect_is_not_followed_for_api_calls(
+    client: imagegen.Client, server: ScriptedServer
+) -> None:
+    server.script(Reply(status=308, headers={"location": "https://elsewhere.invalid/v1"}))
+    with pytest.raises(imagegen.APIStatusError, match="use that as the base URL") as info:
+        client.generate("a fox")
+    assert info.value.status_code == 308
+    assert len(server.requests) == 1
+
+
+def test_saving_an_answer_without_images_is_an_error(
+    client: imagegen.Client, server: ScriptedServer, tmp_path
+) -> None:
+    server.script(Reply(json={"created": 1, "data": []}))
+    result = client.generate("a fox")
+    with pytest.raises(imagegen.APIResponseError, match="no images"):
+        result.save(tmp_path / "fox.png")
