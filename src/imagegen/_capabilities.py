@@ -84,6 +84,9 @@ class ModelCapabilities:
     square_inputs: bool = False
     url_results: bool = True  # response_format=url is allowed
     revised_prompt: bool = False
+    # The size a request that names none gets, per endpoint, when it differs from the family's
+    # (a local engine that edits at the input's size declares {"edits": "auto", ...}).
+    default_sizes: Mapping[Endpoint, str] = field(default_factory=dict)
 
     @property
     def is_gpt_image(self) -> bool:
@@ -91,6 +94,8 @@ class ModelCapabilities:
 
     def default_size(self, endpoint: Endpoint) -> str:
         """The size OpenAI uses when the request names none (edits and DALL·E: 1024x1024)."""
+        if endpoint in self.default_sizes:
+            return self.default_sizes[endpoint]
         if self.family == "gpt-image" or (self.family == "generic" and endpoint == "generations"):
             return "auto"
         return "1024x1024"
@@ -230,7 +235,8 @@ def validate_params(endpoint: Endpoint, params: Mapping[str, Any], caps: ModelCa
     known = caps.name and caps.family != "generic"
     model_label = f" for {caps.name}" if known else ""
 
-    if known and endpoint not in caps.endpoints:
+    # Generic models are checked too: an engine may declare a model that lacks an endpoint.
+    if caps.name and endpoint not in caps.endpoints:
         supported = ", ".join(sorted(caps.endpoints))
         raise InvalidRequestError(
             f"Model {caps.name} does not support the {endpoint} endpoint (it supports: "

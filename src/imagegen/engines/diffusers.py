@@ -1,0 +1,593 @@
+"""The `diffusers` engine: Stable Diffusion and other diffusers pipelines, on GPU or CPU.
+
+```
+imagegen serve --engine diffusers --model stabilityai/sd-turbo
+imagegen serve --engine diffusers --model ./my-model-folder -o steps=4 -o device=cuda:1
+```
+
+- **Generations** run `AutoPipelineForText2Image`.
+- **Edits** with a region (a mask, or the image's own transparency) run
+  `AutoPipelineForInpainting.from_pipe`, which shares the loaded weights; the pixels outside the
+  region are then pasted back from the input, so they come out exactly as they went in. Edits
+  without a region run `AutoPipelineForImage2Image.from_pipe` over the whole image. Only the
+  first input image is used.
+- **Variations** run `StableDiffusionImageVariationPipeline` when that is the loaded model, else
+  image-to-image from the input with an empty prompt; every image gets its own seed.
+
+Transparent inputs are flattened onto white first (the VAE sees RGB). Any size up to
+`max_size` is served: the pipeline runs at the nearest size it accepts and the result is
+resized to exactly the requested one. Image `i` of a request is seeded `seed + i`.
+`background=transparent` is refused: these models paint opaque images only.
+
+torch and diffusers are imported by `load()`, never when this module is imported. The settings
+(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; see
+`docs/diffusers.md`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._capabilities import Endpoint, ModelCapabilities
+from .._errors import ConfigurationError, InvalidRequestError, MissingDependencyError
+from .._models import ImagesUsage, InputTokensDetails
+from . import Engine, EngineResult, Job, PartialCallback
+from ._diffusers_options import (
+    EngineOptions,
+    Family,
+    detect_family,
+    parse_engine_options,
+    request_settings,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = ["DiffusersEngine"]
+
+INSTALL_HINT = (
+    "The diffusers engine needs torch, diffusers and transformers. Install a torch build for "
+    "your hardware first (https://pytorch.org/get-started/locally/; on a machine without a GPU: "
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu), then "
+    "pip install 'imagegen[diffusers]'."
+)
+
+_ALL_ENDPOINTS: frozenset[Endpoint] = frozenset({"generations", "edits", "variations"})
+_SEED_MODULUS = 2**63  # torch seeds are 64-bit; larger or negative seeds wrap
+
+# One pipeline call at a time per device: a pipeline (its scheduler state above all) is not
+# thread-safe, and two calls on one GPU only compete for its memory. Shared by every engine
+# in the process, so two engines on one device queue behind each other too.
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_DEVICE_LOCKS_GUARD = threading.Lock()
+
+
+def _device_lock(device: str) -> threading.Lock:
+    with _DEVICE_LOCKS_GUARD:
+        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+
+
+def _device_key(torch: Any, device: str) -> str:
+    """`cuda` and `cuda:0` are one device, and share one lock."""
+    if device == "cuda":
+        return f"cuda:{torch.cuda.current_device()}"
+    return device
+
+
+def _import_libraries() -> tuple[Any, Any]:
+    try:
+        import diffusers
+        import torch
+        import transformers  # noqa: F401 - every text pipeline needs it; fail here, clearly
+    except ImportError as exc:
+        missing = f" ({exc.name} is not installed)" if exc.name else ""
+        raise MissingDependencyError(INSTALL_HINT + missing) from exc
+    return torch, diffusers
+
+
+def _model_name(model: str) -> str:
+    """What `GET /v1/models` shows: a folder's name, or the hub id as given."""
+    path = Path(model).expanduser()
+    return path.resolve().name if path.is_dir() else model
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~", "\\")) or "\\" in model or model.count("/") > 1
+
+
+def _flatten(image: PILImage.Image) -> PILImage.Image:
+    """RGB for the VAE: transparent pixels become white, opaque ones stay exactly as they are."""
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+
+
+def _resized(image: PILImage.Image, size: tuple[int, int], *, mask: bool = False) -> PILImage.Image:
+    from PIL import Image
+
+    if image.size == size:
+        return image
+    # A mask stays binary; pictures are resampled smoothly.
+    method = Image.Resampling.NEAREST if mask else Image.Resampling.LANCZOS
+    return image.resize(size, method)
+
+
+def _partial_steps(total: int, count: int) -> list[int]:
+    """Evenly spaced step indices for `count` previews of `total` steps, the last one excluded
+    (it is the final image). Fewer steps than previews gives fewer previews, as OpenAI may."""
+    steps = {(k + 1) * total // (count + 1) - 1 for k in range(count)}
+    return sorted(step for step in steps if 0 <= step < total - 1)
+
+
+@dataclass
+class _Loaded:
+    """What `load()` made: the pipelines (sharing one set of weights) and their device."""
+
+    torch: Any
+    device: str
+    lock: threading.Lock
+    family: Family
+    multiple: int  # sizes the pipelines accept are multiples of this
+    native_size: tuple[int, int]
+    text2img: Any = None
+    img2img: Any = None
+    inpaint: Any = None
+    variation: Any = None
+
+    def endpoints(self) -> frozenset[Endpoint]:
+        if self.variation is not None:
+            return frozenset({"variations"})
+        found: set[Endpoint] = {"generations"}
+        if self.img2img is not None:
+            found.add("variations")
+            if self.inpaint is not None:
+                found.add("edits")
+        return frozenset(found)
+
+    def working_size(self, job: Job) -> tuple[int, int]:
+        """The nearest size the model accepts; the result is resized to the job's size."""
+        m = self.multiple
+        return max(m, (job.width + m // 2) // m * m), max(m, (job.height + m // 2) // m * m)
+
+    def generators(self, job: Job) -> list[Any]:
+        base = job.seed if job.seed is not None else secrets.randbits(63)
+        # mps has no generator of its own; CPU generators are the documented choice there.
+        where = "cpu" if self.device.startswith("mps") else self.device
+        return [
+            self.torch.Generator(device=where).manual_seed((base + i) % _SEED_MODULUS)
+            for i in range(job.n)
+        ]
+
+
+class _Previews:
+    """`callback_on_step_end`: decodes the latents at evenly spaced steps into partial images."""
+
+    def __init__(
+        self,
+        loaded: _Loaded,
+        count: int,
+        on_partial: PartialCallback,
+        finish: Callable[[PILImage.Image], PILImage.Image],
+    ) -> None:
+        self.loaded = loaded
+        self.count = count
+        self.on_partial = on_partial
+        self.finish = finish
+
+    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
+        total = getattr(pipe, "num_timesteps", None) or 0
+        plan = _partial_steps(int(total), self.count)
+        if step in plan:
+            for index, image in enumerate(self.decode(pipe, tensors["latents"])):
+                self.on_partial(index, plan.index(step), self.finish(image))
+        return tensors
+
+    def decode(self, pipe: Any, latents: Any) -> list[PILImage.Image]:
+        torch = self.loaded.torch
+        if latents.ndim != 4:  # packed latents (Flux and kin) need the pipeline's own unpacking
+            return []
+        vae = pipe.vae
+        config = vae.config
+        # SDXL's VAE overflows in float16; its pipeline decodes in float32, and so do we.
+        upcast = vae.dtype == torch.float16 and bool(getattr(config, "force_upcast", False))
+        upcast = upcast and hasattr(pipe, "upcast_vae")
+        with torch.no_grad():
+            if upcast:
+                vae.to(dtype=torch.float32)
+            try:
+                latents = latents.to(vae.dtype)
+                mean = getattr(config, "latents_mean", None)
+                std = getattr(config, "latents_std", None)
+                if mean is not None and std is not None:
+                    shape = (1, len(mean), 1, 1)
+                    mean_t = torch.tensor(mean).view(shape).to(latents.device, latents.dtype)
+                    std_t = torch.tensor(std).view(shape).to(latents.device, latents.dtype)
+                    latents = latents * std_t / config.scaling_factor + mean_t
+                else:
+                    latents = latents / config.scaling_factor
+                    shift = getattr(config, "shift_factor", None)
+                    if shift:
+                        latents = latents + shift
+                decoded = vae.decode(latents, return_dict=False)[0]
+            finally:
+                if upcast:
+                    vae.to(dtype=torch.float16)
+        images: list[PILImage.Image] = pipe.image_processor.postprocess(decoded, output_type="pil")
+        return images
+
+
+def _takes_step_callback(pipe: Any) -> bool:
+    parameters = inspect.signature(pipe.__call__).parameters
+    return "callback_on_step_end" in parameters and "latents" in getattr(
+        pipe, "_callback_tensor_inputs", ()
+    )
+
+
+def _count_tokens(pipe: Any, prompt: str) -> ImagesUsage | None:
+    """The prompt's tokens as the text encoder receives them (start and end tokens included,
+    cut at the model's limit); None when the pipeline has no tokenizer to count with."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None or not prompt:
+        return None
+    ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
+    count = len(ids)
+    return ImagesUsage(
+        input_tokens=count,
+        total_tokens=count,
+        input_tokens_details=InputTokensDetails(text_tokens=count),
+    )
+
+
+class DiffusersEngine(Engine):
+    """Real images from a diffusers model on this machine's GPU or CPU."""
+
+    name: ClassVar[str] = "diffusers"
+    description: ClassVar[str] = (
+        "Stable Diffusion and other diffusers pipelines on GPU or CPU "
+        "(pip install 'imagegen[diffusers]')"
+    )
+
+    def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
+        super().__init__(model=model, options=options)
+        if not model or not model.strip():
+            raise ConfigurationError(
+                "The diffusers engine needs a model: a local folder holding a diffusers "
+                "pipeline (model_index.json) or a Hugging Face hub id such as "
+                "stabilityai/sd-turbo. Pass --model with imagegen serve, or "
+                "DiffusersEngine(model=...)."
+            )
+        self.model_path: str = model.strip()
+        self.model_name = _model_name(self.model_path)
+        self.settings: EngineOptions = parse_engine_options(self.options)
+        self._loaded: _Loaded | None = None
+        self._load_lock = threading.Lock()
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def models(self) -> list[ModelCapabilities]:
+        endpoints = self._loaded.endpoints() if self._loaded else _ALL_ENDPOINTS
+        return [
+            ModelCapabilities(
+                name=self.model_name,
+                endpoints=endpoints,
+                # Edits and variations keep the input's size unless the request names one.
+                default_sizes={"edits": "auto", "variations": "auto"},
+            )
+        ]
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+                self.default_size = self._loaded.native_size
+
+    def close(self) -> None:
+        with self._load_lock:
+            loaded, self._loaded = self._loaded, None
+        if loaded is not None and loaded.device.startswith("cuda"):
+            del loaded
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _device(self, torch: Any) -> str:
+        wanted = self.settings.device
+        mps = getattr(torch.backends, "mps", None)
+        has_mps = mps is not None and mps.is_available()
+        if wanted == "auto":
+            return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigurationError(
+                f"Option device={wanted} asks for a CUDA GPU, but torch sees none (is a CUDA "
+                "build of torch installed?). Use device=cpu or leave device out."
+            )
+        if wanted == "mps" and not has_mps:
+            raise ConfigurationError(
+                "Option device=mps asks for Apple's GPU, which torch does not see here."
+            )
+        return wanted
+
+    def _pretrained_source(self) -> tuple[str, dict[str, Any]]:
+        path = Path(self.model_path).expanduser()
+        if path.is_dir():
+            if not (path / "model_index.json").is_file():
+                raise ConfigurationError(
+                    f"{self.model_path} has no model_index.json: give the folder of a diffusers "
+                    "pipeline, as `save_pretrained` writes it or as it is laid out on the hub."
+                )
+            # A folder never needs the network, whatever HF_HUB_OFFLINE says.
+            return str(path), {"local_files_only": True}
+        if path.exists():
+            raise ConfigurationError(
+                f"{self.model_path} is a file; the diffusers engine loads a pipeline folder "
+                "(with model_index.json) or a hub id, not a single checkpoint file."
+            )
+        if _looks_like_path(self.model_path):
+            raise ConfigurationError(f"Model folder {self.model_path} does not exist.")
+        return self.model_path, {}
+
+    def _load(self) -> _Loaded:
+        torch, diffusers = _import_libraries()
+        device = self._device(torch)
+        dtype_name = self.settings.dtype
+        if dtype_name == "auto":
+            dtype_name = "float32" if device == "cpu" else "float16"
+        dtype = getattr(torch, dtype_name)
+        # diffusers renamed `torch_dtype` to `dtype` (and warns about the old name) in the
+        # release that added this helper; `from_pipe` takes the same name and, without it,
+        # casts the shared weights to float32.
+        from diffusers.utils import deprecation_utils
+
+        dtype_key = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+        source, kwargs = self._pretrained_source()
+        if self.settings.variant:
+            kwargs["variant"] = self.settings.variant
+        try:
+            pipe = diffusers.DiffusionPipeline.from_pretrained(
+                source, **kwargs, **{dtype_key: dtype}
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"Could not load the diffusers model {self.model_path!r}: {exc}"
+            ) from exc
+        pipe.to(device)
+
+        scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
+        unet = getattr(pipe, "unet", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+        sample = sample or getattr(pipe, "default_sample_size", None) or 1024 // scale
+        if isinstance(sample, (list, tuple)):
+            sample = sample[0]
+        scheduler = type(getattr(pipe, "scheduler", None)).__name__
+        loaded = _Loaded(
+            torch=torch,
+            device=device,
+            lock=_device_lock(_device_key(torch, device)),
+            family=detect_family(self.model_path, type(pipe).__name__, scheduler),
+            multiple=max(8, 2 * scale),
+            native_size=(int(sample) * scale, int(sample) * scale),
+        )
+        if isinstance(pipe, diffusers.StableDiffusionImageVariationPipeline):
+            loaded.variation = pipe
+        else:
+            in_channels = getattr(getattr(unet, "config", None), "in_channels", 4)
+            if unet is not None and in_channels != 4:
+                raise ConfigurationError(
+                    f"{self.model_path} is a {type(pipe).__name__} whose UNet takes "
+                    f"{in_channels} channels (a dedicated inpainting or upscaling checkpoint); "
+                    "load its base text-to-image model instead."
+                )
+            try:
+                loaded.text2img = diffusers.AutoPipelineForText2Image.from_pipe(
+                    pipe, **{dtype_key: dtype}
+                )
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"{self.model_path} is a {type(pipe).__name__}, which is neither a "
+                    f"text-to-image nor an image-variation pipeline: {exc}"
+                ) from exc
+            for attr, auto in (
+                ("img2img", diffusers.AutoPipelineForImage2Image),
+                ("inpaint", diffusers.AutoPipelineForInpainting),
+            ):
+                # A family without such a pipeline simply does not declare the endpoint.
+                with contextlib.suppress(ValueError):
+                    setattr(loaded, attr, auto.from_pipe(pipe, **{dtype_key: dtype}))
+        for each in (loaded.text2img, loaded.img2img, loaded.inpaint, loaded.variation):
+            if each is not None:
+                each.set_progress_bar_config(disable=True)  # a server prints no bars per call
+        return loaded
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> _Loaded:
+        if job.transparent:
+            raise InvalidRequestError(
+                "background=transparent is not supported by the diffusers engine: Stable "
+                "Diffusion models paint opaque images only. Use background=opaque or auto.",
+                param="background",
+            )
+        limit = self.settings.max_size
+        if job.width > limit or job.height > limit:
+            raise InvalidRequestError(
+                f"Invalid size {job.size!r}: this server makes images of at most {limit} pixels "
+                "per side.",
+                param="size",
+            )
+        self.load()
+        assert self._loaded is not None
+        return self._loaded
+
+    def _unsupported(self, what: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"The loaded model {self.model_name} cannot make {what}; it serves: "
+            f"{', '.join(sorted(self._loaded.endpoints() if self._loaded else ()))}.",
+            param="model",
+        )
+
+    def _settings(
+        self,
+        loaded: _Loaded,
+        job: Job,
+        applies: tuple[str, ...],
+        operation: str,
+        strength: str | None = None,
+    ) -> dict[str, Any]:
+        return request_settings(
+            loaded.family,
+            self.settings.tuning,
+            job.options,
+            applies=applies,
+            operation=operation,
+            strength=strength,
+        )
+
+    def _run(
+        self,
+        loaded: _Loaded,
+        pipe: Any,
+        job: Job,
+        on_partial: PartialCallback | None,
+        finish: Callable[[PILImage.Image], PILImage.Image],
+        **inputs: Any,
+    ) -> list[PILImage.Image]:
+        kwargs = dict(inputs)
+        kwargs.update(num_images_per_prompt=job.n, generator=loaded.generators(job))
+        kwargs["output_type"] = "pil"
+        if on_partial is not None and job.partial_images > 0 and _takes_step_callback(pipe):
+            kwargs["callback_on_step_end"] = _Previews(
+                loaded, job.partial_images, on_partial, finish
+            )
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
+        with loaded.lock:
+            output = pipe(**kwargs)
+        flagged = getattr(output, "nsfw_content_detected", None)
+        if flagged and any(flagged):
+            raise InvalidRequestError(
+                f"The model's safety checker flagged {sum(map(bool, flagged))} of {len(flagged)} "
+                "images; none are returned.",
+                code="moderation_blocked",
+            )
+        return [finish(image) for image in output.images]
+
+    def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        loaded = self._start(job)
+        if loaded.text2img is None:
+            raise self._unsupported("generations")
+        settings = self._settings(
+            loaded,
+            job,
+            ("num_inference_steps", "guidance_scale", "negative_prompt"),
+            "generations",
+        )
+        width, height = loaded.working_size(job)
+        images = self._run(
+            loaded,
+            loaded.text2img,
+            job,
+            on_partial,
+            lambda image: _resized(image, (job.width, job.height)),
+            prompt=job.prompt,
+            width=width,
+            height=height,
+            **settings,
+        )
+        return EngineResult(images, usage=_count_tokens(loaded.text2img, job.prompt))
+
+    def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        loaded = self._start(job)
+        source = _flatten(job.images[0])  # OpenAI edits the first image; so do we
+        size = (job.width, job.height)
+        width, height = loaded.working_size(job)
+        applies = ("num_inference_steps", "guidance_scale", "negative_prompt", "strength")
+        if job.mask is None:
+            if loaded.img2img is None:
+                raise self._unsupported("edits")
+            pipe = loaded.img2img
+            settings = self._settings(loaded, job, applies, "edits", "img2img")
+            images = self._run(
+                loaded,
+                pipe,
+                job,
+                on_partial,
+                lambda image: _resized(image, size),
+                prompt=job.prompt,
+                image=_resized(source, (width, height)),
+                **settings,
+            )
+        else:
+            if loaded.inpaint is None:
+                raise self._unsupported("edits")
+            pipe = loaded.inpaint
+            settings = self._settings(loaded, job, applies, "edits", "inpaint")
+            from PIL import Image
+
+            original = _resized(source, size)
+            region = _resized(job.mask, size, mask=True)
+
+            def keep_outside(image: PILImage.Image) -> PILImage.Image:
+                # The model repaints the whole frame; outside the region the input wins, so
+                # those pixels are exactly the input's, whatever the VAE did to them.
+                return Image.composite(_resized(image, size), original, region)
+
+            images = self._run(
+                loaded,
+                pipe,
+                job,
+                on_partial,
+                keep_outside,
+                prompt=job.prompt,
+                image=_resized(source, (width, height)),
+                mask_image=_resized(job.mask, (width, height), mask=True),
+                width=width,
+                height=height,
+                **settings,
+            )
+        return EngineResult(images, usage=_count_tokens(pipe, job.prompt))
+
+    def vary(self, job: Job) -> EngineResult:
+        loaded = self._start(job)
+        source = _flatten(job.images[0])
+        width, height = loaded.working_size(job)
+        finish = lambda image: _resized(image, (job.width, job.height))  # noqa: E731
+        if loaded.variation is not None:
+            settings = self._settings(
+                loaded, job, ("num_inference_steps", "guidance_scale"), "variations"
+            )
+            images = self._run(
+                loaded,
+                loaded.variation,
+                job,
+                None,
+                finish,
+                image=source,
+                width=width,
+                height=height,
+                **settings,
+            )
+            return EngineResult(images)
+        if loaded.img2img is None:
+            raise self._unsupported("variations")
+        applies = ("num_inference_steps", "guidance_scale", "negative_prompt", "strength")
+        settings = self._settings(loaded, job, applies, "variations", "variation")
+        images = self._run(
+            loaded,
+            loaded.img2img,
+            job,
+            None,
+            finish,
+            prompt="",
+            image=_resized(source, (width, height)),
+            **settings,
+        )
+        return EngineResult(images)
