@@ -65,6 +65,7 @@ class Recorder:
         self.base_url = ""
         self.extra_fields: dict[str, Any] = {}
         self.delay = 0.0  # seconds to wait before answering an API request
+        self.stream_completed = True  # False: streams end after the partial images
 
     def reset(self) -> None:
         with self._lock:
@@ -73,6 +74,7 @@ class Recorder:
             self._numbered.clear()
             self.extra_fields = {}
             self.delay = 0.0
+            self.stream_completed = True
 
     def fail_next(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         """Answer the next API request with this error (queue several for several)."""
@@ -173,6 +175,8 @@ class Recorder:
                     "output_format": fmt,
                 }
                 yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            if not self.stream_completed:
+                continue
             event = {
                 "type": f"{kind}.completed",
                 "b64_json": base64.b64encode(image_bytes(fmt, colour=image)).decode(),

@@ -125,3 +125,19 @@ def test_debug_logs_requests_without_the_key(api: Recorder, base_url: str) -> No
     assert result.exit_code == 0, result.output
     assert "debug:" in result.stderr
     assert KEY not in result.output
+
+
+def test_an_answer_without_images_is_an_error(api: Recorder, base_url: str) -> None:
+    api.extra_fields = {"data": []}
+    result = invoke("generate", "x", "--base-url", base_url, "-o", "x.png")
+    assert result.exit_code == 1
+    assert "without any image" in error_line(result)
+    assert result.stdout == ""
+
+
+def test_a_stream_without_a_completed_image_is_an_error(api: Recorder, base_url: str) -> None:
+    api.stream_completed = False
+    result = invoke("generate", "x", "--base-url", base_url, "--partial-images", "1", "-o", "x.png")
+    assert result.exit_code == 1
+    assert "without a completed image" in error_line(result)
+    assert result.stdout == "x.partial-0.png\n"  # the partial image that did arrive is kept

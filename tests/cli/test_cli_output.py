@@ -298,3 +298,12 @@ def _square() -> str:
     if not path.exists():
         Image.new("RGBA", (64, 64), (200, 10, 10, 255)).save(path)
     return str(path)
+
+
+def test_a_format_the_server_did_not_honour_is_reported(api: Recorder, base_url: str) -> None:
+    # A compatible server with its own model name, which returns PNG whatever was asked.
+    result = invoke("generate", "x", "-m", "house-model", "--base-url", base_url, "-o", "x.jpg")
+    assert result.exit_code == 0, result.output
+    assert api.api_requests[0].json == {"prompt": "x", "model": "house-model"}
+    assert result.stdout == "x.jpg\n"
+    assert result.stderr == "Warning: x.jpg holds png data: the server sent png, not jpeg.\n"

@@ -26,7 +26,6 @@ from .._errors import (
 # Environment variables whose values are secrets, masked wherever they might appear.
 SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_TOKEN", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

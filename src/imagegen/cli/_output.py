@@ -150,7 +150,6 @@ class Writer:
         self.namer = None if format_ else Namer(out_file)
         self.metadata = metadata
         self.show = show
-        self.saved: list[Path] = []
 
     def result(self, result: Any) -> None:
         """A whole `ImagesResult`: every image, or the response as JSON."""
@@ -180,6 +179,9 @@ class Writer:
         if self.namer is not None:
             url = getattr(image, "url", None)
             path = self._save(image, self.namer.final(fmt or _url_format(url)))
+            named = FORMAT_OF_EXTENSION.get(path.suffix.lower())
+            if fmt and named and named != fmt:  # a server that ignored output_format
+                self.console.warn(f"{path} holds {fmt} data: the server sent {fmt}, not {named}.")
             if self.show:
                 _launch(path, self.console)
             return
@@ -199,7 +201,6 @@ class Writer:
 
     def _save(self, item: Any, path: Path) -> Path:
         saved = Path(item.save(path, metadata=self.metadata))
-        self.saved.append(saved)
         self.console.out(str(saved))
         return saved
 

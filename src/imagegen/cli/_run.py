@@ -12,6 +12,7 @@ first failure stops the run, keeping (and having printed) what was already saved
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .._capabilities import (
     get_capabilities,
     validate_params,
 )
-from .._errors import InvalidRequestError
+from .._errors import APIResponseError, InvalidRequestError
 from ._errors import handle_errors
 from ._log import log_to, logger
 from ._output import Writer, output_format_for
@@ -112,18 +113,33 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
         from .. import Client
 
         secrets = (p.get("api_key"), p.get("azure_ad_token"))
-        with (
-            log_to(console, debug=bool(p.get("debug")), secrets=secrets),
-            Client(**_client_options(p)) as client,
-        ):
-            target = client.base_url or f"engine {p.get('engine')}"
-            # Without -m an in-process engine answers as its own model, not the API default.
-            shown = params.get("model") or p.get("engine_model") or p.get("engine") or model
-            for number, request in enumerate(requests, start=1):
-                label = _label(endpoint, shown, params.get("n"), number, len(requests))
-                logger.debug("%s to %s: %s", endpoint, target, _describe(request, params))
-                with console.spinner(label):
-                    _one(client, endpoint, request, {**params, **extras}, writer, label)
+        with log_to(console, debug=bool(p.get("debug")), secrets=secrets):
+            # An in-process engine loads its model here, which can take a while.
+            loading = console.spinner(f"Loading engine {p['engine']}") if p.get("engine") else None
+            with loading or contextlib.nullcontext():
+                client = Client(**_client_options(p))
+            with client:
+                _send_all(client, p, endpoint, requests, params, extras, model, writer)
+
+
+def _send_all(
+    client: Any,
+    p: dict[str, Any],
+    endpoint: Endpoint,
+    requests: list[Request],
+    params: dict[str, Any],
+    extras: dict[str, Any],
+    model: str,
+    writer: Writer,
+) -> None:
+    target = client.base_url or f"engine {p.get('engine')}"
+    # Without -m an in-process engine answers as its own model, not the API default.
+    shown = params.get("model") or p.get("engine_model") or p.get("engine") or model
+    for number, request in enumerate(requests, start=1):
+        label = _label(endpoint, shown, params.get("n"), number, len(requests))
+        logger.debug("%s to %s: %s", endpoint, target, _describe(request, params))
+        with writer.console.spinner(label):
+            _one(client, endpoint, request, {**params, **extras}, writer, label)
 
 
 def _one(
@@ -144,6 +160,10 @@ def _one(
         answer = client.create_variation(request.images[0], **params)
 
     if not (params.get("stream") or params.get("partial_images")):
+        if not len(answer):
+            raise APIResponseError(
+                "The server answered without any image.", request_id=answer.request_id
+            )
         request_id = f", request id {answer.request_id}" if answer.request_id else ""
         logger.debug("%d image(s) in %.2f s%s", len(answer), time.monotonic() - started, request_id)
         writer.result(answer)
@@ -159,6 +179,10 @@ def _one(
                 writer.console.status(f"{label}: {done} done")
                 writer.completed(event)
         logger.debug("stream of %d image(s) ended after %.2f s", done, time.monotonic() - started)
+        if not done:
+            raise APIResponseError(
+                "The stream ended without a completed image.", request_id=stream.request_id
+            )
 
 
 def _default_model(endpoint: Endpoint) -> str:
