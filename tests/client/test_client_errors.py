@@ -102,17 +102,17 @@ def test_key_echoed_by_the_server_is_redacted(
 
 
 def test_client_repr_masks_secrets() -> None:
-    client = imagegen.Client(api_key=API_KEY, base_url="http://127.0.0.1:9/v1")
-    assert API_KEY not in repr(client)
-    assert "api_key='***'" in repr(client)
+    with imagegen.Client(api_key=API_KEY, base_url="http://127.0.0.1:9/v1") as client:
+        assert API_KEY not in repr(client)
+        assert "api_key='***'" in repr(client)
     token = "eyJhbGciOiJSUzI1NiJ9.secret-token-value"
-    azure = imagegen.Client(
+    with imagegen.Client(
         azure_endpoint="https://res.openai.azure.com",
         api_version="2025-04-01-preview",
         azure_ad_token=token,
-    )
-    assert token not in repr(azure)
-    assert token not in repr(azure._settings)
+    ) as azure:
+        assert token not in repr(azure)
+        assert token not in repr(azure._settings)
 
 
 def test_proxy_password_and_key_stay_out_of_connection_errors(

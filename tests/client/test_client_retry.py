@@ -208,13 +208,14 @@ def test_per_call_timeout_overrides_the_client(
 
 
 def test_timeout_none_and_zero_mean_no_limit() -> None:
-    for value in (None, 0):
-        timeout = imagegen.Client(base_url="http://x", timeout=value).timeout
-        assert (timeout.read, timeout.write, timeout.connect) == (None, None, 10.0)
-    default = imagegen.Client(base_url="http://x").timeout
-    assert (default.read, default.connect) == (600.0, 10.0)
-    short = imagegen.Client(base_url="http://x", timeout=3).timeout
-    assert (short.read, short.connect) == (3.0, 3.0)
+    def timeout_of(**options: object) -> tuple[float | None, float | None]:
+        with imagegen.Client(base_url="http://x", **options) as client:  # type: ignore[arg-type]
+            return client.timeout.read, client.timeout.connect
+
+    assert timeout_of(timeout=None) == (None, 10.0)
+    assert timeout_of(timeout=0) == (None, 10.0)
+    assert timeout_of() == (600.0, 10.0)
+    assert timeout_of(timeout=3) == (3.0, 3.0)
 
 
 def test_a_stream_is_retried_before_it_starts(
