@@ -44,7 +44,8 @@ from imagegen.engines._diffusers_options import (
     parse_engine_options,
     request_settings,
 )
-from imagegen.engines.diffusers import INSTALL_HINT, DiffusersEngine, _partial_steps
+from imagegen.engines._diffusers_runtime import partial_steps
+from imagegen.engines.diffusers import INSTALL_HINT, DiffusersEngine
 
 _SKIP = os.environ.get("IMAGEGEN_SKIP_DIFFUSERS") == "1"  # read before conftest clears IMAGEGEN_*
 
@@ -262,11 +263,11 @@ def test_settings_layering() -> None:
 
 
 def test_partial_steps_are_evenly_spaced() -> None:
-    assert _partial_steps(30, 3) == [6, 14, 21]
-    assert _partial_steps(4, 1) == [1]
-    assert _partial_steps(3, 2) == [0, 1]
-    assert _partial_steps(3, 3) == [0, 1]  # fewer steps than previews: fewer previews
-    assert _partial_steps(1, 3) == []
+    assert partial_steps(30, 3) == [6, 14, 21]
+    assert partial_steps(4, 1) == [1]
+    assert partial_steps(3, 2) == [0, 1]
+    assert partial_steps(3, 3) == [0, 1]  # fewer steps than previews: fewer previews
+    assert partial_steps(1, 3) == []
 
 
 def test_loads_a_folder_without_the_network(

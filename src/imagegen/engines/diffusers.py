@@ -20,31 +20,31 @@ resized to exactly the requested one. Image `i` of a request is seeded `seed + i
 `background=transparent` is refused: these models paint opaque images only.
 
 torch and diffusers are imported by `load()`, never when this module is imported. The settings
-(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; see
+(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; what runs
+on the device (its worker thread, seeds, previews, token counts) in `_diffusers_runtime`. See
 `docs/diffusers.md`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import secrets
+import importlib.util
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, InvalidRequestError, MissingDependencyError
-from .._models import ImagesUsage, InputTokensDetails
 from . import Engine, EngineResult, Job, PartialCallback
-from ._diffusers_options import (
-    EngineOptions,
-    Family,
-    detect_family,
-    parse_engine_options,
-    request_settings,
+from ._diffusers_options import EngineOptions, detect_family, parse_engine_options, request_settings
+from ._diffusers_runtime import (
+    Loaded,
+    Previews,
+    count_tokens,
+    device_key,
+    device_worker,
+    takes_step_callback,
 )
 
 if TYPE_CHECKING:
@@ -60,25 +60,6 @@ INSTALL_HINT = (
 )
 
 _ALL_ENDPOINTS: frozenset[Endpoint] = frozenset({"generations", "edits", "variations"})
-_SEED_MODULUS = 2**63  # torch seeds are 64-bit; larger or negative seeds wrap
-
-# One pipeline call at a time per device: a pipeline (its scheduler state above all) is not
-# thread-safe, and two calls on one GPU only compete for its memory. Shared by every engine
-# in the process, so two engines on one device queue behind each other too.
-_DEVICE_LOCKS: dict[str, threading.Lock] = {}
-_DEVICE_LOCKS_GUARD = threading.Lock()
-
-
-def _device_lock(device: str) -> threading.Lock:
-    with _DEVICE_LOCKS_GUARD:
-        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
-
-
-def _device_key(torch: Any, device: str) -> str:
-    """`cuda` and `cuda:0` are one device, and share one lock."""
-    if device == "cuda":
-        return f"cuda:{torch.cuda.current_device()}"
-    return device
 
 
 def _import_libraries() -> tuple[Any, Any]:
@@ -90,6 +71,11 @@ def _import_libraries() -> tuple[Any, Any]:
         missing = f" ({exc.name} is not installed)" if exc.name else ""
         raise MissingDependencyError(INSTALL_HINT + missing) from exc
     return torch, diffusers
+
+
+def _libraries_present() -> bool:
+    """Whether torch and diffusers are installed, found without importing them."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "diffusers"))
 
 
 def _model_name(model: str) -> str:
@@ -122,139 +108,14 @@ def _resized(image: PILImage.Image, size: tuple[int, int], *, mask: bool = False
     return image.resize(size, method)
 
 
-def _partial_steps(total: int, count: int) -> list[int]:
-    """Evenly spaced step indices for `count` previews of `total` steps, the last one excluded
-    (it is the final image). Fewer steps than previews gives fewer previews, as OpenAI may."""
-    steps = {(k + 1) * total // (count + 1) - 1 for k in range(count)}
-    return sorted(step for step in steps if 0 <= step < total - 1)
-
-
-@dataclass
-class _Loaded:
-    """What `load()` made: the pipelines (sharing one set of weights) and their device."""
-
-    torch: Any
-    device: str
-    lock: threading.Lock
-    family: Family
-    multiple: int  # sizes the pipelines accept are multiples of this
-    native_size: tuple[int, int]
-    text2img: Any = None
-    img2img: Any = None
-    inpaint: Any = None
-    variation: Any = None
-
-    def endpoints(self) -> frozenset[Endpoint]:
-        if self.variation is not None:
-            return frozenset({"variations"})
-        found: set[Endpoint] = {"generations"}
-        if self.img2img is not None:
-            found.add("variations")
-            if self.inpaint is not None:
-                found.add("edits")
-        return frozenset(found)
-
-    def working_size(self, job: Job) -> tuple[int, int]:
-        """The nearest size the model accepts; the result is resized to the job's size."""
-        m = self.multiple
-        return max(m, (job.width + m // 2) // m * m), max(m, (job.height + m // 2) // m * m)
-
-    def generators(self, job: Job) -> list[Any]:
-        base = job.seed if job.seed is not None else secrets.randbits(63)
-        # mps has no generator of its own; CPU generators are the documented choice there.
-        where = "cpu" if self.device.startswith("mps") else self.device
-        return [
-            self.torch.Generator(device=where).manual_seed((base + i) % _SEED_MODULUS)
-            for i in range(job.n)
-        ]
-
-
-class _Previews:
-    """`callback_on_step_end`: decodes the latents at evenly spaced steps into partial images."""
-
-    def __init__(
-        self,
-        loaded: _Loaded,
-        count: int,
-        on_partial: PartialCallback,
-        finish: Callable[[PILImage.Image], PILImage.Image],
-    ) -> None:
-        self.loaded = loaded
-        self.count = count
-        self.on_partial = on_partial
-        self.finish = finish
-
-    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
-        total = getattr(pipe, "num_timesteps", None) or 0
-        plan = _partial_steps(int(total), self.count)
-        if step in plan:
-            for index, image in enumerate(self.decode(pipe, tensors["latents"])):
-                self.on_partial(index, plan.index(step), self.finish(image))
-        return tensors
-
-    def decode(self, pipe: Any, latents: Any) -> list[PILImage.Image]:
-        torch = self.loaded.torch
-        if latents.ndim != 4:  # packed latents (Flux and kin) need the pipeline's own unpacking
-            return []
-        vae = pipe.vae
-        config = vae.config
-        # SDXL's VAE overflows in float16; its pipeline decodes in float32, and so do we.
-        upcast = vae.dtype == torch.float16 and bool(getattr(config, "force_upcast", False))
-        upcast = upcast and hasattr(pipe, "upcast_vae")
-        with torch.no_grad():
-            if upcast:
-                vae.to(dtype=torch.float32)
-            try:
-                latents = latents.to(vae.dtype)
-                mean = getattr(config, "latents_mean", None)
-                std = getattr(config, "latents_std", None)
-                if mean is not None and std is not None:
-                    shape = (1, len(mean), 1, 1)
-                    mean_t = torch.tensor(mean).view(shape).to(latents.device, latents.dtype)
-                    std_t = torch.tensor(std).view(shape).to(latents.device, latents.dtype)
-                    latents = latents * std_t / config.scaling_factor + mean_t
-                else:
-                    latents = latents / config.scaling_factor
-                    shift = getattr(config, "shift_factor", None)
-                    if shift:
-                        latents = latents + shift
-                decoded = vae.decode(latents, return_dict=False)[0]
-            finally:
-                if upcast:
-                    vae.to(dtype=torch.float16)
-        images: list[PILImage.Image] = pipe.image_processor.postprocess(decoded, output_type="pil")
-        return images
-
-
-def _takes_step_callback(pipe: Any) -> bool:
-    parameters = inspect.signature(pipe.__call__).parameters
-    return "callback_on_step_end" in parameters and "latents" in getattr(
-        pipe, "_callback_tensor_inputs", ()
-    )
-
-
-def _count_tokens(pipe: Any, prompt: str) -> ImagesUsage | None:
-    """The prompt's tokens as the text encoder receives them (start and end tokens included,
-    cut at the model's limit); None when the pipeline has no tokenizer to count with."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is None or not prompt:
-        return None
-    ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    count = len(ids)
-    return ImagesUsage(
-        input_tokens=count,
-        total_tokens=count,
-        input_tokens_details=InputTokensDetails(text_tokens=count),
-    )
-
-
 class DiffusersEngine(Engine):
     """Real images from a diffusers model on this machine's GPU or CPU."""
 
     name: ClassVar[str] = "diffusers"
-    description: ClassVar[str] = (
-        "Stable Diffusion and other diffusers pipelines on GPU or CPU "
-        "(pip install 'imagegen[diffusers]')"
+    description: ClassVar[str] = "Stable Diffusion and other diffusers pipelines on GPU or CPU" + (
+        ""
+        if _libraries_present()
+        else " (needs torch and diffusers: install torch, then pip install 'imagegen[diffusers]')"
     )
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
@@ -269,7 +130,7 @@ class DiffusersEngine(Engine):
         self.model_path: str = model.strip()
         self.model_name = _model_name(self.model_path)
         self.settings: EngineOptions = parse_engine_options(self.options)
-        self._loaded: _Loaded | None = None
+        self._loaded: Loaded | None = None
         self._load_lock = threading.Lock()
 
     # --- loading ---------------------------------------------------------------------------
@@ -284,6 +145,18 @@ class DiffusersEngine(Engine):
                 default_sizes={"edits": "auto", "variations": "auto"},
             )
         ]
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded pipeline (text-to-image, or image-variation), loading it if needed.
+
+        For customising it before serving (a scheduler, LoRA weights) and for benchmarks. The
+        edit pipelines share its components. Calls made on it directly bypass the engine's
+        per-device queue, so make none while the engine serves requests.
+        """
+        self.load()
+        assert self._loaded is not None
+        return self._loaded.text2img or self._loaded.variation
 
     def load(self) -> None:
         with self._load_lock:
@@ -336,7 +209,7 @@ class DiffusersEngine(Engine):
             raise ConfigurationError(f"Model folder {self.model_path} does not exist.")
         return self.model_path, {}
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Loaded:
         torch, diffusers = _import_libraries()
         device = self._device(torch)
         dtype_name = self.settings.dtype
@@ -369,10 +242,10 @@ class DiffusersEngine(Engine):
         if isinstance(sample, (list, tuple)):
             sample = sample[0]
         scheduler = type(getattr(pipe, "scheduler", None)).__name__
-        loaded = _Loaded(
+        loaded = Loaded(
             torch=torch,
             device=device,
-            lock=_device_lock(_device_key(torch, device)),
+            worker=device_worker(device_key(torch, device)),
             family=detect_family(self.model_path, type(pipe).__name__, scheduler),
             multiple=max(8, 2 * scale),
             native_size=(int(sample) * scale, int(sample) * scale),
@@ -410,7 +283,7 @@ class DiffusersEngine(Engine):
 
     # --- requests --------------------------------------------------------------------------
 
-    def _start(self, job: Job) -> _Loaded:
+    def _start(self, job: Job) -> Loaded:
         if job.transparent:
             raise InvalidRequestError(
                 "background=transparent is not supported by the diffusers engine: Stable "
@@ -437,7 +310,7 @@ class DiffusersEngine(Engine):
 
     def _settings(
         self,
-        loaded: _Loaded,
+        loaded: Loaded,
         job: Job,
         applies: tuple[str, ...],
         operation: str,
@@ -454,7 +327,7 @@ class DiffusersEngine(Engine):
 
     def _run(
         self,
-        loaded: _Loaded,
+        loaded: Loaded,
         pipe: Any,
         job: Job,
         on_partial: PartialCallback | None,
@@ -464,13 +337,12 @@ class DiffusersEngine(Engine):
         kwargs = dict(inputs)
         kwargs.update(num_images_per_prompt=job.n, generator=loaded.generators(job))
         kwargs["output_type"] = "pil"
-        if on_partial is not None and job.partial_images > 0 and _takes_step_callback(pipe):
-            kwargs["callback_on_step_end"] = _Previews(
+        if on_partial is not None and job.partial_images > 0 and takes_step_callback(pipe):
+            kwargs["callback_on_step_end"] = Previews(
                 loaded, job.partial_images, on_partial, finish
             )
             kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
-        with loaded.lock:
-            output = pipe(**kwargs)
+        output = loaded.worker.submit(pipe, **kwargs).result()
         flagged = getattr(output, "nsfw_content_detected", None)
         if flagged and any(flagged):
             raise InvalidRequestError(
@@ -502,7 +374,7 @@ class DiffusersEngine(Engine):
             height=height,
             **settings,
         )
-        return EngineResult(images, usage=_count_tokens(loaded.text2img, job.prompt))
+        return EngineResult(images, usage=count_tokens(loaded.text2img, job.prompt))
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         loaded = self._start(job)
@@ -553,7 +425,7 @@ class DiffusersEngine(Engine):
                 height=height,
                 **settings,
             )
-        return EngineResult(images, usage=_count_tokens(pipe, job.prompt))
+        return EngineResult(images, usage=count_tokens(pipe, job.prompt))
 
     def vary(self, job: Job) -> EngineResult:
         loaded = self._start(job)
