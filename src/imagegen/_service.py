@@ -10,7 +10,7 @@ import base64
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,20 @@ class Rendered:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _keeps_alpha(job: Job, image: PILImage.Image) -> bool:
+    """Whether an image is encoded with its alpha channel: always for `background=transparent`,
+    and for `auto` when the engine returned real transparency (an edit of a transparent image
+    keeps its transparent pixels). JPEG has no alpha."""
+    if job.output_format == "jpeg":
+        return False
+    if job.transparent:
+        return True
+    if job.background != "auto" or image.mode not in ("RGBA", "LA"):
+        return False
+    lowest = image.getchannel("A").getextrema()[0]
+    return isinstance(lowest, int) and lowest < 255
 
 
 class ImageService:
@@ -165,11 +179,12 @@ class ImageService:
             options=options,
         )
 
-    def _echo(self, job: Job) -> dict[str, str]:
+    def _echo(self, job: Job, images: Sequence[PILImage.Image] = ()) -> dict[str, str]:
         if self.capabilities(job.model).family == "dall-e":
             return {}  # DALL·E answers carry no echo fields
+        transparent = job.transparent or any(_keeps_alpha(job, image) for image in images)
         return {
-            "background": "transparent" if job.transparent else "opaque",
+            "background": "transparent" if transparent else "opaque",
             "output_format": job.output_format,
             "size": job.size,
             "quality": _RESOLVED_QUALITY.get(job.quality, "high"),
@@ -185,7 +200,7 @@ class ImageService:
             image,
             job.output_format,
             compression=job.output_compression,
-            transparent=job.transparent,
+            transparent=_keeps_alpha(job, image),
         )
 
     def _call(self, job: Job, on_partial: PartialCallback | None) -> EngineResult:
@@ -210,12 +225,19 @@ class ImageService:
 
     def run(self, job: Job, on_partial: PartialCallback | None = None) -> Rendered:
         """Run the job to the end and encode its images."""
-        result = self._call(job, on_partial)
+        return self.finish(job, self.make(job, on_partial))
+
+    def make(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        """Only the engine's part of `run`: the server holds an engine slot just for this."""
+        return self._call(job, on_partial)
+
+    def finish(self, job: Job, result: EngineResult) -> Rendered:
+        """The rest of `run`: encode the images (CPU work that needs no engine slot)."""
         return Rendered(
             created=int(time.time()),
             images=[self._encode(job, image) for image in result.images],
             output_format=job.output_format,
-            echo=self._echo(job),
+            echo=self._echo(job, result.images),
             usage=result.usage,
             revised_prompts=list(result.revised_prompts or []),
         )
@@ -239,7 +261,7 @@ class ImageService:
                 image,
                 job.output_format,
                 compression=job.output_compression,
-                transparent=job.transparent,
+                transparent=_keeps_alpha(job, image),
             )
             events.put(
                 (
@@ -277,6 +299,6 @@ class ImageService:
                         b64_json=_b64(image),
                         created_at=rendered.created,
                         usage=rendered.usage if index == last else None,
-                        **echo,
+                        **(rendered.echo or echo),
                     )
                 return
