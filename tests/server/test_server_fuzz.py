@@ -283,7 +283,7 @@ def test_any_route(http: httpx2.Client, path: str, method: str) -> None:
 placeholder_bodies = st.fixed_dictionaries(
     {
         "prompt": st.text(max_size=200),
-        "size": st.sampled_from(["16x16", "64x40", "200x30", "2x2", "3x300", "96x96"]),
+        "size": st.sampled_from(["16x16", "64x40", "200x30", "1x1", "1x40", "3x300", "96x96"]),
     },
     optional={
         "model": st.sampled_from(["placeholder", "solid-1"]),

@@ -81,7 +81,9 @@ async def _run(endpoint: Endpoint, request: Request, parsed: ParsedRequest) -> R
             streaming = True  # the response gives the ticket back when the stream ends
             return EventStreamResponse(events, ticket)
         async with ticket.engine():
-            rendered = await anyio.to_thread.run_sync(service.run, job)
+            made = await anyio.to_thread.run_sync(service.make, job)
+        # Encoding needs no engine slot: the next job may start while this one is encoded.
+        rendered = await anyio.to_thread.run_sync(service.finish, job, made)
     finally:
         if not streaming:
             ticket.close()
