@@ -193,6 +193,35 @@ def test_model_folder_errors(tmp_path: Path) -> None:
         DiffusersEngine(model=str(checkpoint)).load()
 
 
+def test_hub_id_loads_from_the_hub_cache_offline(
+    model_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    """A hub id resolves through the Hugging Face cache (laid out here by hand), offline."""
+    import shutil
+
+    repo = tmp_path / "hub" / "models--imagegen-tests--tiny-sd"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    shutil.copytree(model_folders["sd"], repo / "snapshots" / revision)
+    code = (
+        "from imagegen._models import GenerateRequest\n"
+        "from imagegen._service import ImageService\n"
+        "from imagegen.engines.diffusers import DiffusersEngine\n"
+        "engine = DiffusersEngine(model='imagegen-tests/tiny-sd', options={'steps': '1'})\n"
+        "engine.load()\n"
+        "service = ImageService(engine)\n"
+        "job = service.prepare('generations', GenerateRequest(prompt='a fox', size='16x8'))\n"
+        "print(engine.models()[0].name, len(service.run(job).images))\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["imagegen-tests/tiny-sd", "1"]
+
+
 def test_hub_id_not_in_cache_offline() -> None:
     with pytest.raises(ConfigurationError, match="Could not load the diffusers model"):
         DiffusersEngine(model="imagegen-tests/no-such-model").load()
