@@ -297,7 +297,9 @@ def test_edit_with_other_content_type_is_400(http: httpx2.Client) -> None:
 
 @pytest.fixture(scope="module")
 def small_limits() -> Iterator[str]:
-    settings = make_settings(max_request_bytes=200_000, max_image_bytes=50_000)
+    settings = make_settings(
+        max_request_bytes=200_000, max_image_bytes=50_000, max_input_pixels=3 * 64 * 64
+    )
     with live_server(create_app(SolidEngine(), settings)) as url:
         yield url
 
@@ -343,6 +345,21 @@ def test_image_over_the_per_image_limit_is_400(small_limits: str) -> None:
             "/v1/images/edits", json={"prompt": "x", "images": [{"image_url": url}]}
         )
         assert_openai_error(response, 400, param="image")
+
+
+def test_total_input_pixels_are_bounded(small_limits: str) -> None:
+    with httpx2.Client(base_url=small_limits, timeout=30) as http:
+        three = [image_part(png()), image_part(png(), "image[]"), image_part(png(), "image[]")]
+        assert edit(http, three).status_code == 200
+        response = edit(http, [*three, image_part(mask_png((64, 64), (0, 0, 1, 1)), "mask")])
+        error = assert_openai_error(response, 400, param="image")
+        assert "12,288" in error["message"]
+
+
+def test_data_url_over_openais_length_cap_is_400(http: httpx2.Client) -> None:
+    url = "data:image/png;base64," + "A" * 20_971_520
+    response = http.post("/v1/images/edits", json={"prompt": "x", "images": [{"image_url": url}]})
+    assert_openai_error(response, 400, param="images[0].image_url")
 
 
 # -- failures inside the engine ----------------------------------------------------------------

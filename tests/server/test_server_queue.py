@@ -155,3 +155,46 @@ def test_graceful_shutdown_finishes_the_request_in_flight(blocking: BlockingEngi
     assert stopped_listening.is_set()
     assert result["response"].status_code == 200
     assert len(result["response"].json()["data"]) == 1
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 20) -> bytes:
+    """Send a request by hand (possibly with less body than announced); read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_a_full_queue_refuses_before_reading_the_body(blocking: BlockingEngine) -> None:
+    with live_server(create_app(blocking, make_settings(max_concurrency=1, max_queue=0))) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with capture_thread(post, url) as first:
+            blocking.wait_started()
+            head = (
+                b"POST /v1/images/edits HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+            )
+            answer = raw_request(port, head)  # 50 MB announced, not one byte sent
+            assert answer.startswith(b"HTTP/1.1 429")
+            assert b"retry-after: " in answer.lower()
+            blocking.release.set()
+        assert first["result"].status_code == 200
+
+
+def test_a_stalled_upload_gets_408_and_frees_its_place() -> None:
+    settings = make_settings(max_concurrency=1, max_queue=0, body_timeout=0.5)
+    with live_server(create_app(BlockingEngine(), settings)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        head = (
+            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+            b"Content-Type: application/json\r\n\r\n"
+        )
+        answer = raw_request(port, head, b'{"prompt": "x", ')  # then nothing more
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert b'"code":"request_timeout"' in answer
+        wait_until(lambda: health(url)["waiting"] == 0, "the place is given back")

@@ -155,12 +155,6 @@ def serve_command(
         # Loaded here, not in the app's lifespan, so a missing extra or a bad model is one
         # clear line before anything listens.
         loaded = load_engine(settings.engine, model=settings.model, options=settings.engine_options)
-    if not keys:
-        click.echo(
-            "Warning: no API key configured; the server answers every request without "
-            "authentication.",
-            err=True,
-        )
     try:
         uvicorn.run(
             create_app(loaded, settings),

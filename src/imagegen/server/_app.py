@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
+from ._inputs import MAX_DATA_URL_CHARS
 from ._limits import BodyLimitMiddleware, EngineGate
 from ._routes import ServerState, routes
 from ._settings import MB, ServerSettings
@@ -30,10 +31,11 @@ _JSON_BODY = MB  # generations: a prompt of at most 32,000 characters and a few 
 _SMALL_BODY = 64 * 1024  # every other route takes no body
 
 
-def _body_limits(settings: ServerSettings) -> Any:
+def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
     multipart = settings.request_limit
-    # JSON edits carry the same images as base64 data URLs: 4/3 of their size.
-    json_edits = multipart * 4 // 3 + MB
+    # JSON edits carry the images as base64 data URLs, each at most OpenAI's 20 MiB characters.
+    per_image = min(settings.max_image_bytes * 4 // 3 + 1024, MAX_DATA_URL_CHARS)
+    json_edits = min(multipart, (settings.max_images + 1) * per_image + MB)
     variation = settings.max_image_bytes + MB
 
     def limit_for(scope: Scope) -> int:
@@ -123,7 +125,11 @@ def create_app(
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(AuthMiddleware, keys=keys),
-            Middleware(BodyLimitMiddleware, limit_for=_body_limits(settings)),
+            Middleware(
+                BodyLimitMiddleware,
+                limit_for=_body_limits(settings),
+                chunk_timeout=settings.body_timeout,
+            ),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

@@ -30,6 +30,8 @@ __all__ = ["ParsedRequest", "read_edit", "read_generation", "read_variation"]
 # at most a 32,000-character prompt (128 KB in UTF-8); OpenAI's forms have about 15 fields.
 MAX_FIELD_BYTES = 256 * 1024
 MAX_FIELDS = 64
+# OpenAI's own cap on one JSON `image_url` (a 15 MB image as base64).
+MAX_DATA_URL_CHARS = 20_971_520
 _IMAGE_FIELDS = {"image", "image[]"}
 
 
@@ -135,6 +137,20 @@ def _check_mask_alpha(mask: InputImage | None) -> None:
         )
 
 
+def _check_pixels(
+    images: list[InputImage], mask: InputImage | None, settings: ServerSettings
+) -> None:
+    """Decoded, every input pixel costs 4 bytes: bound the total per request, not just per image
+    (sixteen small PNGs of one colour can each claim 64 MP)."""
+    total = sum(image.width * image.height for image in [*images, *([mask] if mask else [])])
+    if total > settings.max_input_pixels:
+        raise InvalidRequestError(
+            f"The input images have {total:,} pixels in all; this server accepts at most "
+            f"{settings.max_input_pixels:,} per request.",
+            param="image",
+        )
+
+
 def _check_count(count: int, param: str, settings: ServerSettings) -> None:
     if count > settings.max_images:
         raise InvalidRequestError(
@@ -209,6 +225,7 @@ async def _read_multipart(
         inputs = [await _read_upload(upload, "image", caps, settings) for upload in images]
         mask = await _read_upload(masks[0], "mask", caps, settings) if masks else None
     _check_mask_alpha(mask)
+    _check_pixels(inputs, mask, settings)
     return ParsedRequest(parsed, inputs, mask)
 
 
@@ -251,6 +268,12 @@ def _decode_reference(
     if not isinstance(url, str) or not url:
         raise InvalidRequestError(
             f"Missing {where}: give the image as a data URL (data:image/png;base64,...).",
+            param=where,
+        )
+    if len(url) > MAX_DATA_URL_CHARS:
+        raise InvalidRequestError(
+            f"Invalid {where}: {len(url):,} characters; at most {MAX_DATA_URL_CHARS:,} are "
+            "accepted. Send large images as multipart/form-data.",
             param=where,
         )
     if url[:8].lower().startswith(("http://", "https://")):
@@ -322,4 +345,5 @@ async def read_edit(
     ]
     mask = _decode_reference(mask_ref, "mask", caps, settings) if mask_ref is not None else None
     _check_mask_alpha(mask)
+    _check_pixels(images, mask, settings)
     return ParsedRequest(parsed, images, mask)

@@ -40,11 +40,16 @@ def _too_large(scope: Scope, limit: int) -> HTTPError:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies larger than `limit_for(scope)` bytes with a 413."""
+    """Refuses bodies larger than `limit_for(scope)` bytes with a 413, and bodies that stop
+    arriving for `chunk_timeout` seconds with a 408 (a stalled upload must not hold a place
+    in the queue forever)."""
 
-    def __init__(self, app: ASGIApp, *, limit_for: Callable[[Scope], int]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit_for: Callable[[Scope], int], chunk_timeout: float
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.chunk_timeout = chunk_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,12 +63,25 @@ class BodyLimitMiddleware:
                 await response(scope, receive, send)
                 return
         received = 0
+        complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body only a disconnect can come; no deadline for that
+                return await receive()
+            try:
+                with anyio.fail_after(self.chunk_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPError(
+                    408,
+                    f"The request body stopped arriving: nothing came for "
+                    f"{self.chunk_timeout:g} seconds.",
+                    code="request_timeout",
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > limit:
                     raise _too_large(scope, limit)
             return message

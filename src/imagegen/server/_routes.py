@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,12 +62,22 @@ async def _answer(
     return _json(await anyio.to_thread.run_sync(render))
 
 
-async def _run(endpoint: Endpoint, request: Request, parsed: ParsedRequest) -> Response:
+Reader = Callable[[Request, ImageService, ServerSettings], Awaitable[ParsedRequest]]
+
+
+async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
+    """Admit, read the body, validate, run the engine, encode, answer.
+
+    Admission comes first, before a byte of the body is read: only the admitted requests
+    (engine slots + queue) hold uploads and decoded images, so memory stays bounded however
+    many clients send at once, and a refusal costs nothing.
+    """
     state = _state(request)
     service = state.service
     ticket = state.gate.admit()
     streaming = False
     try:
+        parsed = await read(request, service, state.settings)
         job = await anyio.to_thread.run_sync(
             service.prepare,
             endpoint,
@@ -91,22 +102,15 @@ async def _run(endpoint: Endpoint, request: Request, parsed: ParsedRequest) -> R
 
 
 async def generations(request: Request) -> Response:
-    state = _state(request)
-    return await _run(
-        "generations", request, await read_generation(request, state.service, state.settings)
-    )
+    return await _run("generations", request, read_generation)
 
 
 async def edits(request: Request) -> Response:
-    state = _state(request)
-    return await _run("edits", request, await read_edit(request, state.service, state.settings))
+    return await _run("edits", request, read_edit)
 
 
 async def variations(request: Request) -> Response:
-    state = _state(request)
-    return await _run(
-        "variations", request, await read_variation(request, state.service, state.settings)
-    )
+    return await _run("variations", request, read_variation)
 
 
 def _model_entries(state: ServerState) -> list[dict[str, Any]]:

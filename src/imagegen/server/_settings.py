@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from pydantic import (
 )
 
 from .._errors import ConfigurationError
+from .._imaging import MAX_PIXELS
 from .._service import DEFAULT_MAX_OUTPUT_PIXELS
 
 __all__ = ["ENV_PREFIX", "MB", "ServerSettings", "check_bind", "is_loopback"]
@@ -78,6 +78,12 @@ class ServerSettings(BaseModel):
     # Whole request body; default: every image and a mask at their maximum, plus 1 MB of fields.
     max_request_bytes: int | None = Field(None, ge=1024)
     max_output_pixels: int = Field(DEFAULT_MAX_OUTPUT_PIXELS, ge=1)
+    # Decoded inputs of one request, all images and the mask together: each pixel costs 4
+    # bytes in memory (RGBA), so the default bounds a request to ~256 MB of decoded pixels.
+    max_input_pixels: int = Field(MAX_PIXELS, ge=1)
+
+    # Seconds an upload may pause between two chunks before it is refused with a 408.
+    body_timeout: float = Field(60.0, gt=0)
 
     # Seconds uvicorn waits for requests in flight at shutdown before it closes them.
     graceful_timeout: int = Field(120, ge=0)
@@ -191,7 +197,3 @@ def check_bind(settings: ServerSettings, keys: list[str] | None = None) -> None:
         "could use the engine. Pass --api-key KEY (or IMAGEGEN_API_KEYS, or --api-key-file), "
         "or --allow-no-auth to serve it without authentication."
     )
-
-
-def options_from(mapping: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(key): str(value) for key, value in (mapping or {}).items()}
