@@ -257,6 +257,8 @@ def validate_params(endpoint: Endpoint, params: Mapping[str, Any], caps: ModelCa
             raise InvalidRequestError(
                 f"Parameter {name} is not supported by {caps.name}.{hint}", param=name
             )
+    # Fields outside the endpoint's schema (engine options from `extra_body`) are the engine's.
+    params = {name: value for name, value in params.items() if name in ENDPOINT_PARAMS[endpoint]}
 
     prompt = params.get("prompt")
     if endpoint != "variations":

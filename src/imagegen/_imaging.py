@@ -108,7 +108,8 @@ def open_image(data: bytes, *, param: str = "image") -> PILImage.Image:
         raise InvalidRequestError(
             f"The {param} could not be read as an image: {exc}.", param=param
         ) from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # The warning is raised only where warnings are errors (`-W error`, pytest).
         raise InvalidRequestError(f"The {param} has too many pixels.", param=param) from None
     return image
 
@@ -120,7 +121,9 @@ def _read_source(source: ImageInput, param: str) -> tuple[bytes, str]:
         buffer = io.BytesIO()
         image = source
         if image.mode not in ("RGB", "RGBA", "L", "LA"):
-            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+            # A palette's transparency (one index or per-entry alpha) must become real alpha.
+            alpha = "A" in image.getbands() or "transparency" in image.info
+            image = image.convert("RGBA" if alpha else "RGB")
         image.save(buffer, format="PNG")
         return buffer.getvalue(), f"{param}.png"
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -182,7 +185,9 @@ def load_input(source: ImageInput | InputImage, *, param: str = "image") -> Inpu
         raise InvalidRequestError(
             f"The {param} {name!r} could not be read: {exc}.", param=param
         ) from None
-    except Image.DecompressionBombError:  # PIL refuses headers claiming > 179 MP outright
+    # PIL refuses headers claiming > 179 MP outright, and warns above 89 MP (an exception
+    # where warnings are errors).
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidRequestError(
             f"The {param} {name!r} has too many pixels; at most {MAX_PIXELS:,} are accepted.",
             param=param,
@@ -319,7 +324,8 @@ def edit_region(mask: PILImage.Image | None, image: PILImage.Image) -> PILImage.
             f"{image.width}x{image.height}; they must be the same size.",
             param="mask",
         )
-    if "A" not in source.getbands() and not (source.mode == "P" and "transparency" in source.info):
+    # Alpha may also come as a tRNS chunk (`transparency`) on P, L and RGB PNGs.
+    if "A" not in source.getbands() and "transparency" not in source.info:
         if mask is not None:
             raise InvalidRequestError(
                 "Invalid mask image format - mask image missing alpha channel.", param="mask"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,10 @@ __all__ = ["DEFAULT_MAX_OUTPUT_PIXELS", "ImageService", "Rendered"]
 # Largest output an engine is asked for unless the server is told otherwise: gpt-image-2's
 # ceiling (3840x2160). Guards engines of unknown models against "100000x100000".
 DEFAULT_MAX_OUTPUT_PIXELS = 8_294_400
+
+# A seed sent as text (multipart fields are strings): ASCII digits only ("²" passes
+# `isdigit()` but not `int()`), and not so many that `int()` refuses the string.
+_INTEGER = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
 
 _RESOLVED_QUALITY = {"low": "low", "medium": "medium", "high": "high"}
 
@@ -154,7 +159,7 @@ class ImageService:
         options = dict(request.extra_params())
         seed = options.pop("seed", None)
         if seed is not None:
-            if isinstance(seed, str) and seed.strip().lstrip("-").isdigit():
+            if isinstance(seed, str) and _INTEGER.match(seed):
                 seed = int(seed)
             if isinstance(seed, bool) or not isinstance(seed, int):
                 raise InvalidRequestError(

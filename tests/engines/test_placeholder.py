@@ -134,7 +134,7 @@ def test_generation_n_images_are_distinct_and_image_i_uses_seed_plus_i() -> None
         (1536, 1024),
         (3840, 16),
         (2160, 3840),
-    ],  # fmt: skip
+    ],
 )
 @pytest.mark.parametrize("background", ["auto", "transparent"])
 def test_generation_has_the_exact_size_asked_for(size: tuple[int, int], background: str) -> None:
