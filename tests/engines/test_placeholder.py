@@ -435,8 +435,8 @@ def test_only_the_first_image_is_edited() -> None:
 
 
 def signature(image: Image.Image) -> npt.NDArray[np.float64]:
-    """Brightness (HSV value, which a hue shift keeps) on a coarse grid: the picture's layout."""
-    value = image.convert("RGB").convert("HSV").getchannel("V").resize((16, 16))
+    """Luminance (which a hue rotation keeps) on a coarse grid: the picture's layout."""
+    value = image.convert("L").resize((16, 16))
     return np.asarray(value, dtype=np.float64).ravel()
 
 

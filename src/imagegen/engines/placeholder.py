@@ -301,14 +301,25 @@ def _inpaint(
 
 
 def _hue_shift(image: Image.Image, degrees: float) -> Image.Image:
-    alpha = image.getchannel("A") if image.mode == "RGBA" else None
-    step = round(degrees / 360 * 256)
-    hue, saturation, value = image.convert("RGB").convert("HSV").split()
-    hue = hue.point([(v + step) % 256 for v in range(256)])
-    shifted = Image.merge("HSV", (hue, saturation, value)).convert("RGB")
-    if alpha is not None:
-        shifted.putalpha(alpha)
-    return shifted
+    """Turn the hues, keeping luminance: the matrix of CSS/SVG `hue-rotate` (a fraction of the
+    cost of a round trip through HSV)."""
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    matrix = np.array(
+        [
+            [0.213 + cos * 0.787 - sin * 0.213, 0.715 - cos * 0.715 - sin * 0.715,
+             0.072 - cos * 0.072 + sin * 0.928],
+            [0.213 - cos * 0.213 + sin * 0.143, 0.715 + cos * 0.285 + sin * 0.140,
+             0.072 - cos * 0.072 - sin * 0.283],
+            [0.213 - cos * 0.213 - sin * 0.787, 0.715 - cos * 0.715 + sin * 0.715,
+             0.072 + cos * 0.928 + sin * 0.072],
+        ],
+        np.float32,
+    )  # fmt: skip
+    pixels = np.asarray(image.convert("RGB"), np.float32)
+    turned = Image.fromarray(np.clip(pixels @ matrix.T + 0.5, 0, 255).astype(np.uint8))
+    if image.mode == "RGBA":
+        turned.putalpha(image.getchannel("A"))
+    return turned
 
 
 def _restyle(source: Image.Image, prompt: str, seed: int) -> Image.Image:
@@ -390,7 +401,7 @@ def _reframe(
         (width, height),
         Image.Transform.AFFINE,
         (a, b, c, d, e, f),
-        resample=Image.Resampling.BICUBIC,
+        resample=Image.Resampling.BILINEAR,  # near 1:1 scale; bicubic costs 2.5x as much
     )
 
 
