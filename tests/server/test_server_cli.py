@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -36,6 +37,30 @@ def test_engines_lists_installed_engines() -> None:
     rows = {row["name"]: row for row in json.loads(output)}
     assert rows["placeholder"]["ok"] is True
     assert set(rows["placeholder"]) == {"name", "target", "ok", "status", "description"}
+
+
+def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
+    """A third-party engine registered through the entry-point group, whose module is missing."""
+    dist = tmp_path / "broken_engine-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-engine\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[imagegen.engines]\nbroken = no_such_module:Engine\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGEN_")}
+    env["PYTHONPATH"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "imagegen", "engines", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert rows["broken"]["ok"] is False
+    assert rows["broken"]["target"] == "no_such_module:Engine"
+    assert "no_such_module" in rows["broken"]["status"]
+    assert rows["placeholder"]["ok"] is True
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
 async def _starlette_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404, 405 and multipart-parser 400s, reworded as OpenAI words them."""
     assert isinstance(exc, HTTPException)
@@ -110,8 +117,7 @@ async def _starlette_http_exception(request: Request, exc: Exception) -> Respons
     elif status == 405:
         message = f"Method {request.method} is not allowed for {request.url.path}."
     else:
-        default = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-        message = str(exc.detail or default)
+        message = str(exc.detail or _phrase(status))
         if status == 400:  # only the multipart parser raises these inside this app
             message = f"Invalid multipart/form-data body: {message}"
     kind = "server_error" if status >= 500 else "invalid_request_error"
@@ -131,7 +137,7 @@ async def _imagegen_error(request: Request, exc: Exception) -> Response:
 
 
 def exception_handlers() -> dict[Any, Any]:
-    """Handlers in the order Starlette resolves them: by class, most specific first."""
+    """By class; Starlette picks the handler of the nearest class in the exception's MRO."""
     return {
         HTTPError: _http_error,
         HTTPException: _starlette_http_exception,

@@ -194,27 +194,26 @@ async def _read_multipart(
         images: list[UploadFile] = []
         masks: list[UploadFile] = []
         for key, value in form.multi_items():
-            is_file = isinstance(value, UploadFile)
-            if key in _IMAGE_FIELDS or (key == "mask" and endpoint == "edits"):
-                if not is_file:
-                    name = "image" if key in _IMAGE_FIELDS else key
+            takes_file = key in _IMAGE_FIELDS or (key == "mask" and endpoint == "edits")
+            if isinstance(value, UploadFile):
+                if not takes_file:
                     raise InvalidRequestError(
-                        f"The {name} must be sent as a file part, not as a text field.",
-                        param=name,
+                        f"Unexpected file for parameter '{key[:80]}': only "
+                        f"{'image and mask' if endpoint == 'edits' else 'image'} take files.",
+                        param=key[:80],
                     )
-                (images if key in _IMAGE_FIELDS else masks).append(value)  # type: ignore[arg-type]
-            elif is_file:
+                (images if key in _IMAGE_FIELDS else masks).append(value)
+            elif takes_file:
+                name = "image" if key in _IMAGE_FIELDS else key
                 raise InvalidRequestError(
-                    f"Unexpected file for parameter '{key[:80]}': only "
-                    f"{'image and mask' if endpoint == 'edits' else 'image'} take files.",
-                    param=key[:80],
+                    f"The {name} must be sent as a file part, not as a text field.", param=name
                 )
             elif key in fields:
                 raise InvalidRequestError(
                     f"Parameter '{key[:80]}' was given more than once.", param=key[:80]
                 )
             else:
-                fields[key] = str(value)
+                fields[key] = value
         if not images:
             raise InvalidRequestError("Missing required parameter: image.", param="image")
         if len(masks) > 1:
