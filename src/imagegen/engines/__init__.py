@@ -171,7 +171,7 @@ def get_engine_class(name: str) -> type[Engine]:
             f"Engine {name!r} could not be imported ({exc}). If it is a built-in engine, "
             f"install its extra: pip install 'imagegen[{name}]'."
         ) from exc
-    cls = getattr(module, attr)
+    cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Engine)):
         raise ConfigurationError(
             f"Entry point {target!r} of engine {name!r} is not an Engine class."
