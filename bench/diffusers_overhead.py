@@ -3,20 +3,22 @@
 One model is loaded once, by the diffusers engine; the bare baseline calls that same pipeline
 object (same weights, device, dtype, steps, guidance and size) directly in a loop, the way a
 script would. The served path is `imagegen.server.create_app(engine)` under uvicorn on
-127.0.0.1, driven by httpx2 with base64 PNG answers: validation, the engine queue, the device
-lock, PNG encoding, base64, JSON and HTTP all included.
+127.0.0.1 (a thread of this process), driven by httpx2 with base64 PNG answers: validation,
+the engine queue, the device thread, PNG encoding, base64, JSON and HTTP all included. Between
+the two, `ImageService` in process: the same work without HTTP.
 
-1. Sequential: rounds interleave one bare call and one HTTP request (rotating order), after a
-   warm-up, so a busy machine slows both alike. Printed: median seconds per image, images per
-   second, the ratio and the overhead in milliseconds.
-2. Concurrent: C clients send R requests in all; the images per second the server sustains
-   against the bare loop's (a pipeline runs one call at a time per device, so the bare loop is
-   the ceiling).
+1. Sequential: each round makes one image each way, in rotating order, after a warm-up, so a
+   busy machine slows all alike. Printed: median seconds per image, images per second, the
+   median of the rounds' ratios to the bare call, and the difference in milliseconds.
+2. Concurrent: C clients send R requests, in blocks alternating with blocks of the bare loop;
+   the images per second the server sustains against the bare loop's (a device runs one
+   pipeline call at a time, so the bare loop is the ceiling).
 
 On the CPU with the tiny random-weight model the tests build (default; built offline in a
-temporary folder, nothing downloaded):
+temporary folder, nothing downloaded). On a busy shared CPU, `--threads 1` keeps torch's
+OpenMP threads from stalling each other and steadies the figures:
 
-    python bench/diffusers_overhead.py [--requests 20] [--concurrency 4]
+    python bench/diffusers_overhead.py [--threads 1] [--requests 30] [--concurrency 4]
 
 On a GPU with a real model (downloaded by diffusers once, unless it is in the HF cache):
 
@@ -54,16 +56,24 @@ def _tiny_model(folder: Path) -> str:
 def _bare_call(
     engine: Any, steps: int, guidance: float, size: tuple[int, int]
 ) -> Callable[[], Any]:
-    """One image from the engine's own pipeline object, called as a script would."""
+    """One image from the engine's own pipeline object, called as a script would.
+
+    The call runs on the engine's device thread (and nothing else runs there meanwhile): on the
+    CPU, a second calling thread would bring a second OpenMP thread team into this process,
+    and the two would slow each other, which is the benchmark's doing, not the server's.
+    """
     import torch
+
+    from imagegen.engines._diffusers_runtime import device_key, device_worker
 
     pipe = engine.pipeline
     device = "cpu" if str(pipe.device).startswith("mps") else str(pipe.device)
+    worker = device_worker(device_key(torch, str(pipe.device)))
     counter = iter(range(10**9))
 
     def call() -> Any:
         generator = torch.Generator(device=device).manual_seed(next(counter))
-        return pipe(
+        kwargs = dict(
             prompt=PROMPT,
             num_inference_steps=steps,
             guidance_scale=guidance,
@@ -71,7 +81,23 @@ def _bare_call(
             height=size[1],
             generator=[generator],
             output_type="pil",
-        ).images[0]
+        )
+        return worker.submit(pipe, **kwargs).result().images[0]
+
+    return call
+
+
+def _service_call(engine: Any, size: str) -> Callable[[], Any]:
+    """What the server does per request minus HTTP: validate, run the engine, encode PNG."""
+    from imagegen._models import GenerateRequest
+    from imagegen._service import ImageService
+
+    service = ImageService(engine)
+    counter = iter(range(10**9))
+
+    def call() -> Any:
+        request = GenerateRequest(prompt=PROMPT, size=size, seed=next(counter))
+        return service.run(service.prepare("generations", request)).images[0]
 
     return call
 
@@ -109,18 +135,26 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, help="guidance_scale (default: per family)")
     parser.add_argument("--size", default=None, help="WxH (default: 64x64 tiny, else native)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--requests", type=int, default=20, help="timed requests per phase")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's; 1 steadies a busy CPU)"
+    )
+    parser.add_argument("--requests", type=int, default=30, help="timed requests per phase")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--blocks", type=int, default=3, help="concurrent blocks of each kind")
     parser.add_argument("--max-concurrency", type=int, default=1, help="the server's engine slots")
     args = parser.parse_args()
 
+    from imagegen._imaging import encode_image
     from imagegen.engines._diffusers_options import detect_family
     from imagegen.engines.diffusers import DiffusersEngine
     from imagegen.server import ServerSettings, create_app
     from live import live_server
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as scratch:
         tiny = args.model is None
         model = _tiny_model(Path(scratch)) if tiny else args.model
@@ -144,12 +178,22 @@ def main() -> None:
             served, close = _http_call(url, size_text)
             try:
                 for _ in range(args.warmup):
-                    bare()
+                    sample = bare()
                     served()
-                times: dict[str, list[float]] = {"bare pipeline": [], "server (HTTP)": []}
-                calls = {"bare pipeline": bare, "server (HTTP)": served}
+                in_process = _service_call(engine, size_text)
+                # The server must answer PNG bytes, a script need not: one cost it cannot skip.
+                encode = statistics.median(
+                    _timed(lambda: encode_image(sample, "png")) for _ in range(5)
+                )
+                calls = {
+                    "bare pipeline": bare,
+                    "service, no HTTP": in_process,
+                    "server (HTTP)": served,
+                }
+                times: dict[str, list[float]] = {name: [] for name in calls}
                 for round_ in range(args.requests):
-                    order = list(calls) if round_ % 2 == 0 else list(reversed(calls))
+                    shift = round_ % len(calls)
+                    order = list(calls)[shift:] + list(calls)[:shift]
                     for name in order:
                         times[name].append(_timed(calls[name]))
 
@@ -175,14 +219,19 @@ def main() -> None:
         f"{loaded_in:.1f} s; device {pipe_device}; {steps} steps, guidance {guidance:g}, "
         f"{size_text}, one image per request"
     )
-    print(f"\n1. sequential: {args.requests} rounds, one bare call and one request each")
-    print(f"{'':<16}{'s/image':>10}{'images/s':>10}")
+    print(
+        f"\n1. sequential: {args.requests} rounds, each one bare call, one in-process service "
+        "call and one HTTP request, in rotating order"
+    )
+    print(f"{'':<18}{'s/image':>10}{'images/s':>10}{'x bare':>9}{'+ms/image':>11}")
     median = {key: statistics.median(values) for key, values in times.items()}
-    for key, value in median.items():
-        print(f"{key:<16}{value:>10.4f}{1 / value:>10.2f}")
-    ratio = median["server (HTTP)"] / median["bare pipeline"]
-    extra = (median["server (HTTP)"] - median["bare pipeline"]) * 1000
-    print(f"server / bare: {ratio:.3f}x the time per image ({extra:+.1f} ms per image)")
+    base = times["bare pipeline"]
+    for key, values in times.items():
+        # A round's calls ran back to back, under the same load: compare them pairwise.
+        ratio = statistics.median(t / b for t, b in zip(values, base, strict=True))
+        extra = (median[key] - median["bare pipeline"]) * 1000
+        print(f"{key:<18}{median[key]:>10.4f}{1 / median[key]:>10.2f}{ratio:>9.3f}{extra:>+11.1f}")
+    print(f"(encoding one {size_text} PNG, part of the server's time: {encode * 1000:.1f} ms)")
 
     print(
         f"\n2. concurrent: {args.blocks} blocks of {args.requests} requests from "

@@ -150,9 +150,11 @@ class DiffusersEngine(Engine):
     def pipeline(self) -> Any:
         """The loaded pipeline (text-to-image, or image-variation), loading it if needed.
 
-        For customising it before serving (a scheduler, LoRA weights) and for benchmarks. The
-        edit pipelines share its components. Calls made on it directly bypass the engine's
-        per-device queue, so make none while the engine serves requests.
+        For customising it before serving, and for benchmarks. The edit pipelines share its
+        components, so what changes them in place (LoRA weights loaded into the UNet) reaches
+        every endpoint; replacing a component (`pipeline.scheduler = ...`) changes this one
+        only. Calls made on it directly bypass the engine's per-device queue: make none while
+        the engine serves requests.
         """
         self.load()
         assert self._loaded is not None
