@@ -454,10 +454,17 @@ def test_masked_edit_keeps_every_pixel_outside_the_mask(sd: ImageService) -> Non
     size, box = (56, 40), (10, 8, 34, 30)
     original, second = noise(size, 1), noise(size, 2)
     previews: list[Image.Image] = []
+    threads: list[str] = []
+
+    def on_partial(image: int, index: int, preview: Image.Image) -> None:
+        previews.append(preview)
+        threads.append(threading.current_thread().name)
+
     request = EditRequest(prompt="a cat", partial_images=1, seed=4)
     inputs = [load_input(png(original)), load_input(png(second))]  # the first one is edited
     job = sd.prepare("edits", request, inputs, load_input(png(alpha_mask(size, box)), param="mask"))
-    rendered = sd.run(job, lambda image, index, preview: previews.append(preview))
+    rendered = sd.run(job, on_partial)
+    assert threads[0].startswith("imagegen-diffusers-cpu")  # pipelines run on the device thread
     assert (job.width, job.height) == size  # edits keep the input's size by default
 
     out, before = pixels(rendered.images[0]), np.asarray(original)
@@ -650,6 +657,13 @@ def test_sdk_sees_bad_fields_as_400(sdk: Any) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.images.generate(prompt="a fox", background="transparent")
     assert caught.value.param == "background"
+    with pytest.raises(openai.BadRequestError) as caught:  # multipart fields reach the engine
+        sdk.images.edit(
+            image=("in.png", png(noise((16, 16))), "image/png"),
+            prompt="a cat",
+            extra_body={"strength": "5"},
+        )
+    assert caught.value.param == "strength"
 
 
 # --- through imagegen.Client, in process ------------------------------------------------------
