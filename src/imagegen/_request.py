@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._capabilities import Endpoint, get_capabilities, validate_params
+from ._capabilities import ENUMS, Endpoint, get_capabilities, validate_params
 from ._errors import InvalidRequestError
 from ._imaging import (
     ImageInput,
@@ -135,6 +135,11 @@ def prepare_call(
 
     if "response_format" in wire and (in_process or _drops_url(str(model))):
         asked = wire.pop("response_format")
+        if asked not in ENUMS["response_format"]:  # a typo is an error even where it is dropped
+            raise InvalidRequestError(
+                f"Invalid response_format {asked!r}: use one of url, b64_json.",
+                param="response_format",
+            )
         if asked == "url":
             target = "an in-process engine" if in_process else f"model {model}"
             logger.warning(

@@ -59,6 +59,12 @@ CASES: list[tuple[str, Call, str, str]] = [
     ),
     ("style for gpt", lambda c: c.generate("a", style="vivid"), "style", "dall-e-3"),
     (
+        "response_format typo for gpt (dropped only when valid)",
+        lambda c: c.generate("a", response_format="base64"),
+        "response_format",
+        "url, b64_json",
+    ),
+    (
         "style value",
         lambda c: c.generate("a", model="dall-e-3", style="anime"),
         "style",
