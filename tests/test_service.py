@@ -408,3 +408,27 @@ def test_stream_raises_the_engines_failure() -> None:
     job = service.prepare("generations", GenerateRequest(prompt="x", size="32x32", stream=True))
     with pytest.raises(EngineError, match="out of cheese"):
         list(service.stream(job))
+
+
+def test_engine_check_refuses_before_the_engine_runs() -> None:
+    """`Engine.check` runs inside `prepare`, so a job the engine can never make is refused
+    before it is queued or run."""
+
+    class Picky(PlaceholderEngine):
+        ran = 0
+
+        def check(self, job: Job) -> None:
+            if job.n > 1:
+                raise InvalidRequestError("This engine makes one image at a time.", param="n")
+
+        def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+            Picky.ran += 1
+            return super().generate(job)
+
+    service = ImageService(Picky())
+    with pytest.raises(InvalidRequestError) as info:
+        service.prepare("generations", GenerateRequest(prompt="a", n=2, size="64x64"))
+    assert info.value.param == "n"
+    assert Picky.ran == 0
+    service.run(service.prepare("generations", GenerateRequest(prompt="a", n=1, size="64x64")))
+    assert Picky.ran == 1

@@ -166,7 +166,7 @@ class ImageService:
                     f"Invalid seed {seed!r}: must be an integer.", param="seed"
                 )
 
-        return Job(
+        job = Job(
             endpoint=endpoint,
             model=model,
             width=width,
@@ -183,6 +183,8 @@ class ImageService:
             mask=region,
             options=options,
         )
+        self.engine.check(job)
+        return job
 
     def _echo(self, job: Job, images: Sequence[PILImage.Image] = ()) -> dict[str, str]:
         if self.capabilities(job.model).family == "dall-e":

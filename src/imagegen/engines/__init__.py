@@ -126,6 +126,13 @@ class Engine(ABC):
         """The size `size=auto` (or no size) means: the input's size for edits and variations."""
         return input_size if input_size else self.default_size
 
+    def check(self, job: Job) -> None:  # noqa: B027 - optional hook
+        """Refuse a job this engine can never make, with `InvalidRequestError`.
+
+        Called when the request is validated, before it waits for the engine, so a server
+        answers 400 at once instead of after a turn in the queue.
+        """
+
     @abstractmethod
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult: ...
 

@@ -285,7 +285,7 @@ class DiffusersEngine(Engine):
 
     # --- requests --------------------------------------------------------------------------
 
-    def _start(self, job: Job) -> Loaded:
+    def check(self, job: Job) -> None:
         if job.transparent:
             raise InvalidRequestError(
                 "background=transparent is not supported by the diffusers engine: Stable "
@@ -299,6 +299,9 @@ class DiffusersEngine(Engine):
                 "per side.",
                 param="size",
             )
+
+    def _start(self, job: Job) -> Loaded:
+        self.check(job)  # again: callers may run a job built without the service
         self.load()
         assert self._loaded is not None
         return self._loaded
