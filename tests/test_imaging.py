@@ -18,6 +18,7 @@ from imagegen._capabilities import MODELS, get_capabilities
 from imagegen._errors import InvalidRequestError
 from imagegen._imaging import (
     MAX_PIXELS,
+    PNG_COMPRESS_LEVEL,
     InputImage,
     check_edit_inputs,
     check_variation_input,
@@ -400,6 +401,18 @@ def test_png_keeps_alpha_only_when_transparent() -> None:
     assert decoded(encode_image(image, "png")).mode == "RGB"
     assert decoded(encode_image(picture(), "png", transparent=True)).mode == "RGBA"
     assert decoded(encode_image(picture(mode="L"), "png")).mode == "L"
+
+
+def test_png_is_encoded_at_a_fast_zlib_level() -> None:
+    # Pillow's default level (6) costs several times the CPU for a few percent fewer bytes.
+    photo = Image.effect_mandelbrot((256, 256), (-2, -1.5, 1, 1.5), 80).convert("RGB")
+    assert 1 <= PNG_COMPRESS_LEVEL <= 3
+    fast = encode_image(photo, "png")
+    assert fast == encoded(photo, compress_level=PNG_COMPRESS_LEVEL)
+    assert fast != encoded(photo)  # not Pillow's default
+    smallest = encode_image(photo, "png", png_level=9)
+    assert len(smallest) < len(fast)
+    assert np.array_equal(np.asarray(decoded(smallest)), np.asarray(decoded(fast)))
 
 
 def test_jpeg_compression_is_quality() -> None:

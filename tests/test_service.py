@@ -258,6 +258,16 @@ def test_output_compression_is_honoured() -> None:
     assert size(10) < size(90)
 
 
+def test_png_compress_level_is_the_services_setting() -> None:
+    job = generate(size="256x256")
+    engine_images = SERVICE.make(job).images
+    fast = SERVICE.finish(job, EngineResult(engine_images)).images[0]
+    tight = ImageService(PlaceholderEngine(), png_compress_level=9)
+    small = tight.finish(job, EngineResult(engine_images)).images[0]
+    assert len(small) < len(fast)
+    assert np.array_equal(np.asarray(decode(small)), np.asarray(decode(fast)))
+
+
 def test_transparent_background_gives_real_alpha() -> None:
     rendered = SERVICE.run(generate(size="128x96", background="transparent"))
     image = decode(rendered.images[0])

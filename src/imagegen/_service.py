@@ -24,6 +24,7 @@ from ._capabilities import (
 )
 from ._errors import EngineError, ImagegenError, InvalidRequestError
 from ._imaging import (
+    PNG_COMPRESS_LEVEL,
     InputImage,
     check_edit_inputs,
     check_variation_input,
@@ -104,9 +105,16 @@ def _keeps_alpha(job: Job, image: PILImage.Image) -> bool:
 class ImageService:
     """Validates requests for one engine and runs them."""
 
-    def __init__(self, engine: Engine, *, max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+        png_compress_level: int = PNG_COMPRESS_LEVEL,
+    ):
         self.engine = engine
         self.max_output_pixels = max_output_pixels
+        self.png_compress_level = png_compress_level
         self.declared: dict[str, ModelCapabilities] = {m.name: m for m in engine.models()}
 
     @property
@@ -208,6 +216,7 @@ class ImageService:
             job.output_format,
             compression=job.output_compression,
             transparent=_keeps_alpha(job, image),
+            png_level=self.png_compress_level,
         )
 
     def _call(self, job: Job, on_partial: PartialCallback | None) -> EngineResult:
@@ -269,6 +278,7 @@ class ImageService:
                 job.output_format,
                 compression=job.output_compression,
                 transparent=_keeps_alpha(job, image),
+                png_level=self.png_compress_level,
             )
             events.put(
                 (

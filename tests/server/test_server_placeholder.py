@@ -229,3 +229,16 @@ def test_one_pixel_transparent_generation(url: str) -> None:
         headers={"authorization": f"Bearer {KEY}"},
     )
     assert response.status_code == 200, response.text
+
+
+def test_png_compress_level_setting_reaches_the_encoder(url: str) -> None:
+    request = {"model": "placeholder", "prompt": "A lighthouse", "size": "256x256", "seed": 7}
+    headers = {"authorization": f"Bearer {KEY}"}
+    fast = httpx2.post(url + "/v1/images/generations", json=request, headers=headers)
+    app = create_app("placeholder", make_settings(api_keys=[KEY], png_compress_level=9))
+    with live_server(app) as tight_url:
+        tight = httpx2.post(tight_url + "/v1/images/generations", json=request, headers=headers)
+    assert fast.status_code == tight.status_code == 200, (fast.text, tight.text)
+    fast_png, tight_png = (base64.b64decode(r.json()["data"][0]["b64_json"]) for r in (fast, tight))
+    assert len(tight_png) < len(fast_png)  # the default level is the fast one, 9 the smallest
+    assert decode(tight_png).tobytes() == decode(fast_png).tobytes()

@@ -94,7 +94,11 @@ def create_app(
         store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
         state = ServerState(
             settings=settings,
-            service=ImageService(ready, max_output_pixels=settings.max_output_pixels),
+            service=ImageService(
+                ready,
+                max_output_pixels=settings.max_output_pixels,
+                png_compress_level=settings.png_compress_level,
+            ),
             store=store,
             gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
             decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),

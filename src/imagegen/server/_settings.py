@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from .._errors import ConfigurationError
-from .._imaging import MAX_PIXELS
+from .._imaging import MAX_PIXELS, PNG_COMPRESS_LEVEL
 from .._service import DEFAULT_MAX_OUTPUT_PIXELS
 
 __all__ = ["ENV_PREFIX", "MB", "ServerSettings", "check_bind", "is_loopback"]
@@ -81,6 +81,9 @@ class ServerSettings(BaseModel):
     # Decoded inputs of one request, all images and the mask together: each pixel costs 4
     # bytes in memory (RGBA), so the default bounds a request to ~256 MB of decoded pixels.
     max_input_pixels: int = Field(MAX_PIXELS, ge=1)
+
+    # zlib level (0-9) of PNG answers: higher is smaller and slower (see PNG_COMPRESS_LEVEL).
+    png_compress_level: int = Field(PNG_COMPRESS_LEVEL, ge=0, le=9)
 
     # Seconds an upload may pause between two chunks before it is refused with a 408.
     body_timeout: float = Field(60.0, gt=0)
