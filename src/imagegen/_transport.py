@@ -5,7 +5,10 @@ headers, turning answers and httpx2 exceptions into imagegen's errors) lives in 
 the two differ only where one awaits. Retries wrap the sending of a request up to its status
 line and, for non-streaming calls, its body; a stream is never retried once images flow.
 
-Secrets (API key, Entra ID token, proxy passwords) are scrubbed from every message built here.
+Secrets (API key, Entra ID token, proxy passwords) are scrubbed from every message built here,
+and no error raised here chains to httpx2's exception (as `__cause__` or `__context__`): its
+`request` holds the request's headers, the key among them, and logging or error-reporting tools
+walk that chain. The message keeps httpx2's exception type and text, redacted.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -50,6 +53,8 @@ from ._types import NotGiven
 from ._version import __version__
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport", "make_timeout", "shared_downloader"]
+
+_T = TypeVar("_T")
 
 USER_AGENT = f"imagegen/{__version__} (python; httpx2/{httpx2.__version__})"
 _PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
@@ -198,8 +203,35 @@ class _HTTPBase:
             error = APIConnectionError(
                 f"Could not talk to {target}: {type(exc).__name__}: {detail}."
             )
-        error.__cause__ = exc
         return error
+
+    # The helpers below raise imagegen's error after the `except` block has ended, so that
+    # Python records no `__context__` pointing at httpx2's exception.
+
+    def _guarded(self, items: Iterator[_T], url: str | httpx2.URL) -> Iterator[_T]:
+        """`items`, with httpx2's errors while reading them turned into imagegen's."""
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except httpx2.HTTPError as exc:
+                error = self._transport_error(exc, url)
+                break
+            yield item
+        raise error
+
+    async def _aguarded(self, items: AsyncIterator[_T], url: str | httpx2.URL) -> AsyncIterator[_T]:
+        while True:
+            try:
+                item = await items.__anext__()
+            except StopAsyncIteration:
+                return
+            except httpx2.HTTPError as exc:
+                error = self._transport_error(exc, url)
+                break
+            yield item
+        raise error
 
     def _status_failure(self, response: httpx2.Response) -> AttemptFailed:
         try:
@@ -284,16 +316,18 @@ class HTTPTransport(_HTTPBase):
         try:
             response = client.send(request, stream=stream, follow_redirects=request.method == "GET")
         except httpx2.HTTPError as exc:
-            raise AttemptFailed(self._transport_error(exc, request.url), retry=True) from exc
-        if response.is_success:
-            return response
-        try:
-            response.read()
-        except httpx2.HTTPError:
-            pass
-        finally:
-            response.close()
-        raise self._status_failure(response)
+            error = self._transport_error(exc, request.url)
+        else:
+            if response.is_success:
+                return response
+            try:
+                response.read()
+            except httpx2.HTTPError:
+                pass
+            finally:
+                response.close()
+            raise self._status_failure(response)
+        raise AttemptFailed(error, retry=True)
 
     def _send(
         self, request: httpx2.Request, *, stream: bool, client: httpx2.Client | None = None
@@ -303,14 +337,18 @@ class HTTPTransport(_HTTPBase):
             return loop(self._attempt, request, stream, client or self.client)
         except AttemptFailed as failure:
             error = failure.error
-            raise error from error.__cause__
+        raise error
 
-    @contextlib.contextmanager
-    def _reading(self, url: str | httpx2.URL) -> Iterator[None]:
+    def _read(self, response: httpx2.Response, url: str | httpx2.URL) -> None:
         try:
-            yield
+            response.read()
         except httpx2.HTTPError as exc:
-            raise self._transport_error(exc, url) from exc
+            error = self._transport_error(exc, url)
+        else:
+            return
+        finally:
+            response.close()
+        raise error
 
     def build(self, call: Call) -> httpx2.Request:
         request = self.client.build_request("POST", self.url(call), **self._request_args(call))
@@ -328,17 +366,14 @@ class HTTPTransport(_HTTPBase):
         response = self._send(request, stream=True)
         request_id = response.headers.get("x-request-id")
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            with self._reading(request.url):
-                response.read()
-            response.close()
+            self._read(response, request.url)
             return iter(self._json_as_events(call, response)), response.close, request_id
 
         context = StreamContext(request_id, self.secrets)
 
         def events() -> Generator[WireEvent, None, None]:
             try:
-                with self._reading(request.url):
-                    yield from iter_events(response.iter_lines(), context)
+                yield from self._guarded(iter_events(response.iter_lines(), context), request.url)
             finally:
                 response.close()
 
@@ -367,11 +402,7 @@ class HTTPTransport(_HTTPBase):
             response = self._send(request, stream=True, client=client)
             stack.callback(response.close)
 
-            def chunks() -> Iterator[bytes]:
-                with self._reading(url):
-                    yield from response.iter_bytes()
-
-            yield chunks()
+            yield self._guarded(response.iter_bytes(), url)
 
 
 class AsyncHTTPTransport(_HTTPBase):
@@ -405,16 +436,18 @@ class AsyncHTTPTransport(_HTTPBase):
                 request, stream=stream, follow_redirects=request.method == "GET"
             )
         except httpx2.HTTPError as exc:
-            raise AttemptFailed(self._transport_error(exc, request.url), retry=True) from exc
-        if response.is_success:
-            return response
-        try:
-            await response.aread()
-        except httpx2.HTTPError:
-            pass
-        finally:
-            await response.aclose()
-        raise self._status_failure(response)
+            error = self._transport_error(exc, request.url)
+        else:
+            if response.is_success:
+                return response
+            try:
+                await response.aread()
+            except httpx2.HTTPError:
+                pass
+            finally:
+                await response.aclose()
+            raise self._status_failure(response)
+        raise AttemptFailed(error, retry=True)
 
     async def _send(self, request: httpx2.Request, *, stream: bool) -> httpx2.Response:
         loop = async_retrying(self.max_retries, lambda seconds: self._sleep(seconds))
@@ -422,7 +455,7 @@ class AsyncHTTPTransport(_HTTPBase):
             return await loop(self._attempt, request, stream)
         except AttemptFailed as failure:
             error = failure.error
-            raise error from error.__cause__
+        raise error
 
     async def build(self, call: Call) -> httpx2.Request:
         request = self.client.build_request("POST", self.url(call), **self._request_args(call))
@@ -440,12 +473,15 @@ class AsyncHTTPTransport(_HTTPBase):
         response = await self._send(request, stream=True)
         request_id = response.headers.get("x-request-id")
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            error: APIError | None = None
             try:
                 await response.aread()
             except httpx2.HTTPError as exc:
-                raise self._transport_error(exc, request.url) from exc
+                error = self._transport_error(exc, request.url)
             finally:
                 await response.aclose()
+            if error is not None:
+                raise error
             completed = self._json_as_events(call, response)
 
             async def replay() -> AsyncIterator[WireEvent]:
@@ -458,10 +494,9 @@ class AsyncHTTPTransport(_HTTPBase):
 
         async def events() -> AsyncGenerator[WireEvent, None]:
             try:
-                async for event in aiter_events(response.aiter_lines(), context):
+                lines = self._aguarded(response.aiter_lines(), request.url)
+                async for event in aiter_events(lines, context):
                     yield event
-            except httpx2.HTTPError as exc:
-                raise self._transport_error(exc, request.url) from exc
             finally:
                 await response.aclose()
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import socket
+import traceback
 from collections.abc import Callable
 
 import pytest
-from scripted import API_KEY, Reply, ScriptedServer
+from scripted import API_KEY, TINY_B64, Reply, ScriptedServer
 
 import imagegen
 
@@ -135,6 +138,86 @@ def test_proxy_password_and_key_stay_out_of_connection_errors(
         assert "hunter2-proxy-pass" not in text
         assert API_KEY not in text
     assert "Retrying" in caplog.text
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _assert_detached(error: BaseException) -> None:
+    """No exception behind ours is httpx2's: its `request.headers` hold the API key, and
+    loggers and error trackers walk `__cause__` / `__context__`."""
+    chain = _chain(error)
+    assert [type(e).__module__.split(".")[0] for e in chain[1:]].count("httpx2") == 0, chain
+    for each in chain:
+        request = getattr(each, "_request", None)
+        assert request is None or API_KEY not in str(dict(request.headers))
+    assert API_KEY not in "".join(traceback.format_exception(error))
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_connection_errors_do_not_chain_to_httpx2_requests(make_client: MakeClient) -> None:
+    client = make_client(base_url=f"http://127.0.0.1:{_closed_port()}/v1", max_retries=0)
+    with pytest.raises(imagegen.APIConnectionError) as info:
+        client.generate("a fox")
+    assert "ConnectError" in str(info.value)  # httpx2's type and text stay in the message
+    _assert_detached(info.value)
+
+    async def main() -> BaseException:
+        async with imagegen.AsyncClient(
+            base_url=f"http://127.0.0.1:{_closed_port()}/v1", api_key=API_KEY, max_retries=0
+        ) as aclient:
+            with pytest.raises(imagegen.APIConnectionError) as ainfo:
+                await aclient.generate("a fox")
+            return ainfo.value
+
+    _assert_detached(asyncio.run(main()))
+
+
+def test_a_stream_breaking_mid_body_does_not_chain_to_httpx2(
+    make_client: MakeClient, server: ScriptedServer
+) -> None:
+    event = {
+        "type": "image_generation.partial_image",
+        "b64_json": TINY_B64,
+        "created_at": 1_790_000_000,
+        "size": "1024x1024",
+        "quality": "low",
+        "background": "opaque",
+        "output_format": "png",
+        "partial_image_index": 0,
+    }
+    first = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+    broken = Reply(break_after=first, content_type="text/event-stream")
+    server.script(broken, broken)
+    stream = make_client(max_retries=0).generate("a fox", partial_images=1)
+    with pytest.raises(imagegen.APIConnectionError) as info:
+        for _ in stream:
+            pass
+    _assert_detached(info.value)
+
+    async def main() -> BaseException:
+        async with imagegen.AsyncClient(
+            base_url=server.base_url, api_key=API_KEY, max_retries=0
+        ) as aclient:
+            astream = await aclient.generate("a fox", partial_images=1)
+            with pytest.raises(imagegen.APIConnectionError) as ainfo:
+                async for _ in astream:
+                    pass
+            return ainfo.value
+
+    _assert_detached(asyncio.run(main()))
 
 
 def test_missing_key_for_openai_names_both_fixes() -> None:
