@@ -198,3 +198,22 @@ def test_a_stalled_upload_gets_408_and_frees_its_place() -> None:
         assert answer.startswith(b"HTTP/1.1 408")
         assert b'"code":"request_timeout"' in answer
         wait_until(lambda: health(url)["waiting"] == 0, "the place is given back")
+
+
+def test_a_client_that_left_while_queued_costs_no_engine_job(blocking: BlockingEngine) -> None:
+    settings = make_settings(max_concurrency=1, max_queue=4)
+    with live_server(create_app(blocking, settings)) as url:
+        with capture_thread(post, url) as first:
+            blocking.wait_started()
+            with pytest.raises(httpx2.TimeoutException):  # the client gives up while queued
+                httpx2.post(url + "/v1/images/generations", json=BODY, timeout=1.0)
+            wait_until(lambda: health(url)["waiting"] == 1, "the abandoned request waits")
+            blocking.release.set()
+        assert first["result"].status_code == 200
+        wait_until(
+            lambda: health(url)["waiting"] == health(url)["running"] == 0,
+            "the abandoned request is done",
+        )
+        assert len(blocking.jobs) == 1
+        assert post(url).status_code == 200
+        assert len(blocking.jobs) == 2

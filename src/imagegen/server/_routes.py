@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -92,6 +92,11 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
             streaming = True  # the response gives the ticket back when the stream ends
             return EventStreamResponse(events, ticket)
         async with ticket.engine():
+            # A client that gave up while queued (an SDK timeout, then its retry) would only
+            # cost the engine a job nobody reads; a stream is cancelled the same way by
+            # Starlette's disconnect watch.
+            if await request.is_disconnected():
+                raise ClientDisconnect()
             made = await anyio.to_thread.run_sync(service.make, job)
         # Encoding needs no engine slot: the next job may start while this one is encoded.
         rendered = await anyio.to_thread.run_sync(service.finish, job, made)
