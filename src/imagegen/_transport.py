@@ -42,6 +42,7 @@ from ._errors import (
     APIResponseError,
     APITimeoutError,
     ConfigurationError,
+    InvalidRequestError,
     make_status_error,
     redact,
 )
@@ -152,6 +153,12 @@ class _HTTPBase:
             # Azure lists variations outside its deployment routes.
             return f"{azure.endpoint}/openai{PATHS['variations']}"
         deployment = azure.deployment or call.model or ""
+        if deployment in ("", ".", ".."):
+            # Quoting leaves dots alone, and `/deployments/../images` is another route.
+            raise InvalidRequestError(
+                f"Invalid model {deployment!r}: with Azure, the model names the deployment.",
+                param="model",
+            )
         return (
             f"{azure.endpoint}/openai/deployments/{quote(deployment, safe='')}"
             + PATHS[call.endpoint]

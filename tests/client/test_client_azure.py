@@ -38,6 +38,20 @@ def test_without_deployment_the_model_names_it(server: ScriptedServer) -> None:
     assert "api-key" not in sent.headers
 
 
+@pytest.mark.parametrize("model", [".", ".."])
+def test_a_dot_model_is_not_a_deployment(server: ScriptedServer, model: str) -> None:
+    # `/deployments/../images/generations` would be sent to `/openai/images/generations`.
+    with (
+        imagegen.Client(
+            azure_endpoint=server.url, api_version=VERSION, api_key="azure-key-1234"
+        ) as client,
+        pytest.raises(imagegen.InvalidRequestError) as caught,
+    ):
+        client.generate("a fox", model=model)
+    assert caught.value.param == "model"
+    assert server.requests == []
+
+
 def test_variations_use_the_resource_route(server: ScriptedServer) -> None:
     with imagegen.Client(
         azure_endpoint=server.url, azure_deployment="d", api_version=VERSION, api_key="k"
