@@ -143,7 +143,7 @@ class _BaseClient:
         key = "***" if settings.secrets else None
         azure = f", azure_deployment={settings.azure.deployment!r}" if settings.azure else ""
         return (
-            f"{name}(base_url={settings.base_url!r}, api_key={key!r}{azure}, "
+            f"{name}(base_url={settings.shown_url!r}, api_key={key!r}{azure}, "
             f"max_retries={self._max_retries})"
         )
 

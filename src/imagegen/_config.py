@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, redact
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -93,9 +93,16 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret these settings hold, for scrubbing messages and logs."""
+        """Every secret these settings hold, for scrubbing messages and logs; a password in
+        the base URL (`https://user:pass@gateway/v1`) is one."""
         found = [self.api_key, self.azure.ad_token if self.azure else None]
+        found.append(url_password(self.base_url))
         return tuple(secret for secret in found if secret)
+
+    @property
+    def shown_url(self) -> str:
+        """`base_url` as reprs and messages show it: without its password."""
+        return redact(self.base_url, url_password(self.base_url))
 
     def auth_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -115,7 +122,7 @@ class Settings:
     def __repr__(self) -> str:
         key = "***" if self.api_key else None
         return (
-            f"Settings(base_url={self.base_url!r}, api_key={key!r}, "
+            f"Settings(base_url={self.shown_url!r}, api_key={key!r}, "
             f"organization={self.organization!r}, project={self.project!r}, azure={self.azure!r})"
         )
 
@@ -134,11 +141,20 @@ def _pick(explicit: str | None, environ: Mapping[str, str], *names: str) -> str 
     return _env(environ, names)
 
 
+def url_password(url: str) -> str | None:
+    """The password of `http://user:password@host/...`, if the URL has one."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def _check_url(url: str, what: str, flag: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
+        shown = redact(url, url_password(url))
         raise ConfigurationError(
-            f"Invalid {what} {url!r}: use an http:// or https:// URL such as "
+            f"Invalid {what} {shown!r}: use an http:// or https:// URL such as "
             f"'http://127.0.0.1:8000/v1' ({flag})."
         )
     return url.rstrip("/")
@@ -197,8 +213,9 @@ def resolve_settings(
     )
     key = _pick(api_key, env, *_ENV_KEY)
     if key is None and _is_openai(url):
+        shown = redact(url, url_password(url))
         raise ConfigurationError(
-            f"No API key for {url}: pass api_key=... (--api-key) or set OPENAI_API_KEY. "
+            f"No API key for {shown}: pass api_key=... (--api-key) or set OPENAI_API_KEY. "
             "To use a local or compatible server that needs no key, set base_url "
             "(--base-url) or OPENAI_BASE_URL."
         )

@@ -220,6 +220,29 @@ def test_a_stream_breaking_mid_body_does_not_chain_to_httpx2(
     _assert_detached(asyncio.run(main()))
 
 
+def test_a_password_in_the_base_url_stays_out_of_reprs_and_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    password = "gateway-pass-8472"
+    url = f"http://user:{password}@127.0.0.1:{_closed_port()}/v1"
+    with (
+        imagegen.Client(base_url=url, max_retries=1) as client,
+        caplog.at_level(logging.DEBUG, logger="imagegen"),
+        pytest.raises(imagegen.APIConnectionError) as info,
+    ):
+        assert password not in repr(client) and "user:***@" in repr(client)
+        assert password not in repr(client._settings)
+        client._http._sleep = lambda seconds: None  # type: ignore[union-attr]
+        client.generate("a fox")
+    for text in (str(info.value), repr(info.value), caplog.text):
+        assert password not in text
+    assert "user:***@127.0.0.1" in str(info.value)
+    openai_url = f"https://user:{password}@api.openai.com/v1"
+    with pytest.raises(imagegen.ConfigurationError) as missing:
+        imagegen.Client(base_url=openai_url)
+    assert password not in str(missing.value)
+
+
 def test_missing_key_for_openai_names_both_fixes() -> None:
     with pytest.raises(imagegen.ConfigurationError) as info:
         imagegen.Client()
