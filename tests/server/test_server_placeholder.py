@@ -8,6 +8,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -242,3 +243,38 @@ def test_png_compress_level_setting_reaches_the_encoder(url: str) -> None:
     fast_png, tight_png = (base64.b64decode(r.json()["data"][0]["b64_json"]) for r in (fast, tight))
     assert len(tight_png) < len(fast_png)  # the default level is the fast one, 9 the smallest
     assert decode(tight_png).tobytes() == decode(fast_png).tobytes()
+
+
+def test_stream_events_are_serialized_off_the_event_loop(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each event holds a whole base64 image (60 ms of JSON at 3840x2160): building its frame
+    on the event loop would stall every other request meanwhile."""
+    import asyncio
+
+    from imagegen.server import _sse
+
+    on_loop: list[bool] = []
+    real = _sse.encode_event
+
+    def recording(event: Any) -> bytes:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(event)
+
+    monkeypatch.setattr(_sse, "encode_event", recording)
+    body = {"model": "placeholder", "prompt": "x", "size": "64x64", "stream": True}
+    body["partial_images"] = 2
+    with httpx2.stream(
+        "POST",
+        url + "/v1/images/generations",
+        json=body,
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=30,
+    ) as response:
+        text = response.read().decode()
+    assert response.status_code == 200 and "image_generation.completed" in text
+    assert on_loop and not any(on_loop), on_loop

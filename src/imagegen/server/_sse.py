@@ -45,6 +45,13 @@ def _error_frame(message: str, *, type: str, param: str | None, code: str | None
     return _frame("error", {"type": "error", **body})
 
 
+def _next_frame(events: Iterator[BaseModel]) -> bytes | None:
+    # Serializing an event copies its base64 image twice (dump, then JSON): 9 ms for a
+    # 1024x1024 PNG, 60 ms at 3840x2160, so it runs here, off the event loop, with `next`.
+    event = next(events, None)
+    return None if event is None else encode_event(event)
+
+
 def _drain(events: Iterator[Any]) -> None:
     try:
         for _ in events:
@@ -61,11 +68,11 @@ async def stream_job(
         finished = False
         try:
             while True:
-                event = await anyio.to_thread.run_sync(next, events, None)
-                if event is None:
+                frame = await anyio.to_thread.run_sync(_next_frame, events)
+                if frame is None:
                     finished = True
                     break
-                yield encode_event(event)
+                yield frame
         except InvalidRequestError as exc:
             finished = True
             yield _error_frame(
