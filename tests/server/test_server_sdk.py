@@ -7,6 +7,7 @@ import base64
 import io
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 import openai
@@ -287,6 +288,42 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     assert client.models.retrieve("gpt-image-2").id == "gpt-image-2"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
+
+
+def test_json_edit_images_are_decoded_off_the_event_loop(
+    client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON edit may carry 16 data URLs of 20 MB each (~160 ms of JSON and base64 work per
+    image): on the event loop that would stall every other request meanwhile."""
+    import asyncio
+
+    from imagegen.server import _inputs
+
+    on_loop: list[bool] = []
+    real = _inputs.load_input
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_inputs, "load_input", recording)
+    image = base64.b64encode(png((64, 64), (0, 0, 255, 255))).decode()
+    response = client.post(
+        "/images/edits",
+        cast_to=httpx2.Response,
+        body={
+            "model": "gpt-image-1",
+            "prompt": "a hat",
+            "images": [{"image_url": f"data:image/png;base64,{image}"}] * 2,
+            "size": "1024x1024",
+        },
+    )
+    assert response.status_code == 200
+    assert on_loop == [False, False]
 
 
 def test_json_edit_with_data_urls(client: openai.OpenAI, server: str) -> None:

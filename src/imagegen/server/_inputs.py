@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
@@ -47,13 +48,20 @@ def _media_type(value: str | None) -> str:
 
 
 async def _read_json(request: Request) -> dict[str, Any]:
+    return _json_object(await _json_body(request))
+
+
+async def _json_body(request: Request) -> bytes:
     if _media_type(request.headers.get("content-type")) != "application/json":
         raise HTTPError(
             400,
             "This endpoint takes a JSON body: send Content-Type: application/json.",
             code="unsupported_content_type",
         )
-    body = await request.body()
+    return await request.body()
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -317,7 +325,14 @@ async def read_edit(
             "as data URLs.",
             code="unsupported_content_type",
         )
-    body = await _read_json(request)
+    # Parsing and base64-decoding up to 16 data URLs takes ~160 ms per 15 MB image: in a
+    # worker thread, so the event loop keeps serving other requests meanwhile.
+    raw = await _json_body(request)
+    return await anyio.to_thread.run_sync(_json_edit, raw, service, settings)
+
+
+def _json_edit(raw: bytes, service: ImageService, settings: ServerSettings) -> ParsedRequest:
+    body = _json_object(raw)
     refs = body.pop("images", None)
     mask_ref = body.pop("mask", None)
     if "image" in body:
