@@ -50,6 +50,34 @@ def test_generate_sends_the_same_json(server: ScriptedServer) -> None:
     assert result[0].bytes() == TINY_PNG
 
 
+def test_input_images_are_read_off_the_event_loop(
+    server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagegen import _request
+
+    on_loop: list[bool] = []
+    real = _request.load_input
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_request, "load_input", recording)
+    picture = tmp_path / "in.png"
+    picture.write_bytes(image_bytes(size=(256, 256)))
+
+    async def body(client: imagegen.AsyncClient) -> None:
+        await client.edit(picture, "a hat", mask=image_bytes(size=(256, 256), mode="L", color=255))
+        await client.create_variation(picture)
+
+    run(server, body)
+    assert on_loop == [False, False, False]
+
+
 def test_edit_and_variation_are_multipart(server: ScriptedServer) -> None:
     async def body(client: imagegen.AsyncClient) -> None:
         await client.edit([image_bytes("JPEG"), image_bytes("WEBP")], "merge", mask=None)
