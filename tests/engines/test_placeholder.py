@@ -501,3 +501,28 @@ def test_unseeded_variations_follow_the_input() -> None:
 def test_generation_handles_any_seed() -> None:
     for seed in (0, -1, 2**63, -(2**70)):
         assert ENGINE.generate(job(width=64, height=64, seed=seed)).images[0].size == (64, 64)
+
+
+def test_each_threads_font_cache_stays_bounded_across_many_image_sizes() -> None:
+    """Font sizes follow image sizes; a server thread must not keep a face for every one."""
+    import threading
+
+    from imagegen.engines import _lettering
+    from imagegen.engines.placeholder import PlaceholderEngine
+
+    engine = PlaceholderEngine()
+    sizes: list[int] = []
+
+    def serve_many_sizes() -> None:
+        for side in range(96, 1600, 24):
+            job = Job(endpoint="generations", model="placeholder", width=side, height=side)
+            job.prompt = "A lighthouse on a cliff at dawn"
+            engine.generate(job)
+        sizes.append(len(_lettering._fonts.cache))
+
+    worker = threading.Thread(target=serve_many_sizes)
+    worker.start()
+    worker.join(timeout=120)
+    assert sizes and sizes[0] <= _lettering.FONTS_PER_THREAD
+    # Fonts still come out right after evictions.
+    assert _lettering.get_font(30).size == 30

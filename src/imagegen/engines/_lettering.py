@@ -55,15 +55,22 @@ _FOLD = str.maketrans(
 
 
 _fonts = threading.local()  # per thread: a FreeType face must not be used by two at once
+# Font sizes follow image sizes, so a long-running server meets hundreds of them, in each of
+# its worker threads; a face holds ~66 KB and loads in ~0.1 ms: keep the recent ones only.
+FONTS_PER_THREAD = 48
 
 
 def get_font(size: int) -> Font:
     cache: dict[int, Font] | None = getattr(_fonts, "cache", None)
     if cache is None:
         cache = _fonts.cache = {}
-    if size not in cache:
-        cache[size] = ImageFont.load_default(size=size)
-    return cache[size]
+    font = cache.pop(size, None)  # re-inserted below: the dict's order is recency
+    if font is None:
+        font = ImageFont.load_default(size=size)
+        if len(cache) >= FONTS_PER_THREAD:
+            del cache[next(iter(cache))]
+    cache[size] = font
+    return font
 
 
 @lru_cache(maxsize=1024)
