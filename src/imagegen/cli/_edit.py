@@ -33,8 +33,9 @@ _IMAGE_PATH = click.Path(exists=True, dir_okay=False, allow_dash=True)
     "--mask",
     type=click.Path(exists=True, dir_okay=False),
     metavar="PATH",
-    help="PNG the size of the (first) image. Fully transparent pixels (alpha = 0) mark the "
-    "area to edit. A mask without alpha is read as black and white: white = edit.",
+    help="Image the size of the (first) image, usually a PNG. Fully transparent pixels "
+    "(alpha = 0) mark the area to edit. A mask without alpha (or a JPEG) is read as black "
+    "and white, white = edit, and sent as a PNG alpha mask.",
 )
 @request_options("edits")
 @output_options

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,52 @@ from ._progress import Console
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
 FORMAT_OF_EXTENSION = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+# Image formats no Images API returns: a name like `-o x.gif` would get PNG bytes.
+OTHER_IMAGE_EXTENSIONS = frozenset(
+    {".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2", ".svg"}
+)
 
 
 def names_folder(out_file: str) -> bool:
     return out_file.endswith(("/", os.sep)) or Path(out_file).expanduser().is_dir()
+
+
+def check_out_file(out_file: str | None) -> None:
+    """Refuse, before anything is sent (and paid for), a place the images cannot be saved.
+
+    The folder the images go to (created later if missing) must be writable: its nearest
+    existing ancestor is tried with a temporary file, which is removed at once.
+    Raises `click.UsageError` (exit 2).
+    """
+    flag = f"-o/--out-file {out_file!r}"
+    auto = out_file is None or names_folder(out_file)
+    path = Path(out_file).expanduser() if out_file is not None else Path()
+    if not auto and path.suffix.lower() in OTHER_IMAGE_EXTENSIONS:
+        raise click.UsageError(
+            f"{flag}: images come as PNG, JPEG or WebP, not {path.suffix.lstrip('.').upper()}; "
+            "use a .png, .jpg or .webp name."
+        )
+    folder = path if auto else path.parent
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise click.UsageError(
+            f"{flag}: '{probe}' is a file, so no folder can be made there; choose another path."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".imagegen-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if out_file is None:
+            raise click.UsageError(
+                f"Cannot save in the current folder '{Path.cwd()}' ({reason}); save elsewhere "
+                "with -o FOLDER/ or print with -f."
+            ) from None
+        raise click.UsageError(
+            f"{flag}: cannot write in folder '{probe}' ({reason}); choose another folder."
+        ) from None
 
 
 def output_format_for(

@@ -30,7 +30,7 @@ from .._capabilities import (
 from .._errors import APIResponseError, InvalidRequestError
 from ._errors import handle_errors
 from ._log import log_to, logger
-from ._output import Writer, output_format_for
+from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
 
 __all__ = ["Request", "read_stdin_image", "read_stdin_lines", "run"]
@@ -91,6 +91,8 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
     with handle_errors(ctx):
         params = _request_params(p, endpoint, len(requests))
         _check_connection_flags(p)
+        if not p.get("format_"):
+            check_out_file(p.get("out_file"))
         model = params.get("model") or _default_model(endpoint)
         caps = get_capabilities(model)
         output_format = output_format_for(p.get("out_file"), p.get("output_format"), caps, endpoint)
