@@ -383,3 +383,24 @@ def test_every_endpoint_param_is_known_to_the_request_models() -> None:
     for endpoint, names in ENDPOINT_PARAMS.items():
         fields = set(request_class(endpoint).model_fields) | {"image", "mask"}
         assert names <= fields, names - fields
+
+
+def test_limits_written_once_and_shared() -> None:
+    """gpt-image-2's ceiling, OpenAI's upload limits and the refusal codes each live in one
+    place; the server's defaults and the stream parser read them from there."""
+    from imagegen import _capabilities, _errors, _streaming
+    from imagegen._service import DEFAULT_MAX_OUTPUT_PIXELS
+    from imagegen.server import _limits, _settings
+
+    largest = _capabilities.FLEXIBLE_MAX_PIXELS
+    assert DEFAULT_MAX_OUTPUT_PIXELS == largest == 3840 * 2160
+    validate_params("generations", {"prompt": "x", "size": "3840x2160"}, MODELS["gpt-image-2"])
+    with pytest.raises(InvalidRequestError, match="8,294,400"):
+        validate_params("generations", {"prompt": "x", "size": "3840x2176"}, MODELS["gpt-image-2"])
+    assert _limits.MB is _settings.MB is _capabilities.MB
+    fields = _settings.ServerSettings.model_fields
+    assert fields["max_image_bytes"].default == _capabilities.GENERIC.max_image_bytes
+    assert fields["max_images"].default == _capabilities.GENERIC.max_images
+    for code in _errors.CONTENT_POLICY_CODES:
+        refusal = _streaming.embedded_error({"error": {"code": code}}, _streaming.StreamContext())
+        assert isinstance(refusal, _errors.ContentPolicyError)

@@ -18,7 +18,9 @@ from ._errors import InvalidRequestError
 
 __all__ = [
     "ENDPOINT_PARAMS",
+    "FLEXIBLE_MAX_PIXELS",
     "GENERIC",
+    "MB",
     "MODELS",
     "Endpoint",
     "ModelCapabilities",
@@ -30,6 +32,14 @@ __all__ = [
 Endpoint = Literal["generations", "edits", "variations"]
 
 MB = 1024 * 1024
+
+# gpt-image-2's rules for any WxH (reference section 6); its largest output, 3840x2160, is
+# also the default cap of what a local engine is asked for.
+FLEXIBLE_MULTIPLE = 16
+FLEXIBLE_MAX_EDGE = 3840
+FLEXIBLE_MAX_RATIO = 3
+FLEXIBLE_MIN_PIXELS = 655_360
+FLEXIBLE_MAX_PIXELS = 8_294_400
 
 # Parameters each endpoint knows at all, whatever the model (OpenAI's request schemas).
 ENDPOINT_PARAMS: dict[Endpoint, frozenset[str]] = {
@@ -199,15 +209,18 @@ def _check_flexible_size(size: str, width: int, height: int) -> None:
     def fail(rule: str) -> None:
         raise InvalidRequestError(f"Invalid size {size!r}: {rule}", param="size")
 
-    if width % 16 or height % 16:
-        fail("width and height must both be multiples of 16.")
-    if max(width, height) > 3840:
-        fail("the longest edge may be at most 3840 pixels.")
-    if max(width, height) > 3 * min(width, height):
-        fail("the ratio of the long edge to the short edge may be at most 3:1.")
+    if width % FLEXIBLE_MULTIPLE or height % FLEXIBLE_MULTIPLE:
+        fail(f"width and height must both be multiples of {FLEXIBLE_MULTIPLE}.")
+    if max(width, height) > FLEXIBLE_MAX_EDGE:
+        fail(f"the longest edge may be at most {FLEXIBLE_MAX_EDGE} pixels.")
+    if max(width, height) > FLEXIBLE_MAX_RATIO * min(width, height):
+        fail(f"the ratio of the long edge to the short edge may be at most {FLEXIBLE_MAX_RATIO}:1.")
     pixels = width * height
-    if not 655_360 <= pixels <= 8_294_400:
-        fail(f"total pixels must be between 655,360 and 8,294,400 (this is {pixels:,}).")
+    if not FLEXIBLE_MIN_PIXELS <= pixels <= FLEXIBLE_MAX_PIXELS:
+        fail(
+            f"total pixels must be between {FLEXIBLE_MIN_PIXELS:,} and "
+            f"{FLEXIBLE_MAX_PIXELS:,} (this is {pixels:,})."
+        )
 
 
 def _check_enum(param: str, value: Any, allowed: tuple[str, ...], what: str = "") -> None:

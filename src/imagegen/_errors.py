@@ -224,7 +224,10 @@ class InternalServerError(APIStatusError):
     """>= 500: the server failed; retried."""
 
 
-_CONTENT_POLICY_CODES = {"moderation_blocked", "content_policy_violation", "contentFilter"}
+# Error codes of a refusal by the safety system: OpenAI's GPT image and DALL·E, and Azure's.
+CONTENT_POLICY_CODES = frozenset(
+    {"moderation_blocked", "content_policy_violation", "contentFilter"}
+)
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
@@ -266,7 +269,7 @@ def make_status_error(
     cls: type[APIStatusError]
     if status_code == 429 and (code == "insufficient_quota" or err_type == "insufficient_quota"):
         cls = InsufficientQuotaError
-    elif status_code == 400 and code in _CONTENT_POLICY_CODES:
+    elif status_code == 400 and code in CONTENT_POLICY_CODES:
         cls = ContentPolicyError
     elif status_code >= 500:
         cls = InternalServerError

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._capabilities import (
+    FLEXIBLE_MAX_PIXELS,
     Endpoint,
     ModelCapabilities,
     get_capabilities,
@@ -49,7 +50,7 @@ __all__ = ["DEFAULT_MAX_OUTPUT_PIXELS", "ImageService", "Rendered"]
 
 # Largest output an engine is asked for unless the server is told otherwise: gpt-image-2's
 # ceiling (3840x2160). Guards engines of unknown models against "100000x100000".
-DEFAULT_MAX_OUTPUT_PIXELS = 8_294_400
+DEFAULT_MAX_OUTPUT_PIXELS = FLEXIBLE_MAX_PIXELS
 
 # A seed sent as text (multipart fields are strings): ASCII digits only ("²" passes
 # `isdigit()` but not `int()`), and not so many that `int()` refuses the string.

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import APIResponseError, APIStatusError, make_status_error
+from ._errors import CONTENT_POLICY_CODES, APIResponseError, APIStatusError, make_status_error
 from ._models import CompletedEvent, PartialImageEvent, parse_stream_event
 
 __all__ = [
@@ -28,8 +28,6 @@ __all__ = [
 ]
 
 WireEvent = PartialImageEvent | CompletedEvent
-
-_USER_ERROR_CODES = {"moderation_blocked", "content_policy_violation", "contentFilter"}
 
 
 @dataclass
@@ -87,7 +85,7 @@ def embedded_error(data: dict[str, Any], context: StreamContext) -> APIStatusErr
     # The HTTP status said success; pick the class the error itself implies.
     status = details.get("status") or details.get("status_code")
     if not isinstance(status, int) or status < 400:
-        user_error = details.get("code") in _USER_ERROR_CODES or details.get("type") in (
+        user_error = details.get("code") in CONTENT_POLICY_CODES or details.get("type") in (
             "image_generation_user_error",
             "invalid_request_error",
         )

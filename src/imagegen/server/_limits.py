@@ -19,11 +19,10 @@ from contextlib import asynccontextmanager
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._capabilities import MB
 from ._errors import HTTPError, error_response
 
 __all__ = ["BodyLimitMiddleware", "EngineGate", "Ticket"]
-
-MB = 1024 * 1024
 
 
 def _describe(limit: int) -> str:

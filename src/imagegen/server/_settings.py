@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .._capabilities import GENERIC, MB
 from .._errors import ConfigurationError
 from .._imaging import MAX_PIXELS, PNG_COMPRESS_LEVEL
 from .._service import DEFAULT_MAX_OUTPUT_PIXELS
@@ -34,7 +35,6 @@ from .._service import DEFAULT_MAX_OUTPUT_PIXELS
 __all__ = ["ENV_PREFIX", "MB", "ServerSettings", "check_bind", "is_loopback"]
 
 ENV_PREFIX = "IMAGEGEN_"
-MB = 1024 * 1024
 
 
 def _split(value: str) -> list[str]:
@@ -72,9 +72,9 @@ class ServerSettings(BaseModel):
     max_concurrency: int = Field(1, ge=1, le=64)
     max_queue: int = Field(16, ge=0, le=10_000)
 
-    # Request limits, from OpenAI's: images under 50 MB, at most 16 per edit.
-    max_image_bytes: int = Field(50 * MB, ge=1024)
-    max_images: int = Field(16, ge=1, le=16)
+    # Request limits, from OpenAI's for GPT image models: images under 50 MB, 16 per edit.
+    max_image_bytes: int = Field(GENERIC.max_image_bytes, ge=1024)
+    max_images: int = Field(GENERIC.max_images, ge=1, le=GENERIC.max_images)
     # Whole request body; default: every image and a mask at their maximum, plus 1 MB of fields.
     max_request_bytes: int | None = Field(None, ge=1024)
     max_output_pixels: int = Field(DEFAULT_MAX_OUTPUT_PIXELS, ge=1)
