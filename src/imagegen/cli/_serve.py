@@ -6,6 +6,7 @@ load inside the commands, so `imagegen --help` stays fast.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,9 @@ def serve_command(
         )
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
+        # Before the engine loads (which may take minutes): a port in use is one line, not
+        # uvicorn's log lines and exit code 3 after the wait.
+        _check_listen(settings.host, settings.port)
         try:
             import uvicorn
 
@@ -181,6 +185,33 @@ def _log_config(level: str) -> dict[str, Any]:
         "propagate": False,
     }
     return config
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse at once an address this process cannot listen on (`click.UsageError`, exit 2)."""
+    import socket
+
+    if port == 0:
+        return  # any free port: nothing to collide with
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.UsageError(f"--host {host}: unknown address ({exc.strerror}).") from None
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.UsageError(
+                f"--port {port}: {where} is already in use (another server?); choose another "
+                "port, or --port 0 for any free one."
+            ) from None
+        raise click.UsageError(
+            f"--host/--port: cannot listen on {where} ({exc.strerror or exc})."
+        ) from None
 
 
 @click.command(
