@@ -146,6 +146,18 @@ def test_auto_size_of_a_huge_input_is_scaled_under_the_cap() -> None:
     assert abs(job.width / job.height - 4 / 3) < 0.01
 
 
+def test_auto_size_is_scaled_under_a_servers_lower_cap() -> None:
+    service = ImageService(PlaceholderEngine(), max_output_pixels=100_000)
+    edited = service.prepare("edits", EditRequest(prompt="a hat"), [png((640, 480))])
+    varied = service.prepare("variations", VariationRequest(), [png((640, 480))])
+    for job in (edited, varied):
+        assert job.width * job.height <= 100_000
+        assert abs(job.width / job.height - 4 / 3) < 0.02
+    # A size the caller named is still refused, not changed.
+    asked = EditRequest(prompt="a hat", size="640x480")
+    refused(service.prepare, "edits", asked, [png((640, 480))])
+
+
 def test_output_size_cap() -> None:
     generate(size="3840x2160")  # exactly the cap
     error = refused(generate, size="3000x3000")

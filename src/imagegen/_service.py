@@ -7,6 +7,7 @@ validation, the same `auto` resolution and the same response fields.
 from __future__ import annotations
 
 import base64
+import math
 import queue
 import re
 import threading
@@ -151,6 +152,11 @@ class ImageService:
         parsed = parse_size(size)
         input_size = pil_images[0].size if pil_images else None
         width, height = parsed or self.engine.resolve_auto_size(endpoint, input_size)
+        if parsed is None and width * height > self.max_output_pixels:
+            # `auto` is ours to choose: a large input is edited smaller, keeping its shape,
+            # rather than refused for a size the caller never asked for.
+            scale = math.sqrt(self.max_output_pixels / (width * height))
+            width, height = max(1, int(width * scale)), max(1, int(height * scale))
         if width * height > self.max_output_pixels:
             raise InvalidRequestError(
                 f"Invalid size {size!r}: this server makes images of at most "
