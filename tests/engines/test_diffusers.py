@@ -254,6 +254,22 @@ def test_engine_options_parse_strings() -> None:
     assert (parsed.max_size, parsed.device, parsed.dtype) == (1024, "cuda:1", "bfloat16")
 
 
+def test_auto_size_of_a_large_input_is_scaled_under_max_size() -> None:
+    """An edit without a size takes the input's; a photo larger than `max_size` per side is
+    edited smaller, keeping its shape, not refused for a size the caller never named."""
+    engine = DiffusersEngine(model="m", options={"max_size": "256"})
+    service = ImageService(engine)
+    photo = load_input(png(Image.new("RGB", (600, 400), (90, 120, 200))))
+    for endpoint, request in (
+        ("edits", EditRequest(prompt="a hat")),
+        ("variations", VariationRequest()),
+    ):
+        job = service.prepare(endpoint, request, [photo])  # type: ignore[arg-type]
+        assert (job.width, job.height) == (256, 170)
+    with pytest.raises(InvalidRequestError, match="at most 256 pixels per side"):
+        service.prepare("edits", EditRequest(prompt="a hat", size="600x400"), [photo])
+
+
 @pytest.mark.parametrize(
     ("names", "family", "steps", "guidance"),
     [

@@ -285,6 +285,15 @@ class DiffusersEngine(Engine):
 
     # --- requests --------------------------------------------------------------------------
 
+    def resolve_auto_size(
+        self, endpoint: Endpoint, input_size: tuple[int, int] | None
+    ) -> tuple[int, int]:
+        """The input's size (or the model's native one), scaled down to `max_size` per side,
+        keeping its shape: `auto` never names a size that `check` then refuses."""
+        width, height = super().resolve_auto_size(endpoint, input_size)
+        scale = min(1.0, self.settings.max_size / max(width, height))
+        return max(1, int(width * scale)), max(1, int(height * scale))
+
     def check(self, job: Job) -> None:
         if job.transparent:
             raise InvalidRequestError(
