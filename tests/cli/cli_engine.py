@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from imagegen._capabilities import ModelCapabilities
 from imagegen.engines.placeholder import PlaceholderEngine
 
 
@@ -15,3 +16,12 @@ class RecordingEngine(PlaceholderEngine):
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         super().__init__(model=model, options=options)
         RecordingEngine.built.append((model, dict(options or {})))
+
+
+class GenerateOnlyEngine(PlaceholderEngine):
+    """An engine whose one model only generates: variations are refused for the model."""
+
+    name: ClassVar[str] = "generate-only"
+
+    def models(self) -> list[ModelCapabilities]:
+        return [ModelCapabilities(name="gen-only", endpoints=frozenset({"generations"}))]

@@ -21,6 +21,7 @@ from .._errors import (
     ContentPolicyError,
     ImagegenError,
     InvalidRequestError,
+    NotFoundError,
 )
 
 # Environment variables whose values are secrets, masked wherever they might appear.
@@ -51,6 +52,8 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     if not param or ctx is None:
         return None
     name = re.sub(r"\[.*\]$", "", param)  # image[1] -> image
+    if name == "model" and ctx.params.get("engine") and not ctx.params.get("model"):
+        return f"--engine {ctx.params['engine']}"  # no -m given: the engine chose the model
     for p in ctx.command.params:
         if p.name == name:
             if isinstance(p, click.Argument):
@@ -78,6 +81,9 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
         if isinstance(categories, list) and categories:
             message += f" (categories: {', '.join(map(str, categories))})"
     flag = flag_for(ctx, param if isinstance(param, str) else None)
+    if isinstance(exc, NotFoundError) and not param and exc.code != "model_not_found":
+        # The usual cause: a base URL without the server's /v1 (or with one too many).
+        message += " Check the base URL (--base-url): OpenAI-compatible servers serve /v1."
     return f"{flag}: {message}" if flag else message
 
 
