@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,23 @@ def test_a_model_given_with_m_is_still_blamed_on_m(monkeypatch: pytest.MonkeyPat
     result = invoke("variation", "in.png", "--engine", "generate-only", "-m", "gen-only")
     assert result.exit_code == 2
     assert error_line(result).startswith("Error: -m/--model: ")
+
+
+def test_an_engine_run_keeps_hugging_face_chatter_off_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRANSFORMERS_NO_ADVISORY_WARNINGS", "0")  # the user's own value wins
+    result = invoke("generate", "x", "--engine", "placeholder", "-s", "64x64", "-o", "x.png")
+    assert result.exit_code == 0, result.output
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "error"
+    assert os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] == "0"
+
+
+def test_debug_leaves_hugging_face_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRANSFORMERS_VERBOSITY", raising=False)
+    result = invoke("generate", "x", "--engine", "placeholder", "-s", "64x64", "--debug")
+    assert result.exit_code == 0, result.output
+    assert "TRANSFORMERS_VERBOSITY" not in os.environ

@@ -13,6 +13,7 @@ first failure stops the run, keeping (and having printed) what was already saved
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from .._capabilities import (
     validate_params,
 )
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import handle_errors
+from ._errors import debug_enabled, handle_errors
 from ._log import log_to, logger
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
@@ -114,6 +115,8 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
 
         from .. import Client
 
+        if p.get("engine") and not debug_enabled(ctx):
+            _quiet_model_libraries()
         secrets = (p.get("api_key"), p.get("azure_ad_token"))
         with log_to(console, debug=bool(p.get("debug")), secrets=secrets):
             # An in-process engine loads its model here, which can take a while.
@@ -185,6 +188,15 @@ def _one(
             raise APIResponseError(
                 "The stream ended without a completed image.", request_id=stream.request_id
             )
+
+
+def _quiet_model_libraries() -> None:
+    """Keep the progress bars and advice of Hugging Face libraries (which an engine such as
+    diffusers loads) off stderr, which carries only our errors and warnings. Set in the
+    environment before they are imported; a value the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 def _default_model(endpoint: Endpoint) -> str:
