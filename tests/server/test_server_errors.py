@@ -400,3 +400,38 @@ def test_engine_failure_mid_stream_is_an_error_event(failing: str) -> None:
     assert "event: error" in raw.text and "server_error" in raw.text
     # The server still answers afterwards.
     assert httpx2.get(failing + "/health").json()["status"] == "ok"
+
+
+def test_an_engine_loaded_by_name_is_closed_when_startup_fails_after_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage folder that cannot be made fails the startup; the engine the app loaded
+    (weights, GPU memory) must not outlive it."""
+    import asyncio
+
+    from imagegen.server import _app
+
+    made: list[SolidEngine] = []
+
+    class ClosingEngine(SolidEngine):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def load(name: str, **options: Any) -> SolidEngine:
+        made.append(ClosingEngine())
+        return made[-1]
+
+    monkeypatch.setattr(_app, "load_engine", load)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    app = create_app("solid", make_settings(storage_dir=blocker / "images"))
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    with pytest.raises(OSError):
+        asyncio.run(start())
+    assert len(made) == 1 and made[0].closed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -90,39 +91,42 @@ def create_app(
             ready = await anyio.to_thread.run_sync(
                 lambda: load_engine(name, model=settings.model, options=settings.engine_options)
             )
-        secret = settings.url_secret.get_secret_value().encode() if settings.url_secret else None
-        store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
-        state = ServerState(
-            settings=settings,
-            service=ImageService(
-                ready,
-                max_output_pixels=settings.max_output_pixels,
-                png_compress_level=settings.png_compress_level,
-            ),
-            store=store,
-            gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
-            decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),
-        )
-        if not keys:
-            logger.warning(
-                "No API key is configured: the server answers every client that can reach it "
-                "without authentication."
+        # Whatever fails from here on, what was made so far is released: an engine we
+        # loaded holds weights and GPU memory, the store a temporary folder.
+        with contextlib.ExitStack() as release:
+            if not isinstance(chosen, Engine):
+                release.callback(ready.close)
+            secret = (
+                settings.url_secret.get_secret_value().encode() if settings.url_secret else None
             )
-        logger.info(
-            "engine %r ready (concurrency %d, queue %d)",
-            ready.name,
-            settings.max_concurrency,
-            settings.max_queue,
-        )
-        try:
+            store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
+            release.callback(store.close)
+            state = ServerState(
+                settings=settings,
+                service=ImageService(
+                    ready,
+                    max_output_pixels=settings.max_output_pixels,
+                    png_compress_level=settings.png_compress_level,
+                ),
+                store=store,
+                gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
+                decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),
+            )
+            if not keys:
+                logger.warning(
+                    "No API key is configured: the server answers every client that can reach "
+                    "it without authentication."
+                )
+            logger.info(
+                "engine %r ready (concurrency %d, queue %d)",
+                ready.name,
+                settings.max_concurrency,
+                settings.max_queue,
+            )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_sweep_forever, store, settings.sweep_interval)
                 yield {"imagegen": state}
                 tasks.cancel_scope.cancel()
-        finally:
-            store.close()
-            if not isinstance(chosen, Engine):
-                ready.close()
 
     return Starlette(
         routes=routes,
