@@ -56,6 +56,7 @@ from ._version import __version__
 __all__ = ["AsyncHTTPTransport", "HTTPTransport", "make_timeout", "shared_downloader"]
 
 _T = TypeVar("_T")
+_MAX_REDIRECTS = 10
 
 USER_AGENT = f"imagegen/{__version__} (python; httpx2/{httpx2.__version__})"
 _PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
@@ -321,12 +322,12 @@ class HTTPTransport(_HTTPBase):
         self, request: httpx2.Request, stream: bool, client: httpx2.Client
     ) -> httpx2.Response:
         try:
-            response = client.send(request, stream=stream, follow_redirects=request.method == "GET")
+            response = client.send(request, stream=stream, follow_redirects=False)
         except httpx2.HTTPError as exc:
             error = self._transport_error(exc, request.url)
         else:
-            if response.is_success:
-                return response
+            if response.is_success or (request.method == "GET" and response.is_redirect):
+                return response  # a download follows its redirects itself (`stream_url`)
             try:
                 response.read()
             except httpx2.HTTPError:
@@ -403,10 +404,23 @@ class HTTPTransport(_HTTPBase):
             client = self.client
             if client.is_closed:
                 client = stack.enter_context(httpx2.Client(**self._client_options()))
-            request = client.build_request(
-                "GET", url, headers=self._download_headers(url), timeout=self.timeout
-            )
-            response = self._send(request, stream=True, client=client)
+            # Redirects are followed here, not by httpx2, which keeps headers such as Azure's
+            # `api-key` on a redirect to another origin: each hop gets credentials only if it
+            # is on the API's origin.
+            for _ in range(_MAX_REDIRECTS + 1):
+                request = client.build_request(
+                    "GET", url, headers=self._download_headers(url), timeout=self.timeout
+                )
+                response = self._send(request, stream=True, client=client)
+                target = response.next_request
+                if not response.is_redirect or target is None:
+                    break
+                response.close()
+                url = str(target.url)
+            else:
+                raise APIResponseError(
+                    f"Downloading the image was redirected more than {_MAX_REDIRECTS} times."
+                )
             stack.callback(response.close)
 
             yield self._guarded(response.iter_bytes(), url)

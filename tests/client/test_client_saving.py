@@ -207,3 +207,33 @@ def test_png_text_chunks_use_itxt_only_outside_latin_1() -> None:
     chunks = png_text_chunks({"a": "café", "b": "✓"})
     assert b"tEXta\x00caf\xe9" in chunks
     assert b"iTXtb\x00\x00\x00\x00\x00" + "✓".encode() in chunks
+
+
+def test_a_download_redirected_to_another_origin_loses_azures_api_key(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    """httpx2 drops only `Authorization` on a cross-origin redirect; Azure's `api-key` header
+    must not follow a same-origin image link to a third-party host either."""
+    from live import live_server
+
+    elsewhere = ScriptedServer()
+    picture = image_bytes(size=(16, 16))
+    elsewhere.script(Reply(body=picture, content_type="image/png"))
+    with live_server(elsewhere.app, interface="asgi3") as other_url:
+        server.script(
+            Reply(json=images_body(data=[{"url": f"{server.url}/files/a.png"}])),
+            Reply(status=302, body=b"", headers={"location": f"{other_url}/blob/a.png"}),
+        )
+        with imagegen.Client(
+            azure_endpoint=server.url,
+            azure_deployment="d",
+            api_version="2025-04-01-preview",
+            api_key="azure-secret-key-123",
+        ) as client:
+            result = client.generate("a fox", model="dall-e-2", response_format="url")
+            saved = result.save(tmp_path / "fox.png", metadata=False)
+    assert server.last.headers.get("api-key") == "azure-secret-key-123"  # its own origin
+    assert elsewhere.last.path == "/blob/a.png"
+    assert "api-key" not in elsewhere.last.headers
+    assert "authorization" not in elsewhere.last.headers
+    assert saved[0].read_bytes() == picture
