@@ -61,3 +61,22 @@ def test_debug_leaves_hugging_face_logging_alone(monkeypatch: pytest.MonkeyPatch
     result = invoke("generate", "x", "--engine", "placeholder", "-s", "64x64", "--debug")
     assert result.exit_code == 0, result.output
     assert "TRANSFORMERS_VERBOSITY" not in os.environ
+
+
+def test_no_key_for_openai_names_the_flags_only(api: Recorder) -> None:
+    # No key and OpenAI's own URL (the default): refused before any network use.
+    result = invoke("generate", "x", "-o", "x.png")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith("Error: No API key for https://api.openai.com/v1: pass --api-key or ")
+    assert "set --base-url or OPENAI_BASE_URL" in line
+    assert "api_key" not in line and "base_url" not in line
+    assert not Path("x.png").exists()
+
+
+def test_azure_without_an_api_version_names_the_flag(api: Recorder) -> None:
+    result = invoke("generate", "x", "--azure-endpoint", "https://x.openai.azure.com")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert "pass --api-version or set OPENAI_API_VERSION" in line
+    assert "api_version" not in line

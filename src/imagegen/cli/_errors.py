@@ -71,9 +71,16 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# The library's own messages name both spellings, "pass api_key=... (--api-key)"; on the command
+# line only the flag means anything.
+_PYTHON_AND_FLAG = re.compile(r"\b[a-z]+_[a-z_]+(?:=\.\.\.)? \((--[a-z][a-z-]*)\)")
+
+
 def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
     """The message for `exc`, led by the flag it concerns."""
     message = one_line(exc.message)
+    if isinstance(exc, (ConfigurationError, InvalidRequestError)):
+        message = _PYTHON_AND_FLAG.sub(r"\1", message)
     param = getattr(exc, "param", None)
     if isinstance(exc, ContentPolicyError):
         details = exc.moderation_details
