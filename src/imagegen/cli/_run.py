@@ -29,7 +29,7 @@ from .._capabilities import (
     validate_params,
 )
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import debug_enabled, handle_errors
+from ._errors import debug_enabled, flag_for, handle_errors
 from ._log import log_to, logger
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
@@ -68,10 +68,24 @@ class Request:
 
 
 def read_stdin_lines(what: str, *, quiet: bool) -> list[tuple[int, str]]:
-    """Non-blank lines of stdin with their line numbers (the seeds' pipeline input)."""
+    """Non-blank lines of stdin with their line numbers (the seeds' pipeline input).
+
+    Read as UTF-8 whatever the locale says, with a byte order mark (Windows editors write one)
+    dropped; other bytes are refused, naming the line, rather than sent as mojibake.
+    """
     if isatty(sys.stdin) and not quiet:
         click.echo(f"Reading {what} from standard input, one per line; end with Ctrl-D.", err=True)
-    found = [(i, line.strip()) for i, line in enumerate(sys.stdin, start=1) if line.strip()]
+    found = []
+    for number, raw in enumerate(sys.stdin.buffer.read().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise click.UsageError(
+                f"Line {number} of standard input is not UTF-8 text (byte "
+                f"0x{raw[exc.start]:02X}); save the {what} as UTF-8."
+            ) from None
+        if line:
+            found.append((number, line))
     if not found:
         raise click.UsageError(f"No {what} on standard input (every line was empty).")
     return found
@@ -90,6 +104,7 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
     p = ctx.params
     console = Console(quiet=bool(p.get("quiet")))
     with handle_errors(ctx):
+        _check_text(ctx, requests)
         params = _request_params(p, endpoint, len(requests))
         _check_connection_flags(p)
         if not p.get("format_"):
@@ -264,6 +279,21 @@ def _client_options(p: dict[str, Any]) -> dict[str, Any]:
     if p.get("max_retries") is not None:
         options["max_retries"] = p["max_retries"]
     return options
+
+
+def _check_text(ctx: click.Context, requests: list[Request]) -> None:
+    """A prompt from the command line that is not UTF-8 (the shell passed other bytes, which
+    Python keeps as surrogates) is refused here, not met as an encoding crash when sending."""
+    for request in requests:
+        try:
+            (request.prompt or "").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            flag = flag_for(ctx, "prompt") or "PROMPT"
+            byte = ord(str(exc.object)[exc.start]) - 0xDC00
+            raise click.UsageError(
+                f"{flag}: the prompt is not UTF-8 text (byte 0x{byte:02X} at character "
+                f"{exc.start + 1}); set the terminal to UTF-8 or retype it."
+            ) from None
 
 
 def _check_prompt(endpoint: Endpoint, request: Request, caps: ModelCapabilities) -> None:
