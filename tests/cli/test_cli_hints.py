@@ -80,3 +80,34 @@ def test_azure_without_an_api_version_names_the_flag(api: Recorder) -> None:
     line = error_line(result)
     assert "pass --api-version or set OPENAI_API_VERSION" in line
     assert "api_version" not in line
+
+
+def test_an_image_from_stdin_is_called_stdin(api: Recorder, base_url: str) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), "red").save(buffer, format="JPEG")
+    result = invoke("variation", "-", "--base-url", base_url, input=buffer.getvalue())
+    assert result.exit_code == 2
+    assert (
+        error_line(result) == "Error: IMAGE: The image 'stdin.jpg' is JPEG; dall-e-2 accepts PNG."
+    )
+    assert api.requests == []
+
+
+def test_a_parameter_set_with_extra_is_blamed_on_extra(api: Recorder, base_url: str) -> None:
+    error = {"message": "Invalid size.", "type": "invalid_request_error", "param": "size"}
+    api.fail_next(400, {"error": error})
+    result = invoke("generate", "x", "--base-url", base_url, "--extra", "size=777x777")
+    assert result.exit_code == 1
+    assert error_line(result).startswith("Error: --extra size: Server answered 400")
+
+
+def test_a_parameter_set_with_its_own_flag_is_blamed_on_the_flag(
+    api: Recorder, base_url: str
+) -> None:
+    error = {"message": "Invalid size.", "type": "invalid_request_error", "param": "size"}
+    api.fail_next(400, {"error": error})
+    result = invoke("generate", "x", "--base-url", base_url, "-s", "1024x1024")
+    assert result.exit_code == 1
+    assert error_line(result).startswith("Error: -s/--size: Server answered 400")

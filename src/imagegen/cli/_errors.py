@@ -54,6 +54,9 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     name = re.sub(r"\[.*\]$", "", param)  # image[1] -> image
     if name == "model" and ctx.params.get("engine") and not ctx.params.get("model"):
         return f"--engine {ctx.params['engine']}"  # no -m given: the engine chose the model
+    extra = dict(ctx.params.get("extra_body") or ())
+    if name in extra and ctx.params.get(name) is None:
+        return f"--extra {name}"  # set through --extra, not through its own flag
     for p in ctx.command.params:
         if p.name == name:
             if isinstance(p, click.Argument):
@@ -61,7 +64,6 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
             longs = [o for o in p.opts if o.startswith("--")]
             shorts = [o for o in p.opts if not o.startswith("--")]
             return "/".join(shorts[:1] + longs[:1])
-    extra = dict(ctx.params.get("extra_body") or ())
     if name in extra:
         return f"--extra {name}"
     return None

@@ -91,12 +91,17 @@ def read_stdin_lines(what: str, *, quiet: bool) -> list[tuple[int, str]]:
     return found
 
 
-def read_stdin_image() -> bytes:
-    """An input image given as `-`: its bytes, from stdin."""
+def read_stdin_image() -> Any:
+    """An input image given as `-`: its bytes from stdin, named `stdin` so that messages about
+    it say where it came from (`The image 'stdin.jpg' is JPEG ...`)."""
+    import io
+
     data = sys.stdin.buffer.read()
     if not data:
         raise click.UsageError("An image was to be read from standard input ('-'), which is empty.")
-    return data
+    named = io.BytesIO(data)
+    named.name = "stdin"
+    return named
 
 
 def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None:
