@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -193,7 +194,17 @@ def test_n_out_of_range_or_not_a_whole_number(n: Any) -> None:
 def test_dall_e_3_makes_one_image_at_a_time() -> None:
     check("generations", "dall-e-3", n=1)
     error = refused("generations", "dall-e-3", n=2)
-    assert error.param == "n" and "for dall-e-3" in error.message and "1 to 1" in error.message
+    assert error.param == "n"
+    assert error.message == "Invalid n 2: dall-e-3 makes one image per request, so n must be 1."
+
+
+def test_a_declared_one_image_model_is_worded_the_same() -> None:
+    """The wording follows `max_n` in the table, not dall-e-3's name."""
+    single = ModelCapabilities(name="local-one", max_n=1)
+    with pytest.raises(InvalidRequestError, match="local-one makes one image per request"):
+        validate_params("generations", {"prompt": "a", "n": 3}, single)
+    with pytest.raises(InvalidRequestError, match="this model makes one image per request"):
+        validate_params("generations", {"prompt": "a", "n": 0}, replace(single, name=""))
 
 
 # --- sizes -------------------------------------------------------------------------------------

@@ -231,12 +231,14 @@ def _check_enum(param: str, value: Any, allowed: tuple[str, ...], what: str = ""
         )
 
 
-def _check_int(param: str, value: Any, low: int, high: int, what: str = "") -> None:
+def _check_int(
+    param: str, value: Any, low: int, high: int, what: str = "", *, rule: str = ""
+) -> None:
+    """`value` must be a whole number from `low` to `high`; `rule` words that for the user
+    when a plain range would read oddly ("from 1 to 1")."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidRequestError(
-            f"Invalid {param} {value!r}{what}: must be a whole number from {low} to {high}.",
-            param=param,
-        )
+        rule = rule or f"must be a whole number from {low} to {high}"
+        raise InvalidRequestError(f"Invalid {param} {value!r}{what}: {rule}.", param=param)
 
 
 def validate_params(endpoint: Endpoint, params: Mapping[str, Any], caps: ModelCapabilities) -> None:
@@ -286,7 +288,9 @@ def validate_params(endpoint: Endpoint, params: Mapping[str, Any], caps: ModelCa
 
     n = params.get("n")
     if n is not None:
-        _check_int("n", n, 1, caps.max_n, model_label)
+        one = caps.max_n == 1
+        rule = f"{caps.name or 'this model'} makes one image per request, so n must be 1"
+        _check_int("n", n, 1, caps.max_n, "" if one else model_label, rule=rule if one else "")
 
     size = params.get("size")
     if size is not None:

@@ -17,7 +17,11 @@ from PIL import Image
         (["-s", "huge"], "-s/--size", "WIDTHxHEIGHT"),
         (["-m", "dall-e-2", "-s", "1536x1024"], "-s/--size", "256x256"),
         (["-n", "11"], "-n/--number-of-images", "1 to 10"),
-        (["-m", "dall-e-3", "-n", "2"], "-n/--number-of-images", "1 to 1"),
+        (
+            ["-m", "dall-e-3", "-n", "2"],
+            "-n/--number-of-images",
+            "dall-e-3 makes one image per request",
+        ),
         (["-m", "dall-e-3", "-q", "ultra"], "-q/--quality", "hd"),
         (["--style", "vivid"], "--style", "dall-e-3"),
         (["--background", "clear"], "--background", "transparent"),
