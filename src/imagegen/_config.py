@@ -47,6 +47,7 @@ __all__ = [
     "AzureSettings",
     "Settings",
     "check_max_retries",
+    "redacted_url",
     "resolve_settings",
 ]
 
@@ -76,8 +77,9 @@ class AzureSettings:
     def __repr__(self) -> str:
         token = "***" if self.ad_token else None
         return (
-            f"AzureSettings(endpoint={self.endpoint!r}, deployment={self.deployment!r}, "
-            f"api_version={self.api_version!r}, ad_token={token!r})"
+            f"AzureSettings(endpoint={redacted_url(self.endpoint)!r}, "
+            f"deployment={self.deployment!r}, api_version={self.api_version!r}, "
+            f"ad_token={token!r})"
         )
 
 
@@ -101,8 +103,8 @@ class Settings:
 
     @property
     def shown_url(self) -> str:
-        """`base_url` as reprs and messages show it: without its password."""
-        return redact(self.base_url, url_password(self.base_url))
+        """`base_url` as reprs, messages and logs show it: without its password."""
+        return redacted_url(self.base_url)
 
     def auth_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -149,10 +151,15 @@ def url_password(url: str) -> str | None:
         return None
 
 
+def redacted_url(url: str) -> str:
+    """`url` without the password of `user:password@`, for messages and logs."""
+    return redact(url, url_password(url))
+
+
 def _check_url(url: str, what: str, flag: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = redact(url, url_password(url))
+        shown = redacted_url(url)
         raise ConfigurationError(
             f"Invalid {what} {shown!r}: use an http:// or https:// URL such as "
             f"'http://127.0.0.1:8000/v1' ({flag})."
@@ -213,10 +220,9 @@ def resolve_settings(
     )
     key = _pick(api_key, env, *_ENV_KEY)
     if key is None and _is_openai(url):
-        shown = redact(url, url_password(url))
         raise ConfigurationError(
-            f"No API key for {shown}: pass api_key=... (--api-key) or set OPENAI_API_KEY. "
-            "To use a local or compatible server that needs no key, set base_url "
+            f"No API key for {redacted_url(url)}: pass api_key=... (--api-key) or set "
+            "OPENAI_API_KEY. To use a local or compatible server that needs no key, set base_url "
             "(--base-url) or OPENAI_BASE_URL."
         )
     return Settings(base_url=url, api_key=key, organization=organization, project=project)

@@ -63,19 +63,24 @@ __all__ = [
 
 # OpenAI, Azure and most compatible servers echo part of a bad key back ("Incorrect API key
 # provided: sk-ab***yz"); anything shaped like a secret is masked before it reaches a message.
+# A URL's password is masked wherever the URL is printed, by us or by a library we log for
+# (httpx2 logs each request's URL, `user:password@` included).
 _SECRET_PATTERNS = [
-    re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,})"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    (re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,})"), "sk-***"),
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1***"),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s?#]*@"), r"\1***@"),
 ]
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Return `text` with the given secrets and anything that looks like an API key masked."""
+    """Return `text` with the given secrets, URL passwords and anything that looks like an API
+    key masked."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    text = _SECRET_PATTERNS[0].sub("sk-***", text)
-    return _SECRET_PATTERNS[1].sub(r"\1***", text)
+    for pattern, mask in _SECRET_PATTERNS:
+        text = pattern.sub(mask, text)
+    return text
 
 
 class ImagegenError(Exception):
@@ -106,7 +111,18 @@ class InvalidRequestError(ImagegenError, ValueError):
 
 
 class ConfigurationError(ImagegenError):
-    """The environment or the options cannot work: no key, a bad URL, an unknown engine."""
+    """The environment or the options cannot work: no key, a bad URL, an unknown engine.
+
+    `param`, when set, is the keyword argument at fault as the raiser names it (an engine's
+    `model` or `options`), so the command line can name the flag that sets it.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r})"
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

@@ -61,6 +61,12 @@ def _metadata(**fields: str | int | None) -> dict[str, str]:
     return {key: str(value) for key, value in fields.items() if value not in (None, "")}
 
 
+def _known_size(*sizes: str | None) -> str | None:
+    """The first size that names pixels; `auto` and unset say nothing about the image, whose
+    own size `write_image` then records."""
+    return next((size for size in sizes if size and size != "auto"), None)
+
+
 def _decode_pil(data: bytes) -> PILImage.Image:
     from PIL import Image
 
@@ -118,12 +124,16 @@ class GeneratedImage:
 
     @property
     def metadata(self) -> dict[str, str]:
-        """What `save()` records: prompt, model, size, revised prompt, creation time."""
+        """What `save()` records: prompt, model, size, revised prompt, creation time.
+
+        `size` is the answer's, else the request's; when neither names pixels (unset or `auto`,
+        as in variations) `save()` records the saved image's own WxH.
+        """
         result = self._result
         return _metadata(
             prompt=result.prompt,
             model=result.model,
-            size=result.size or result.requested_size,
+            size=_known_size(result.size, result.requested_size),
             revised_prompt=self.revised_prompt,
             created=_iso(result.created),
         )
@@ -151,8 +161,19 @@ class GeneratedImage:
         self.to_pil().show()
 
     def __repr__(self) -> str:
-        kind = "b64_json" if self.b64_json is not None else f"url={self.url!r}"
+        kind = "b64_json" if self.b64_json is not None else f"url={_shown_url(self.url)!r}"
         return f"GeneratedImage(index={self.index}, {kind})"
+
+
+def _shown_url(url: str | None) -> str | None:
+    """A result URL as a repr shows it: a signed URL's query (OpenAI's `sig=`, a SAS token
+    that reads the image for an hour) and a data: URL's megabytes of base64 left out."""
+    if url is None:
+        return None
+    if url.startswith("data:"):
+        return url.partition(",")[0] + ",..."
+    base, mark, _ = url.partition("?")
+    return base + ("?..." if mark else "")
 
 
 class ImagesResult:
@@ -296,7 +317,7 @@ class StreamEvent:
         return _metadata(
             prompt=state.prompt,
             model=state.model,
-            size=self.event.size if self.event.size != "auto" else state.requested_size,
+            size=_known_size(self.event.size, state.requested_size),
             created=_iso(self.event.created_at or int(time.time())),
         )
 

@@ -10,6 +10,7 @@
   an extension gets the one matching the image's real format (sniffed from its first bytes).
 - Metadata: PNG files get text chunks inserted right after the header; the image data chunks
   are copied byte for byte, so the pixels cannot change. Other formats get `<file>.json`.
+  Metadata without a `size` gets the image's own `WxH`, read from its header.
 """
 
 from __future__ import annotations
@@ -120,6 +121,18 @@ def _head(chunks: Iterator[bytes], size: int) -> bytes:
     return head
 
 
+def _with_pixel_size(metadata: Mapping[str, str], path: Path) -> Mapping[str, str]:
+    """`metadata` with the size of the image written at `path` (Pillow reads only the header)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return metadata  # not an image Pillow knows: the file is saved, its size left unsaid
+    return {**metadata, "size": f"{width}x{height}"}
+
+
 def write_image(
     base: str | os.PathLike[str],
     chunks: Iterable[bytes],
@@ -140,6 +153,9 @@ def write_image(
         and len(head) >= _IHDR_END
         and head[12:16] == b"IHDR"
     )
+    if in_png and metadata and "size" not in metadata:
+        width, height = struct.unpack(">II", head[16:24])  # IHDR's first fields
+        metadata = {**metadata, "size": f"{width}x{height}"}
     with atomic_write(path) as handle:
         if in_png and metadata:
             handle.write(head[:_IHDR_END])
@@ -151,6 +167,8 @@ def write_image(
         for chunk in stream:
             handle.write(chunk)
     if metadata and not in_png:
+        if "size" not in metadata:
+            metadata = _with_pixel_size(metadata, path)
         sidecar = path.with_name(path.name + ".json")
         text = json.dumps(dict(metadata), indent=2, ensure_ascii=False) + "\n"
         with atomic_write(sidecar) as handle:

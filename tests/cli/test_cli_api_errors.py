@@ -9,6 +9,8 @@ import pytest
 from cli_helpers import error_line, invoke
 from cli_recorder import Recorder
 
+import imagegen.engines
+
 KEY = "sk-proj-VerySecretKey0123456789abcdef"
 
 
@@ -125,6 +127,54 @@ def test_debug_logs_requests_without_the_key(api: Recorder, base_url: str) -> No
     assert result.exit_code == 0, result.output
     assert "debug:" in result.stderr
     assert KEY not in result.output
+
+
+@pytest.mark.parametrize("password", ["base-url-Secret9", "pw"])
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_never_shows_a_base_url_password(
+    api: Recorder, base_url: str, how: str, password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our request line and httpx2's both print the URL; neither may print its password
+    (a short one included, which is too short to be scrubbed as a known secret)."""
+    with_password = base_url.replace("http://", f"http://user:{password}@")
+    args = ["generate", "x", "--debug", "-f", "json"]
+    if how == "flag":
+        args += ["--base-url", with_password]
+    else:
+        monkeypatch.setenv("OPENAI_BASE_URL", with_password)
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert f"generations to {base_url.replace('http://', 'http://user:***@')}" in result.stderr
+    assert "debug: httpx2: HTTP Request: POST http://user:***@" in result.stderr
+    assert f":{password}@" not in result.output
+    assert api.api_requests  # the request went out, with the credentials in the URL
+
+
+def test_debug_never_shows_a_base_url_password_on_failure() -> None:
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://user:Fail-Secret7@127.0.0.1:{port}/v1"
+    result = invoke("generate", "x", "--base-url", url, "--debug", "--max-retries", "1")
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and "Warning: Could not talk" in result.stderr
+    assert "Fail-Secret7" not in result.output
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_key_quoted_by_an_engine_is_masked_in_the_error_and_traceback(
+    monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    secret = "env-Secret-Value-42"  # not shaped like an sk- key: only knowing it masks it
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setitem(imagegen.engines._BUILTIN, "leaky", "cli_engine:LeakyEngine")
+    result = invoke("generate", "x", "--engine", "leaky", *(["--debug"] if debug else []))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: Engine 'leaky' failed: RuntimeError: upstream refused key ***"
+    )
+    assert ("Traceback" in result.stderr) is debug
+    assert secret not in result.output
 
 
 def test_an_answer_without_images_is_an_error(api: Recorder, base_url: str) -> None:

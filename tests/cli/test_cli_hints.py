@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import click
 import pytest
 from cli_helpers import error_line, invoke
 from cli_recorder import Recorder
@@ -111,3 +112,69 @@ def test_a_parameter_set_with_its_own_flag_is_blamed_on_the_flag(
     result = invoke("generate", "x", "--base-url", base_url, "-s", "1024x1024")
     assert result.exit_code == 1
     assert error_line(result).startswith("Error: -s/--size: Server answered 400")
+
+
+@pytest.fixture
+def needs_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(imagegen.engines._BUILTIN, "needs-model", "cli_engine:NeedsModelEngine")
+    Image.new("RGB", (256, 256), "red").save("in.png")
+
+
+_ENGINE_RUNS = {
+    "generate": ["generate", "x"],
+    "edit": ["edit", "-i", "in.png", "-p", "x"],
+    "variation": ["variation", "in.png"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_ENGINE_RUNS))
+@pytest.mark.usefixtures("needs_model")
+def test_an_engine_without_its_model_names_engine_model(command: str) -> None:
+    result = invoke(*_ENGINE_RUNS[command], "--engine", "needs-model", "-o", "out.png")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line == "Error: --engine-model: The needs-model engine needs a model folder.", line
+    assert not Path("out.png").exists()
+
+
+@pytest.mark.parametrize("command", sorted(_ENGINE_RUNS))
+@pytest.mark.usefixtures("needs_model")
+def test_a_missing_model_folder_names_engine_model(command: str) -> None:
+    args = [*_ENGINE_RUNS[command], "--engine", "needs-model", "--engine-model", "./nowhere"]
+    result = invoke(*args, "-o", "out.png")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: --engine-model: Model folder ./nowhere does not exist."
+
+
+@pytest.mark.usefixtures("needs_model")
+def test_a_bad_engine_option_names_engine_option() -> None:
+    result = invoke("generate", "x", "--engine", "needs-model", "--engine-model", ".", "-O", "a=1")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: -O/--engine-option: Unknown option 'a'."
+
+
+@pytest.mark.usefixtures("needs_model")
+def test_serve_names_its_own_model_and_option_flags() -> None:
+    # Port 0: nothing can be in use; the engine fails to load before anything listens.
+    result = invoke("serve", "--engine", "needs-model", "--port", "0")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: -m/--model: The needs-model engine needs a model folder."
+    result = invoke("serve", "--engine", "needs-model", "-m", "./nowhere", "--port", "0")
+    assert error_line(result) == "Error: -m/--model: Model folder ./nowhere does not exist."
+    result = invoke("serve", "--engine", "needs-model", "-m", ".", "-o", "a=1", "--port", "0")
+    assert error_line(result) == "Error: -o/--option: Unknown option 'a'."
+
+
+def test_a_configuration_error_about_the_request_model_is_not_blamed_on_m() -> None:
+    """`model` in a `ConfigurationError` is the engine's model, never the request's -m."""
+    from imagegen._errors import ConfigurationError
+    from imagegen.cli import cli
+    from imagegen.cli._errors import describe
+
+    command = cli.get_command(click.Context(cli), "generate")
+    assert command is not None
+    ctx = click.Context(command)
+    ctx.params = {"model": "dall-e-2", "engine": "x"}
+    error = ConfigurationError("No model.", param="model")
+    assert describe(error, ctx) == "--engine-model: No model."
+    assert describe(ConfigurationError("Plain."), ctx) == "Plain."

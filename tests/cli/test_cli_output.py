@@ -307,3 +307,20 @@ def test_a_format_the_server_did_not_honour_is_reported(api: Recorder, base_url:
     assert api.api_requests[0].json == {"prompt": "x", "model": "house-model"}
     assert result.stdout == "x.jpg\n"
     assert result.stderr == "Warning: x.jpg holds png data: the server sent png, not jpeg.\n"
+
+
+def test_a_variation_records_the_size_of_the_saved_image(
+    api: Recorder, base_url: str, tmp_path: Path
+) -> None:
+    """A dall-e-2 answer names no size and -s was not given: the file's own pixels are."""
+    (tmp_path / "in.png").write_bytes(image_bytes("png", size=(32, 32)))
+    result = invoke("variation", "in.png", "--base-url", base_url, "-o", "v.png")
+    assert result.exit_code == 0, result.output
+    assert _png_text(tmp_path / "v.png")["size"] == "24x16"  # the recorder's images
+
+
+def test_an_engine_variation_records_its_size(tmp_path: Path) -> None:
+    (tmp_path / "in.png").write_bytes(image_bytes("png", size=(64, 64)))
+    result = invoke("variation", "in.png", "--engine", "placeholder", "-o", "v.png")
+    assert result.exit_code == 0, result.output
+    assert _png_text(tmp_path / "v.png")["size"] == "64x64"

@@ -9,7 +9,8 @@ from scripted import ScriptedServer
 
 import imagegen
 from imagegen import _api
-from imagegen._config import resolve_settings
+from imagegen._config import redacted_url, resolve_settings
+from imagegen._errors import redact
 
 
 def test_defaults_need_a_key_for_openai_only() -> None:
@@ -68,6 +69,40 @@ def test_settings_repr_hides_the_key() -> None:
     settings = resolve_settings(api_key="sk-very-secret-key")
     assert "sk-very-secret-key" not in repr(settings)
     assert settings.secrets == ("sk-very-secret-key",)
+
+
+def test_azure_settings_repr_hides_an_endpoint_password() -> None:
+    settings = resolve_settings(
+        azure_endpoint="https://user:endpoint-pass@x.openai.azure.com",
+        api_version="2025-04-01-preview",
+        api_key="azure-key-123",
+    )
+    assert "endpoint-pass" not in repr(settings.azure)
+    assert "https://user:***@x.openai.azure.com" in repr(settings.azure)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pass-word@gw:8/v1", "http://user:***@gw:8/v1"),
+        ("http://u:pw@gw/v1", "http://u:***@gw/v1"),  # too short to match as a known secret
+        ("http://u:p%40ss@gw/v1", "http://u:***@gw/v1"),
+        ("http://token@gw/v1", "http://token@gw/v1"),  # no password: nothing to hide
+        ("http://gw:8080/v1?a=b@c", "http://gw:8080/v1?a=b@c"),
+    ],
+)
+def test_redacted_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+    assert resolve_settings(base_url=url).shown_url == shown
+
+
+def test_redact_masks_url_passwords_in_any_text() -> None:
+    """Lines from other libraries (httpx2's request log) carry URLs the caller never named."""
+    line = 'HTTP Request: POST http://me:hunter2@10.0.0.1:8/v1/images "HTTP/1.1 200 OK"'
+    assert redact(line) == 'HTTP Request: POST http://me:***@10.0.0.1:8/v1/images "HTTP/1.1 200 OK"'
+    two = "proxy https://a:b@p:3128 and base http://c:d@e/v1"
+    assert redact(two) == "proxy https://a:***@p:3128 and base http://c:***@e/v1"
+    assert redact("ratio 3:1 at a@b, http://h:80/x") == "ratio 3:1 at a@b, http://h:80/x"
 
 
 def test_client_reads_the_environment(

@@ -237,3 +237,78 @@ def test_a_download_redirected_to_another_origin_loses_azures_api_key(
     assert "api-key" not in elsewhere.last.headers
     assert "authorization" not in elsewhere.last.headers
     assert saved[0].read_bytes() == picture
+
+
+def _saved_size(path: Path) -> str | None:
+    if path.suffix == ".png":
+        with Image.open(path) as saved:
+            return dict(saved.text).get("size")
+    return json.loads(path.with_name(path.name + ".json").read_text("utf-8")).get("size")
+
+
+def test_a_variation_without_a_size_records_the_images_own(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    """dall-e-2 answers carry no `size`: the file records the pixels it holds."""
+    server.script(Reply(json=images_body(data=[{"b64_json": _b64(_noise_png((96, 64)))}])))
+    [path] = client.create_variation(image_bytes(size=(32, 32))).save(tmp_path / "v.png")
+    assert _saved_size(path) == "96x64"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("answered", [None, "auto"])
+def test_an_auto_size_records_the_images_own(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path, fmt: str, answered: str | None
+) -> None:
+    picture = image_bytes(fmt, size=(48, 80))
+    fields = {"size": answered} if answered else {}
+    server.script(Reply(json=images_body(data=[{"b64_json": _b64(picture)}], **fields)))
+    [path] = client.generate("a fox", size="auto").save(tmp_path / "fox")
+    assert _saved_size(path) == "48x80"
+    if fmt != "PNG":  # a PNG gets text chunks inserted; other formats keep their bytes
+        assert path.read_bytes() == picture
+
+
+def test_a_size_the_request_named_is_kept_when_the_answer_says_none(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.script(Reply(json=images_body()))  # an 8x8 image, no size in the answer
+    [path] = client.generate("a fox", size="1024x1024").save(tmp_path / "fox.png")
+    assert _saved_size(path) == "1024x1024"
+
+
+def test_a_streamed_auto_size_records_the_images_own(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    event = {
+        "type": "image_generation.completed",
+        "b64_json": _b64(image_bytes(size=(40, 24))),
+        "created_at": 1_790_000_000,
+        "size": "auto",
+        "output_format": "png",
+    }
+    server.script(Reply(sse=[event, "data: [DONE]\n\n"]))
+    with client.generate("a fox", stream=True) as stream:
+        [path] = stream.save(tmp_path / "fox.png")
+    assert _saved_size(path) == "40x24"
+
+
+def test_no_metadata_means_no_size_either(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    picture = image_bytes("JPEG", size=(48, 80))
+    server.script(Reply(json=images_body(data=[{"b64_json": _b64(picture)}])))
+    [path] = client.generate("a fox").save(tmp_path / "fox.jpg", metadata=False)
+    assert _files(tmp_path) == ["fox.jpg"]
+
+
+def test_a_url_results_repr_shows_neither_signature_nor_data(
+    client: imagegen.Client, server: ScriptedServer
+) -> None:
+    signed = f"{server.url}/files/0.png?se=2026-01-01&sig=SAS-SECRET-SIGNATURE"
+    data_url = "data:image/png;base64," + _b64(image_bytes())
+    server.script(Reply(json=images_body(data=[{"url": signed}, {"url": data_url}])))
+    result = client.generate("a fox", model="dall-e-2", n=2, response_format="url")
+    assert repr(result[0]) == f"GeneratedImage(index=0, url='{server.url}/files/0.png?...')"
+    assert repr(result[1]) == "GeneratedImage(index=1, url='data:image/png;base64,...')"
+    assert result[0].url == signed  # the URL itself is whole: it is the result

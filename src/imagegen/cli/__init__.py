@@ -25,10 +25,11 @@ from .._version import __version__
 from ._errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
-    SECRET_ENV,
     Failure,
     debug_enabled,
+    known_secrets,
     one_line,
+    print_traceback,
     usage_hint,
 )
 
@@ -95,13 +96,11 @@ class ImagegenGroup(click.Group):
         except Exception as exc:
             # A bug, not an expected error: still one line, with the way to see more.
             if debug_enabled():
-                import traceback
-
-                traceback.print_exc()
+                print_traceback(known_secrets())
                 hint = ""
             else:
                 hint = " (run with --debug for the traceback)"
-            message = redact(f"{exc}", *(os.environ.get(name) for name in SECRET_ENV))
+            message = redact(f"{exc}", *known_secrets())
             click.echo(f"Error: unexpected {type(exc).__name__}: {message}{hint}", err=True)
             sys.exit(EXIT_FAILURE)
         sys.exit(code if isinstance(code, int) else 0)

@@ -3,7 +3,8 @@
 0 success; 2 a usage or validation error (`click.UsageError`, `InvalidRequestError`,
 `ConfigurationError`): nothing was sent; 1 an API, network, engine or file error; 130 Ctrl-C.
 A library error's `param` (a wire name such as `size`) is shown as the flag that sets it
-(`-s/--size`). Tracebacks only with `--debug` or `IMAGEGEN_DEBUG=1`.
+(`-s/--size`). Tracebacks only with `--debug` or `IMAGEGEN_DEBUG=1`. Error lines and tracebacks
+pass through `redact` with the run's secrets (`known_secrets`), as log lines do.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import click
 
@@ -22,10 +23,13 @@ from .._errors import (
     ImagegenError,
     InvalidRequestError,
     NotFoundError,
+    redact,
 )
 
 # Environment variables whose values are secrets, masked wherever they might appear.
 SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_TOKEN", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
+# Parameters of the commands whose values are secrets (serve's --api-key is `api_keys`).
+_SECRET_PARAMS = ("api_key", "azure_ad_token", "api_keys")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -39,6 +43,18 @@ class Failure(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+def known_secrets(ctx: click.Context | None = None) -> tuple[str, ...]:
+    """The secrets of this run, to mask wherever they might appear: the key and token flags of
+    the command, and the environment variables that hold keys. (A URL's password is masked by
+    `redact` in any case.)"""
+    found: list[str | None] = [os.environ.get(name) for name in SECRET_ENV]
+    params = ctx.params if ctx is not None else {}
+    for name in _SECRET_PARAMS:
+        value = params.get(name)
+        found.extend(value if isinstance(value, (list, tuple)) else [value])
+    return tuple(secret for secret in found if secret)
 
 
 def debug_enabled(ctx: click.Context | None = None) -> bool:
@@ -57,6 +73,25 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     extra = dict(ctx.params.get("extra_body") or ())
     if name in extra and ctx.params.get(name) is None:
         return f"--extra {name}"  # set through --extra, not through its own flag
+    flag = _option_flag(ctx, name)
+    if flag is None and name in extra:
+        return f"--extra {name}"
+    return flag
+
+
+# An engine names its constructor's arguments, `model` and `options`; generate, edit and
+# variation pass them with --engine-model and -O (serve's -m and -o carry the same names).
+_ENGINE_ARGUMENTS = {"model": "engine_model", "options": "engine_options"}
+
+
+def config_flag_for(ctx: click.Context | None, param: str | None) -> str | None:
+    """The flag of the current command that sets the argument a `ConfigurationError` names."""
+    if not param or ctx is None:
+        return None
+    return _option_flag(ctx, _ENGINE_ARGUMENTS.get(param, param)) or _option_flag(ctx, param)
+
+
+def _option_flag(ctx: click.Context, name: str) -> str | None:
     for p in ctx.command.params:
         if p.name == name:
             if isinstance(p, click.Argument):
@@ -64,8 +99,6 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
             longs = [o for o in p.opts if o.startswith("--")]
             shorts = [o for o in p.opts if not o.startswith("--")]
             return "/".join(shorts[:1] + longs[:1])
-    if name in extra:
-        return f"--extra {name}"
     return None
 
 
@@ -89,7 +122,10 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
         categories = details.get("categories") if details else None
         if isinstance(categories, list) and categories:
             message += f" (categories: {', '.join(map(str, categories))})"
-    flag = flag_for(ctx, param if isinstance(param, str) else None)
+    param = param if isinstance(param, str) else None
+    flag = (
+        config_flag_for(ctx, param) if isinstance(exc, ConfigurationError) else flag_for(ctx, param)
+    )
     if isinstance(exc, NotFoundError) and not param and exc.code != "model_not_found":
         # The usual cause: a base URL without the server's /v1 (or with one too many).
         message += " Check the base URL (--base-url): OpenAI-compatible servers serve /v1."
@@ -109,20 +145,29 @@ def handle_errors(ctx: click.Context) -> Iterator[None]:
         yield
     except ImagegenError as exc:
         _maybe_traceback(ctx)
-        raise Failure(describe(exc, ctx), exit_code_for(exc)) from exc
+        # The library scrubs the secrets it knows; an engine's own words are passed on as said.
+        message = redact(describe(exc, ctx), *known_secrets(ctx))
+        raise Failure(message, exit_code_for(exc)) from exc
     except BrokenPipeError:
         raise
     except OSError as exc:
         _maybe_traceback(ctx)
         where = f": {exc.filename}" if exc.filename else ""
-        raise Failure(f"{exc.strerror or exc}{where}", EXIT_FAILURE) from exc
+        message = redact(f"{exc.strerror or exc}{where}", *known_secrets(ctx))
+        raise Failure(message, EXIT_FAILURE) from exc
 
 
 def _maybe_traceback(ctx: click.Context) -> None:
     if debug_enabled(ctx):
-        import traceback
+        print_traceback(known_secrets(ctx))
 
-        traceback.print_exc(file=sys.stderr)
+
+def print_traceback(secrets: Iterable[str]) -> None:
+    """The traceback of the exception being handled, on stderr, with `secrets` masked: its
+    messages (chained ones too) are not all ours."""
+    import traceback
+
+    sys.stderr.write(redact(traceback.format_exc(), *secrets))
 
 
 def usage_hint(exc: click.ClickException) -> str:

@@ -2,21 +2,19 @@
 
 Warnings (a retry wait, `response_format=url` turned into base64) are one `Warning:` line each,
 silenced by `--quiet`. `--debug` adds `debug:` lines: the library's own, and httpx2's one line
-per HTTP request. Every line passes through `redact` with the run's secrets, so no key reaches
-the terminal even if a message were to carry one.
+per HTTP request. Every line passes through `redact` with the run's secrets (`known_secrets`)
+and URL passwords masked, so no key reaches the terminal even if a message were to carry one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._errors import redact
-from ._errors import SECRET_ENV
 from ._progress import Console
 
 logger = logging.getLogger("imagegen.cli")
@@ -40,9 +38,9 @@ class _ConsoleHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def log_to(console: Console, *, debug: bool, secrets: Iterable[str | None]) -> Iterator[None]:
+def log_to(console: Console, *, debug: bool, secrets: Iterable[str]) -> Iterator[None]:
     """Route the `imagegen` (and with `debug`, `httpx2`) loggers to `console` for the block."""
-    known = tuple(s for s in (*secrets, *(os.environ.get(n) for n in SECRET_ENV)) if s)
+    known = tuple(secrets)
     handler = _ConsoleHandler(console, known)
     if debug:
         levels = {"imagegen": logging.DEBUG, "httpx2": logging.INFO}

@@ -28,8 +28,9 @@ from .._capabilities import (
     get_capabilities,
     validate_params,
 )
+from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import debug_enabled, flag_for, handle_errors
+from ._errors import debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
@@ -137,8 +138,7 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
 
         if p.get("engine") and not debug_enabled(ctx):
             _quiet_model_libraries()
-        secrets = (p.get("api_key"), p.get("azure_ad_token"))
-        with log_to(console, debug=bool(p.get("debug")), secrets=secrets):
+        with log_to(console, debug=bool(p.get("debug")), secrets=known_secrets(ctx)):
             # An in-process engine loads its model here, which can take a while.
             loading = console.spinner(f"Loading engine {p['engine']}") if p.get("engine") else None
             with loading or contextlib.nullcontext():
@@ -157,7 +157,8 @@ def _send_all(
     model: str,
     writer: Writer,
 ) -> None:
-    target = client.base_url or f"engine {p.get('engine')}"
+    # A base URL may carry a password (https://user:pass@gateway/v1); logs show it masked.
+    target = redacted_url(client.base_url) if client.base_url else f"engine {p.get('engine')}"
     # Without -m an in-process engine answers as its own model, not the API default.
     shown = params.get("model") or p.get("engine_model") or p.get("engine") or model
     for number, request in enumerate(requests, start=1):
