@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagegen._capabilities import Endpoint, ModelCapabilities
 from imagegen._errors import EngineError, InvalidRequestError
 from imagegen._imaging import InputImage, load_input, sniff_format
 from imagegen._models import (
@@ -26,6 +27,16 @@ from imagegen.engines import EngineResult, Job, PartialCallback
 from imagegen.engines.placeholder import PlaceholderEngine
 
 SERVICE = ImageService(PlaceholderEngine())
+
+
+class BareEngine(PlaceholderEngine):
+    """The placeholder's pictures for a model declared with the generic rules and nothing more."""
+
+    def models(self) -> list[ModelCapabilities]:
+        return [ModelCapabilities(name="bare-1")]
+
+
+BARE = ImageService(BareEngine())
 
 
 def png(size: tuple[int, int] = (64, 48), colour: tuple[int, ...] = (90, 160, 200)) -> InputImage:
@@ -108,7 +119,7 @@ def test_request_fields_reach_the_job() -> None:
         ("gpt-image-2", "auto", (1024, 1024)),
         ("dall-e-2", None, (1024, 1024)),
         ("dall-e-3", None, (1024, 1024)),
-        ("my-model", "333x77", (333, 77)),
+        ("placeholder", "333x77", (333, 77)),
         ("gpt-image-2", "2048x1152", (2048, 1152)),
     ],
 )
@@ -123,14 +134,45 @@ def test_generation_sizes(model: str | None, size: str | None, expected: tuple[i
         (None, None, (64, 48)),  # the placeholder edits at the input's size
         (None, "auto", (64, 48)),
         ("gpt-image-1", None, (64, 48)),  # GPT image models default to auto
-        ("my-model", None, (1024, 1024)),  # a generic model: OpenAI's documented default
-        ("my-model", "auto", (64, 48)),
+        ("bare-1", None, (1024, 1024)),  # a generic model: OpenAI's documented default
+        ("bare-1", "auto", (64, 48)),
         ("gpt-image-1", "1536x1024", (1536, 1024)),
     ],
 )
 def test_edit_sizes(model: str | None, size: str | None, expected: tuple[int, int]) -> None:
-    job = edit([png((64, 48))], model=model, size=size)
+    service = BARE if model == "bare-1" else SERVICE
+    request = EditRequest(prompt="a window", model=model, size=size)
+    job = service.prepare("edits", request, [png((64, 48))])
     assert (job.width, job.height) == expected
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "request_", "images"),
+    [
+        ("generations", GenerateRequest(prompt="x", model="no-such-model"), []),
+        ("edits", EditRequest(prompt="x", model="no-such-model"), [png()]),
+        ("variations", VariationRequest(model="no-such-model"), [png((64, 64))]),
+    ],
+)
+def test_an_unknown_model_is_model_not_found(
+    endpoint: Endpoint, request_: Any, images: list[InputImage]
+) -> None:
+    error = refused(SERVICE.prepare, endpoint, request_, images)
+    assert (error.param, error.code) == ("model", "model_not_found")
+    assert error.message == (
+        "The model `no-such-model` does not exist or you do not have access to it."
+    )
+
+
+def test_known_models_are_those_the_engine_declares_and_openais() -> None:
+    for name in ("placeholder", "gpt-image-2", "dall-e-2", "dall-e-3"):
+        assert SERVICE.check_model(name).name == name
+    assert SERVICE.check_model(None).name == "placeholder"  # the engine's own model
+    assert BARE.check_model("bare-1").name == "bare-1"
+    # Another engine's model is unknown here, and a long name is shortened in the message.
+    assert refused(SERVICE.check_model, "bare-1").code == "model_not_found"
+    error = refused(SERVICE.check_model, "m" * 500)
+    assert "m" * 80 + "..." in error.message and "m" * 81 not in error.message
 
 
 def test_variation_sizes() -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._capabilities import (
     FLEXIBLE_MAX_PIXELS,
+    MODELS,
     Endpoint,
     ModelCapabilities,
     get_capabilities,
@@ -126,6 +127,21 @@ class ImageService:
     def capabilities(self, model: str | None) -> ModelCapabilities:
         return get_capabilities(model or self.default_model, self.declared)
 
+    def check_model(self, model: str | None) -> ModelCapabilities:
+        """The rules for the model a request names: one the engine declares or one of OpenAI's.
+
+        Any other name is refused as OpenAI refuses it (the server answers 404), in process as
+        over HTTP; `None` is the engine's own model. Raises `InvalidRequestError`.
+        """
+        if model is not None and model not in self.declared and model not in MODELS:
+            shown = model if len(model) <= 80 else model[:80] + "..."
+            raise InvalidRequestError(
+                f"The model `{shown}` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        return self.capabilities(model)
+
     def prepare(
         self,
         endpoint: Endpoint,
@@ -135,8 +151,8 @@ class ImageService:
     ) -> Job:
         """Validate everything and build the engine's job. Raises `InvalidRequestError`."""
         images = images or []
+        caps = self.check_model(request.model)
         model = request.model or self.default_model
-        caps = self.capabilities(model)
         params = request.wire_params()
         validate_params(endpoint, params, caps)
 

@@ -105,6 +105,19 @@ def test_engine_validation_error_is_exit_2(api: Recorder) -> None:
     assert error_line(result).startswith("Error: -n/--number-of-images: ")
 
 
+def test_unknown_model_is_exit_2_and_nothing_is_made(api: Recorder, tmp_path: Path) -> None:
+    """Refused in process as the server refuses it (there a 404, exit 1)."""
+    result = invoke("generate", "x", "--engine", "placeholder", "-m", "nope", "-o", "x.png")
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert line == (
+        "Error: -m/--model: The model `nope` does not exist or you do not have access to it."
+    )
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+    assert api.requests == []
+
+
 def test_unknown_engine(api: Recorder) -> None:
     result = invoke("generate", "x", "--engine", "nope")
     assert result.exit_code == 2

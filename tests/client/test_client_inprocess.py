@@ -85,6 +85,34 @@ def test_checks_come_from_the_engine_declaration(engine: SolidEngine) -> None:
     assert engine.jobs == []
 
 
+def test_an_unknown_model_is_refused_before_the_engine_runs(engine: SolidEngine) -> None:
+    """As the server refuses it (404 model_not_found), with OpenAI's words."""
+    client = imagegen.Client(engine=engine)
+    calls = [
+        lambda: client.generate("a fox", model="nope", size="32x32"),
+        lambda: client.edit(image_bytes(size=(32, 32)), "a hat", model="nope"),
+        lambda: client.create_variation(image_bytes(size=(32, 32)), model="nope"),
+    ]
+    for call in calls:
+        with pytest.raises(imagegen.InvalidRequestError) as info:
+            call()
+        assert (info.value.param, info.value.code) == ("model", "model_not_found")
+        assert "The model `nope` does not exist" in info.value.message
+    assert engine.jobs == []
+    # The engine's own model and OpenAI's names are known.
+    client.generate("a fox", model="solid-1", size="32x32")
+    client.generate("a fox", model="gpt-image-2", size="1024x1024")
+    assert [job.model for job in engine.jobs] == ["solid-1", "gpt-image-2"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_unknown_model_with_an_engine_by_name(stream: bool) -> None:
+    with imagegen.Client(engine="placeholder") as client:
+        with pytest.raises(imagegen.InvalidRequestError) as info:
+            client.generate("a fox", model="nope", size="32x32", stream=stream)
+        assert info.value.code == "model_not_found"
+
+
 def test_edit_with_mask_and_variation(engine: SolidEngine) -> None:
     client = imagegen.Client(engine=engine)
     mask = Image.new("L", (48, 48), 0)

@@ -156,6 +156,37 @@ def test_invalid_edit_is_400_with_param(
     assert_openai_error(edit(http, files, **fields), 400, param=param)
 
 
+def _unknown_model_requests(http: httpx2.Client) -> list[httpx2.Response]:
+    gif = image_part(b"GIF89a" + b"\0" * 20, kind="image/gif")  # refused too, but later
+    return [
+        http.post("/v1/images/generations", json={"prompt": "x", "model": "no-such-model"}),
+        edit(http, [gif], model="no-such-model"),
+        http.post(
+            "/v1/images/edits",
+            json={"prompt": "x", "model": "no-such-model", "images": [{"image_url": "x"}]},
+        ),
+        http.post("/v1/images/variations", data={"model": "no-such-model"}, files=[gif]),
+        http.get("/v1/models/no-such-model"),
+    ]
+
+
+def test_unknown_model_is_404_model_not_found_everywhere(http: httpx2.Client) -> None:
+    """The service's check, answered with OpenAI's status, before any upload is looked at."""
+    for response in _unknown_model_requests(http):
+        error = assert_openai_error(response, 404, param="model", code="model_not_found")
+        assert error["type"] == "invalid_request_error"
+        assert error["message"] == (
+            "The model `no-such-model` does not exist or you do not have access to it."
+        )
+
+
+def test_known_models_are_served(http: httpx2.Client) -> None:
+    for name in ("solid-1", "gpt-image-2", "dall-e-2"):
+        assert http.get(f"/v1/models/{name}").json()["id"] == name
+    body = {"prompt": "x", "model": "solid-1", "size": "8x8"}
+    assert http.post("/v1/images/generations", json=body).status_code == 200
+
+
 def test_edit_without_image_is_400(http: httpx2.Client) -> None:
     content, headers = multipart(
         [("prompt", "x", None, None), ("model", "gpt-image-1", None, None)]

@@ -120,7 +120,11 @@ def test_sdk_variations_differ(sdk: openai.OpenAI) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         result = sdk.images.create_variation(
-            image=("lion.png", photo(), "image/png"), model="dall-e-2", n=2, size="256x256"
+            image=("lion.png", photo(), "image/png"),
+            model="dall-e-2",
+            n=2,
+            size="256x256",
+            response_format="b64_json",  # DALL·E answers URLs by default
         )
     first, second = (b64(item) for item in result.data)
     assert first != second and decode(first).size == (256, 256)

@@ -120,7 +120,11 @@ def test_edit_without_mask_uses_image_transparency(
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     result = client.images.edit(
-        model="dall-e-2", image=as_file(buffer.getvalue()), prompt="fill", size="256x256"
+        model="dall-e-2",
+        image=as_file(buffer.getvalue()),
+        prompt="fill",
+        size="256x256",
+        response_format="b64_json",  # DALL·E answers URLs by default
     )
     job = solid_engine.jobs[-1]
     out = b64_image(result.data[0]).convert("RGB")
@@ -268,6 +272,11 @@ def test_dall_e_2_refuses_jpeg_by_declared_type(client: openai.OpenAI) -> None:
 def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.images.generate(model="no-such-model", prompt="x")
+    assert (caught.value.code, caught.value.param) == ("model_not_found", "model")
+    assert caught.value.type == "invalid_request_error"
+    assert "The model `no-such-model` does not exist" in caught.value.message
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.images.edit(model="no-such-model", image=as_file(png((8, 8))), prompt="x")
     assert caught.value.code == "model_not_found"
 
 

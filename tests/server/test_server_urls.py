@@ -1,18 +1,26 @@
 """`response_format=url`: absolute, signed, expiring links on this server; tampered links are
-refused, expired ones are gone, the sweeper deletes expired files and nothing else."""
+refused, expired ones are gone, the sweeper deletes expired files and nothing else. DALL·E
+models answer URLs when the request names no format, as OpenAI's do."""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import openai
 import pytest
-from srvkit import SolidEngine, assert_openai_error, decode, make_settings
+from click.testing import CliRunner
+from PIL import Image
+from srvkit import KEY, SolidEngine, assert_openai_error, decode, make_settings, png
 
+import imagegen
+from imagegen.cli import cli
 from imagegen.server import create_app
 from live import live_server
 
@@ -127,3 +135,73 @@ def test_b64_json_writes_nothing(tmp_path: Path) -> None:
         )
         assert response.json()["data"][0]["b64_json"]
     assert not list(tmp_path.iterdir())
+
+
+# -- DALL·E answers URLs unless told otherwise, as OpenAI does ---------------------------------
+
+
+@pytest.fixture
+def sdk(server: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server + "/v1", api_key=KEY, max_retries=0) as client:
+        yield client
+
+
+def _downloaded_png(link: str | None, server: str, size: tuple[int, int]) -> None:
+    assert link and link.startswith(server + "/files/"), link
+    response = httpx2.get(link)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    image = decode(response.content)
+    assert (image.format, image.size) == ("PNG", size)
+
+
+def _dall_e_calls(sdk: openai.OpenAI) -> list[Callable[[], Any]]:
+    photo = ("in.png", png((64, 64)), "image/png")
+    return [
+        lambda: sdk.images.generate(model="dall-e-2", prompt="x", size="256x256", n=2),
+        lambda: sdk.images.generate(model="dall-e-3", prompt="x", size="1024x1024"),
+        lambda: sdk.images.edit(model="dall-e-2", image=photo, prompt="x", size="256x256"),
+        lambda: sdk.images.create_variation(model="dall-e-2", image=photo, size="256x256"),
+    ]
+
+
+def test_dall_e_without_response_format_gets_urls(sdk: openai.OpenAI, server: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's create_variation
+        results = [call() for call in _dall_e_calls(sdk)]
+    sizes = [(256, 256), (1024, 1024), (256, 256), (256, 256)]
+    for result, size in zip(results, sizes, strict=True):
+        assert result.data and all(item.b64_json is None for item in result.data)
+        for item in result.data:
+            _downloaded_png(item.url, server, size)
+
+
+def test_other_models_and_an_explicit_b64_json_get_base64(sdk: openai.OpenAI) -> None:
+    for model in ("gpt-image-2", "solid-1", openai.NOT_GIVEN):
+        result = sdk.images.generate(model=model, prompt="x", size="1024x1024")
+        assert result.data[0].url is None and result.data[0].b64_json
+    result = sdk.images.generate(
+        model="dall-e-2", prompt="x", size="256x256", response_format="b64_json"
+    )
+    assert result.data[0].url is None and result.data[0].b64_json
+
+
+def test_our_client_downloads_a_dall_e_url(server: str, tmp_path: Path) -> None:
+    with imagegen.Client(base_url=server + "/v1", api_key=KEY, max_retries=0) as client:
+        result = client.generate("A fox", model="dall-e-2", size="256x256")
+        assert result[0].b64_json is None
+        _downloaded_png(result[0].url, server, (256, 256))
+        [path] = result.save(tmp_path / "fox.png")
+    with Image.open(path) as saved:
+        assert (saved.format, saved.size) == ("PNG", (256, 256))
+
+
+def test_our_cli_saves_a_dall_e_url(server: str, tmp_path: Path) -> None:
+    out = tmp_path / "x.png"
+    args = ["generate", "A fox", "-m", "dall-e-2", "-s", "256x256", "--base-url", server + "/v1"]
+    result = CliRunner().invoke(cli, [*args, "--api-key", KEY, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as saved:
+        assert (saved.format, saved.size) == ("PNG", (256, 256))
+    result = CliRunner().invoke(cli, [*args, "--api-key", KEY, "-f", "url"])
+    assert result.exit_code == 0, result.output
+    _downloaded_png(result.output.strip(), server, (256, 256))  # the server's link, not data:

@@ -124,9 +124,14 @@ async def _starlette_http_exception(request: Request, exc: Exception) -> Respons
     return error_response(status, message, type=kind, headers=exc.headers)
 
 
+# Codes of `InvalidRequestError` that OpenAI answers with a status other than 400.
+_STATUS_BY_CODE = {"model_not_found": 404}
+
+
 async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidRequestError)
-    return error_response(400, exc.message, param=exc.param, code=exc.code)
+    status = _STATUS_BY_CODE.get(exc.code or "", 400)
+    return error_response(status, exc.message, param=exc.param, code=exc.code)
 
 
 async def _imagegen_error(request: Request, exc: Exception) -> Response:

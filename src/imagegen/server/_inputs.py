@@ -17,7 +17,7 @@ import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from .._capabilities import MODELS, Endpoint, ModelCapabilities
+from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import InvalidRequestError
 from .._imaging import CONTENT_TYPES, InputImage, load_input
 from .._models import _Request, parse_request
@@ -91,23 +91,11 @@ def _check_text(data: dict[str, Any]) -> None:
             ) from None
 
 
-def _check_model(service: ImageService, request: _Request) -> ModelCapabilities:
-    """Any of OpenAI's model names, or one the engine declares; others are a 404, as OpenAI."""
-    model = request.model
-    if model is not None and model not in MODELS and model not in service.declared:
-        shown = model if len(model) <= 80 else model[:80] + "..."
-        raise HTTPError(
-            404,
-            f"The model `{shown}` does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
-    return service.capabilities(model)
-
-
 def _parse(endpoint: Endpoint, service: ImageService, fields: dict[str, Any]) -> _Request:
     request = parse_request(endpoint, fields)
-    _check_model(service, request)
+    # `prepare` checks the model too; checked here as well so that an unknown name is refused
+    # before any upload is read, with OpenAI's 404 rather than a complaint about the files.
+    service.check_model(request.model)
     return request
 
 

@@ -13,8 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._capabilities import MODELS, Endpoint
+from .._models import _Request
 from .._service import ImageService, Rendered
-from ._errors import HTTPError, request_id_of
+from ..engines import Job
+from ._errors import request_id_of
 from ._inputs import ParsedRequest, read_edit, read_generation, read_variation
 from ._limits import EngineGate
 from ._settings import ServerSettings
@@ -103,7 +105,15 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
     finally:
         if not streaming:
             ticket.close()
-    return await _answer(request, state, rendered, parsed.request.response_format == "url")
+    return await _answer(request, state, rendered, _wants_urls(service, parsed.request, job))
+
+
+def _wants_urls(service: ImageService, request: _Request, job: Job) -> bool:
+    """URLs when the request asks for them, or when it names no `response_format` and the model
+    is a DALL·E one (OpenAI's default there); base64 otherwise, as GPT image models answer."""
+    if request.response_format is not None:
+        return request.response_format == "url"
+    return service.capabilities(job.model).family == "dall-e"
 
 
 async def generations(request: Request) -> Response:
@@ -134,17 +144,10 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
+    state = _state(request)
     name = request.path_params["model"]
-    for entry in _model_entries(_state(request)):
-        if entry["id"] == name:
-            return JSONResponse(entry)
-    shown = name if len(name) <= 80 else name[:80] + "..."
-    raise HTTPError(
-        404,
-        f"The model `{shown}` does not exist or you do not have access to it.",
-        param="model",
-        code="model_not_found",
-    )
+    state.service.check_model(name)  # an unknown name: 404 model_not_found, as on the image routes
+    return JSONResponse(next(entry for entry in _model_entries(state) if entry["id"] == name))
 
 
 async def health(request: Request) -> Response:
