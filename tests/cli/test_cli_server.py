@@ -68,7 +68,8 @@ def test_edit_with_a_black_and_white_mask(server_url: str) -> None:
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert len(body["data"]) == 2
-    assert all(item["b64_json"] for item in body["data"])
+    # dall-e models answer with URLs unless told otherwise, as OpenAI does.
+    assert all(item["url"].startswith(server_url.removesuffix("/v1")) for item in body["data"])
 
 
 def test_streamed_partial_images(server_url: str, tmp_path: Path) -> None:
