@@ -5,11 +5,17 @@ checks, same `auto` sizes, same response fields) and come back as the same `Imag
 `ImageStream`. Differences, by nature: no retries or timeouts (nothing travels), and images are
 always base64 since there is no server to host a URL. An unset `model` means the engine's own
 model (its first declared one) rather than `gpt-image-2`.
+
+An engine given by name is created at once (so an unknown name, a missing extra or a bad option
+fails there) but loaded by the first request, after that request has been validated: a request
+the engine refuses whatever its weights (`background=transparent` with diffusers) fails at once
+instead of after minutes of loading.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +43,16 @@ class EngineTransport:
         options: Mapping[str, str] | None = None,
     ) -> None:
         from ._service import ImageService
-        from .engines import Engine, load_engine
+        from .engines import Engine, create_engine
 
+        # An engine given by name is ours to load (and close); an instance is the caller's.
+        self._to_load = False
+        self._load_lock = threading.Lock()
         if isinstance(engine, str):
-            self.engine = load_engine(engine, model=model, options=options)
+            self.engine = create_engine(engine, model=model, options=options)
             self._owns_engine = True
+            # An engine without a `load` of its own (placeholder) needs no check before it.
+            self._to_load = type(self.engine).load is not Engine.load
         elif isinstance(engine, Engine):
             if model is not None or options:
                 raise ConfigurationError(
@@ -62,12 +73,26 @@ class EngineTransport:
         return self.engine.name or type(self.engine).__name__
 
     def close(self) -> None:
-        if self._owns_engine:
+        if self._owns_engine and not self._to_load:  # never loaded: nothing to release
             self.engine.close()
 
     def job(self, call: Call) -> Job:
         request = parse_request(call.endpoint, call.body())
+        if self._to_load:
+            # Validated before the load, which may take minutes, and again after it: loading
+            # may narrow what the engine declares (its endpoints, what `auto` sizes mean).
+            self.service.prepare(call.endpoint, request, call.images, call.mask)
+            self._load()
         return self.service.prepare(call.endpoint, request, call.images, call.mask)
+
+    def _load(self) -> None:
+        from ._service import ImageService
+
+        with self._load_lock:
+            if self._to_load:
+                self.engine.load()
+                self.service = ImageService(self.engine)
+                self._to_load = False
 
     def result(self, call: Call, job: Job) -> ImagesResult:
         response = self.service.run(job).to_response()

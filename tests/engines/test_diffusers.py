@@ -60,19 +60,6 @@ STEPS = "2"  # the test engines' server option: two denoising steps keep each ca
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def model_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import tiny_models
-
-    root = tmp_path_factory.mktemp("diffusers-models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        return {
-            "sd": tiny_models.build_text2img(root / "tiny-sd"),
-            "variation": tiny_models.build_variation(root / "tiny-variation"),
-        }
-
-
 def _loaded(folder: Path, **options: str) -> Iterator[DiffusersEngine]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")

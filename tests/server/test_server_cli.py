@@ -3,6 +3,8 @@ server process answering the SDK and finishing a stream after SIGTERM."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import queue
@@ -36,7 +38,78 @@ def test_engines_lists_installed_engines() -> None:
     code, output = invoke("engines", "--json")
     rows = {row["name"]: row for row in json.loads(output)}
     assert rows["placeholder"]["ok"] is True
-    assert set(rows["placeholder"]) == {"name", "target", "ok", "status", "description"}
+    assert rows["placeholder"]["missing"] == []
+    assert set(rows["placeholder"]) == {"name", "target", "ok", "status", "description", "missing"}
+
+
+# Runs the CLI as if torch (and whatever else argv[1] names) were not installed.
+_WITHOUT = (
+    "import sys\n"
+    "for name in sys.argv[1].split(','):\n"
+    "    sys.modules[name] = None\n"
+    "from imagegen.cli import main\n"
+    "main(sys.argv[2:])\n"
+)
+
+
+def _without(modules: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGEN_")}
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT, modules, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_engines_tells_what_an_engine_lacks_and_how_to_install_it() -> None:
+    done = _without("torch,diffusers", "engines", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    diffusers = rows["diffusers"]
+    assert diffusers["ok"] is False
+    assert diffusers["missing"] == ["torch", "diffusers"]
+    assert diffusers["status"].startswith("Engine 'diffusers' needs torch and diffusers, which")
+    assert (
+        "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+        in (diffusers["status"])
+    )
+    assert "pip install 'imagegen[diffusers]'" in diffusers["status"]
+    assert rows["placeholder"]["ok"] is True
+
+    done = _without("torch", "engines")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.match(r"diffusers +n/a +imagegen\.engines\.diffusers:DiffusersEngine$", lines[0])
+    assert "needs torch, which is not installed" in "".join(lines[1:3])
+    assert re.match(r"placeholder +ok ", next(x for x in lines if x.startswith("placeholder")))
+
+
+def test_engines_imports_no_engine_library() -> None:
+    code = (
+        "import sys\n"
+        "from imagegen.cli import main\n"
+        "try:\n"
+        "    main(['engines'])\n"
+        "except SystemExit:\n"
+        "    print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "[]", done.stderr
+
+
+def test_serve_with_an_engine_that_lacks_a_library_is_one_line() -> None:
+    done = _without(
+        "torch", "serve", "--engine", "diffusers", "--model", "some/model", "--port", "0"
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: Engine 'diffusers' needs torch, which is not installed: ")
 
 
 def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
@@ -74,6 +147,8 @@ def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
         (["--max-concurrency", "0"], "IMAGEGEN_MAX_CONCURRENCY"),
         (["--public-url", "example.org"], "public_url"),
         (["--api-key-file", "/no/such/file"], "cannot be read"),
+        (["--png-compress-level", "10"], "--png-compress-level"),
+        (["--png-compress-level", "-1"], "0<=x<=9"),
     ],
 )
 def test_serve_refuses_bad_settings_before_listening(args: list[str], message: str) -> None:
@@ -99,14 +174,18 @@ def test_serve_help_lists_the_flags() -> None:
         "--public-url",
         "--max-concurrency",
         "--max-queue",
+        "--png-compress-level",
     ):
         assert flag in output
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
-    """`python -m imagegen serve` on a free port; yields its URL, the process and its log."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEGEN_", "OPENAI_"))}
+@contextlib.contextmanager
+def serving(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """`python -m imagegen serve --engine placeholder` on a free port with `args`; yields its
+    URL, the process and its log."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEGEN_", "OPENAI_"))}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -119,13 +198,12 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
             "0",
             "--api-key",
             KEY,
-            "--graceful-timeout",
-            "60",
+            *args,
         ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-        env=env,
+        env={**clean, **(env or {})},
     )
     lines: queue.Queue[str] = queue.Queue()
     log: list[str] = []
@@ -156,6 +234,42 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
         reader.join(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    with serving("--graceful-timeout", "60") as server:
+        yield server
+
+
+def _zlib_level(png: bytes) -> int:
+    """FLEVEL of the PNG's zlib stream: 0 for levels 0-1, 1 for 2-5, 2 for 6, 3 for 7-9."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    offset = 8
+    while png[offset + 4 : offset + 8] != b"IDAT":
+        offset += 12 + int.from_bytes(png[offset : offset + 4], "big")
+    return png[offset + 9] >> 6  # the second byte of the zlib header (FLG)
+
+
+def _generated_png(url: str) -> bytes:
+    with openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as sdk:
+        result = sdk.images.generate(
+            model="placeholder", prompt="a lion", size="256x256", extra_body={"seed": 1}
+        )
+    assert result.data and result.data[0].b64_json
+    return base64.b64decode(result.data[0].b64_json)
+
+
+def test_png_compress_level_flag_sets_the_zlib_level_and_beats_the_environment() -> None:
+    with serving() as (url, _, _):
+        default = _generated_png(url)
+    env = {"IMAGEGEN_PNG_COMPRESS_LEVEL": "0"}
+    with serving("--png-compress-level", "9", env=env) as (url, _, _):
+        tight = _generated_png(url)
+    with serving(env=env) as (url, _, _):
+        stored = _generated_png(url)
+    assert (_zlib_level(default), _zlib_level(tight), _zlib_level(stored)) == (0, 3, 0)
+    assert len(stored) > len(default) > len(tight)  # level 0 stores, 1 compresses, 9 the most
 
 
 def test_serve_process_answers_and_finishes_a_stream_after_sigterm(

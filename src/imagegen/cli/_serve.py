@@ -87,6 +87,13 @@ __all__ = ["engines_command", "serve_command"]
     help="At shutdown, how long requests in flight may take to finish. [default: 120]",
 )
 @click.option(
+    "--png-compress-level",
+    type=click.IntRange(0, 9),
+    metavar="LEVEL",
+    help="zlib level of PNG answers: 0 is fastest and largest, 9 smallest and slowest. "
+    "[default: 1]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -109,6 +116,7 @@ def serve_command(
     max_concurrency: int | None,
     max_queue: int | None,
     graceful_timeout: int | None,
+    png_compress_level: int | None,
     log_level: str,
 ) -> None:
     """Serve the OpenAI Images API (generations, edits, variations) over a local engine.
@@ -123,8 +131,11 @@ def serve_command(
       imagegen serve --engine diffusers --model ./sd-turbo --host 0.0.0.0 --api-key "$KEY"
     """
     from .._errors import ConfigurationError
-    from ._errors import handle_errors
+    from ._errors import debug_enabled, handle_errors
+    from ._run import _quiet_model_libraries
 
+    if not (debug_enabled(ctx) or log_level == "debug"):
+        _quiet_model_libraries()  # before an engine imports them; the log carries no bars
     with handle_errors(ctx):
         from ..server._settings import ServerSettings, check_bind, parse_options
 
@@ -143,6 +154,7 @@ def serve_command(
             max_concurrency=max_concurrency,
             max_queue=max_queue,
             graceful_timeout=graceful_timeout,
+            png_compress_level=png_compress_level,
         )
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
@@ -220,22 +232,26 @@ def _check_listen(host: str, port: int) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def engines_command(as_json: bool) -> None:
-    """List the installed engines, where they come from, and whether they can load.
+    """List the installed engines, where they come from, and whether they are ready to load.
 
-    Engines register under the entry-point group `imagegen.engines`; the built-in ones
-    (placeholder, diffusers) register the same way as third-party ones.
+    An engine that is not ready is shown with what it lacks and the command that installs it;
+    nothing heavy (torch...) is imported to find out. Engines register under the entry-point
+    group `imagegen.engines`; the built-in ones (placeholder, diffusers) register the same way
+    as third-party ones.
     """
     import json
 
     from .._errors import ImagegenError
-    from ..engines import available_engines, get_engine_class
+    from ..engines import available_engines, get_engine_class, missing_dependencies_message
 
     rows: list[dict[str, Any]] = []
     for name, target in available_engines().items():
-        status, description = "ok", ""
+        status, description, missing = "ok", "", []
         try:
             cls = get_engine_class(name)
             description = cls.description
+            missing = cls.missing_dependencies()
+            status = missing_dependencies_message(cls, name) or "ok"
         except ImagegenError as exc:
             status = exc.message
         rows.append(
@@ -245,6 +261,7 @@ def engines_command(as_json: bool) -> None:
                 "ok": status == "ok",
                 "status": status,
                 "description": description,
+                "missing": missing,
             }
         )
     if as_json:
@@ -253,8 +270,7 @@ def engines_command(as_json: bool) -> None:
     width = max((len(row["name"]) for row in rows), default=4)
     for row in rows:
         mark = "ok " if row["ok"] else "n/a"
-        line = f"{row['name']:<{width}}  {mark}  {row['target']}"
-        click.echo(line)
-        detail = row["description"] if row["ok"] else row["status"]
-        if detail:
-            click.echo(f"{'':<{width}}       {detail}")
+        click.echo(f"{row['name']:<{width}}  {mark}  {row['target']}")
+        for detail in (row["description"], "" if row["ok"] else row["status"]):
+            if detail:
+                click.echo(f"{'':<{width}}       {detail}")

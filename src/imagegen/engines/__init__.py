@@ -21,11 +21,16 @@ only receives a `Job` and returns PIL images of exactly `job.width` x `job.heigh
 
 `on_partial(image_index, partial_index, image)` may be called up to `job.partial_images`
 times per image while it is being made; the caller encodes and streams them.
+
+An engine whose `load()` imports optional libraries names them in `requires` (and the command
+that installs them in `install_hint`): `imagegen engines` and `load_engine` then tell what is
+missing without importing any of them.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,8 +51,10 @@ __all__ = [
     "Job",
     "PartialCallback",
     "available_engines",
+    "create_engine",
     "get_engine_class",
     "load_engine",
+    "missing_dependencies_message",
 ]
 
 ENTRY_POINT_GROUP = "imagegen.engines"
@@ -99,12 +106,25 @@ class Engine(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Top-level modules `load()` imports that may not be installed (the engine's module itself
+    # must import without them), and the command that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str] = ""
     # The size an `auto` generation gets.
     default_size: tuple[int, int] = (1024, 1024)
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         self.model = model
         self.options = dict(options or {})
+
+    @classmethod
+    def missing_dependencies(cls) -> list[str]:
+        """The modules of `requires` that are not installed, found without importing them.
+
+        Override it for a finer test (a minimum version, a GPU build); it must stay cheap and
+        import nothing heavy, as `imagegen engines` calls it for every engine.
+        """
+        return [module for module in cls.requires if not _installed(module)]
 
     def models(self) -> list[ModelCapabilities]:
         """Model names this engine declares, with their rules (shown by `GET /v1/models`).
@@ -115,7 +135,9 @@ class Engine(ABC):
         return [ModelCapabilities(name=self.model or self.name)]
 
     def load(self) -> None:  # noqa: B027 - optional hook
-        """Load weights; called once before the first request (at server start)."""
+        """Load weights; called once before the first request: at server start, or by the
+        in-process client's first request once it has been validated. `models`,
+        `resolve_auto_size` and `check` must work before it too."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what `load` took."""
@@ -130,7 +152,9 @@ class Engine(ABC):
         """Refuse a job this engine can never make, with `InvalidRequestError`.
 
         Called when the request is validated, before it waits for the engine, so a server
-        answers 400 at once instead of after a turn in the queue.
+        answers 400 at once instead of after a turn in the queue. It must not need the
+        weights: the in-process client calls it before `load()` on its first request, so a
+        refusal comes before a slow load.
         """
 
     @abstractmethod
@@ -141,6 +165,26 @@ class Engine(ABC):
 
     @abstractmethod
     def vary(self, job: Job) -> EngineResult: ...
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a dotted name whose parent is missing
+        return False
+    except ValueError:  # imported already, without a spec (__main__, some test doubles)
+        return True
+
+
+def missing_dependencies_message(cls: type[Engine], name: str) -> str | None:
+    """One sentence naming the modules engine `name` lacks and how to install them, or None."""
+    missing = cls.missing_dependencies()
+    if not missing:
+        return None
+    names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+    hint = cls.install_hint or f"install the packages that provide {names}."
+    verb = "is" if len(missing) == 1 else "are"
+    return f"Engine {name!r} needs {names}, which {verb} not installed: {hint}"
 
 
 def _entry_points() -> dict[str, Any]:
@@ -186,10 +230,25 @@ def get_engine_class(name: str) -> type[Engine]:
     return cls
 
 
+def create_engine(
+    name: str, *, model: str | None = None, options: Mapping[str, str] | None = None
+) -> Engine:
+    """Create the engine registered as `name`, without loading it.
+
+    Raises `MissingDependencyError` at once when a module it `requires` is not installed, so
+    the fix comes before the engine checks its model and options.
+    """
+    cls = get_engine_class(name)
+    message = missing_dependencies_message(cls, name)
+    if message is not None:
+        raise MissingDependencyError(message)
+    return cls(model=model, options=options)
+
+
 def load_engine(
     name: str, *, model: str | None = None, options: Mapping[str, str] | None = None
 ) -> Engine:
     """Create and load the engine registered as `name`."""
-    engine = get_engine_class(name)(model=model, options=options)
+    engine = create_engine(name, model=model, options=options)
     engine.load()
     return engine

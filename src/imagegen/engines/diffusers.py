@@ -28,9 +28,8 @@ on the device (its worker thread, seeds, previews, token counts) in `_diffusers_
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,12 +51,13 @@ if TYPE_CHECKING:
 
 __all__ = ["DiffusersEngine"]
 
-INSTALL_HINT = (
-    "The diffusers engine needs torch, diffusers and transformers. Install a torch build for "
-    "your hardware first (https://pytorch.org/get-started/locally/; on a machine without a GPU: "
-    "pip install torch --index-url https://download.pytorch.org/whl/cpu), then "
-    "pip install 'imagegen[diffusers]'."
+# torch is not in the extra: a bare requirement pulls a multi-GB CUDA build on any machine.
+_INSTALL_STEPS = (
+    "install a torch build for your hardware first (https://pytorch.org/get-started/locally/; "
+    "on a machine without a GPU: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu), then pip install 'imagegen[diffusers]'."
 )
+INSTALL_HINT = "The diffusers engine needs torch, diffusers and transformers: " + _INSTALL_STEPS
 
 _ALL_ENDPOINTS: frozenset[Endpoint] = frozenset({"generations", "edits", "variations"})
 
@@ -73,9 +73,22 @@ def _import_libraries() -> tuple[Any, Any]:
     return torch, diffusers
 
 
-def _libraries_present() -> bool:
-    """Whether torch and diffusers are installed, found without importing them."""
-    return all(importlib.util.find_spec(name) is not None for name in ("torch", "diffusers"))
+@contextlib.contextmanager
+def _bars_as_the_hub_says(diffusers: Any) -> Iterator[None]:
+    """Hide diffusers' own "Loading pipeline components" bar while the Hugging Face switch
+    (`HF_HUB_DISABLE_PROGRESS_BARS`, `huggingface_hub.utils.disable_progress_bars()`) hides
+    the download bars: huggingface_hub and transformers follow it, diffusers' bar does not."""
+    from huggingface_hub.utils.tqdm import are_progress_bars_disabled
+
+    logging = diffusers.utils.logging
+    if not (are_progress_bars_disabled() and logging.is_progress_bar_enabled()):
+        yield
+        return
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.enable_progress_bar()
 
 
 def _model_name(model: str) -> str:
@@ -112,11 +125,9 @@ class DiffusersEngine(Engine):
     """Real images from a diffusers model on this machine's GPU or CPU."""
 
     name: ClassVar[str] = "diffusers"
-    description: ClassVar[str] = "Stable Diffusion and other diffusers pipelines on GPU or CPU" + (
-        ""
-        if _libraries_present()
-        else " (needs torch and diffusers: install torch, then pip install 'imagegen[diffusers]')"
-    )
+    description: ClassVar[str] = "Stable Diffusion and other diffusers pipelines on GPU or CPU"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
+    install_hint: ClassVar[str] = _INSTALL_STEPS
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         super().__init__(model=model, options=options)
@@ -228,9 +239,10 @@ class DiffusersEngine(Engine):
         if self.settings.variant:
             kwargs["variant"] = self.settings.variant
         try:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(
-                source, **kwargs, **{dtype_key: dtype}
-            )
+            with _bars_as_the_hub_says(diffusers):
+                pipe = diffusers.DiffusionPipeline.from_pretrained(
+                    source, **kwargs, **{dtype_key: dtype}
+                )
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
                 f"Could not load the diffusers model {self.model_path!r}: {exc}"

@@ -1,0 +1,153 @@
+"""The diffusers engine behind the command line, in real processes: what reaches stderr while a
+model loads, and requests refused before the load.
+
+Needs torch, diffusers and transformers, as `test_diffusers.py` does.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+_SKIP = os.environ.get("IMAGEGEN_SKIP_DIFFUSERS") == "1"  # read before conftest clears IMAGEGEN_*
+
+pytestmark = [
+    pytest.mark.diffusers,
+    pytest.mark.skipif(_SKIP, reason="IMAGEGEN_SKIP_DIFFUSERS=1: diffusers tests switched off"),
+]
+
+LOADING_BAR = "Loading pipeline components"
+
+# Runs the CLI, then says whether torch was imported: a refusal that imported no torch came
+# before the model load.
+_CLI_THEN_TORCH = (
+    "import sys\n"
+    "from imagegen.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as exit:\n"
+    "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
+    "    raise\n"
+)
+
+
+def _environment() -> dict[str, str]:
+    # Nothing the machine sets decides what the libraries print.
+    quiet = ("IMAGEGEN_", "OPENAI_", "HF_HUB_DISABLE", "TRANSFORMERS_", "DIFFUSERS_", "TQDM_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(quiet)}
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def _imagegen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _CLI_THEN_TORCH, *args],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+
+
+def _generate(folder: Path, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return _imagegen(
+        "generate",
+        "a fox",
+        "--engine",
+        "diffusers",
+        "--engine-model",
+        str(folder),
+        "-O",
+        "steps=1",
+        "-s",
+        "32x32",
+        "-o",
+        "fox.png",
+        *flags,
+        cwd=tmp_path,
+    )
+
+
+def test_generate_keeps_the_loading_bar_off_stderr(
+    model_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    done = _generate(model_folders["sd"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "fox.png\n"
+    assert done.stderr == "torch imported: True\n"
+
+
+def test_generate_with_debug_shows_the_loading_bar(
+    model_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    done = _generate(model_folders["sd"], tmp_path, "--debug")
+    assert done.returncode == 0, done.stderr
+    assert LOADING_BAR in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "param"),
+    [
+        (("--background", "transparent"), "--background"),
+        (("-O", "max_size=64", "-s", "128x128"), "-s/--size"),
+    ],
+)
+def test_a_request_the_engine_refuses_fails_before_the_model_loads(
+    model_folders: dict[str, Path], tmp_path: Path, flags: tuple[str, ...], param: str
+) -> None:
+    done = _generate(model_folders["sd"], tmp_path, *flags)
+    assert done.returncode == 2, done.stderr
+    error, imported = done.stderr.splitlines()
+    assert error.startswith(f"Error: {param}: ")
+    assert imported == "torch imported: False"
+    assert not (tmp_path / "fox.png").exists()
+
+
+def test_a_missing_folder_is_still_named_once_the_request_is_valid(tmp_path: Path) -> None:
+    done = _generate(tmp_path / "no-such-model", tmp_path)
+    assert done.returncode == 2
+    missing = tmp_path / "no-such-model"
+    assert done.stderr.splitlines()[0] == f"Error: Model folder {missing} does not exist."
+
+
+def test_serve_keeps_the_loading_bar_out_of_its_log(model_folders: dict[str, Path]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagegen", "serve", "--engine", "diffusers", "--port", "0"]
+        + ["--model", str(model_folders["sd"])],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=_environment(),
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    log: list[str] = []
+    try:
+        while not log or not re.search(r"running on http://", log[-1]):
+            line = lines.get(timeout=300)
+            assert line is not None, "".join(log)  # the server stopped before listening
+            log.append(line)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert LOADING_BAR not in "".join(log)
