@@ -140,7 +140,8 @@ class _BaseClient:
             return f"{name}(engine={self._engine.name!r})"
         settings = self._settings
         assert settings is not None
-        key = "***" if settings.secrets else None
+        # Not `settings.secrets`, which also holds a base URL's password.
+        key = "***" if settings.api_key or (settings.azure and settings.azure.ad_token) else None
         azure = f", azure_deployment={settings.azure.deployment!r}" if settings.azure else ""
         return (
             f"{name}(base_url={settings.shown_url!r}, api_key={key!r}{azure}, "

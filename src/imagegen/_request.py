@@ -5,17 +5,21 @@ sent (`model`), turns `response_format=url` into base64 for GPT image models (as
 reads the input images once and, for HTTP, runs every check of `_capabilities` and `_imaging`
 before anything is sent. The in-process engine path leaves the checks to `ImageService.prepare`,
 which applies the same functions with the engine's own model declarations.
+
+On both paths `extra_body` may not set a parameter of the method (it would skip those checks
+and differ from what results record), and extra header names and values must be sendable.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._capabilities import ENUMS, Endpoint, get_capabilities, validate_params
+from ._capabilities import ENDPOINT_PARAMS, ENUMS, Endpoint, get_capabilities, validate_params
 from ._errors import InvalidRequestError
 from ._imaging import (
     ImageInput,
@@ -26,7 +30,15 @@ from ._imaging import (
 )
 from ._types import NOT_GIVEN, NotGiven
 
-__all__ = ["PATHS", "Call", "form_fields", "multipart_files", "prepare_call"]
+__all__ = [
+    "PATHS",
+    "Call",
+    "form_fields",
+    "header_problem",
+    "header_value_problem",
+    "multipart_files",
+    "prepare_call",
+]
 
 logger = logging.getLogger("imagegen")
 
@@ -73,6 +85,78 @@ class Call:
     def body(self) -> dict[str, Any]:
         """The JSON body (generations) or the non-file multipart fields (edits, variations)."""
         return {**self.params, **self.extra_body}
+
+
+_METHODS: dict[Endpoint, str] = {
+    "generations": "generate",
+    "edits": "edit",
+    "variations": "create_variation",
+}
+
+# RFC 9110's `token`, what h11 accepts as a header name.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _header_name_problem(name: object) -> str | None:
+    """Why `name` cannot be an HTTP header name, or `None` if it can."""
+    if not isinstance(name, str):
+        return f"a header name must be text, not {type(name).__name__}"
+    if not _TOKEN.fullmatch(name):
+        return "a header name is letters, digits and !#$%&'*+-.^_`|~, without spaces"
+    return None
+
+
+def header_value_problem(value: object) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value, or `None` if it can.
+
+    The answer names the first bad character and its position but never quotes the value:
+    header values carry keys and tokens. httpx2 encodes values as ASCII, and h11 refuses line
+    breaks, which would otherwise surface mid-request as an encoding crash or a "network" error.
+    """
+    if not isinstance(value, str):
+        return f"it must be text, not {type(value).__name__}"
+    for position, char in enumerate(value, start=1):
+        if char in "\r\n":
+            return f"contains a line break (character {position})"
+        if ord(char) > 0x7F:
+            return (
+                f"contains a character that is not ASCII ({char!r}, U+{ord(char):04X}, "
+                f"character {position})"
+            )
+        if (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F:
+            return f"contains a control character (U+{ord(char):04X}, character {position})"
+    return None
+
+
+def header_problem(name: object, value: object) -> str | None:
+    """Why `name: value` cannot be sent as an HTTP header, or `None` if it can."""
+    problem = _header_name_problem(name)
+    if problem is None and (problem := header_value_problem(value)) is not None:
+        problem = f"its value {problem}"
+    return problem
+
+
+def _check_extra_headers(headers: Mapping[str, str | None]) -> None:
+    for name, value in headers.items():
+        problem = header_problem(name, "" if value is None else value)  # None removes it
+        if problem is not None:
+            raise InvalidRequestError(
+                f"Invalid header {name!r} in extra_headers: {problem}.", param="extra_headers"
+            )
+
+
+def _check_extra_body(endpoint: Endpoint, body: Mapping[str, Any]) -> None:
+    # A core parameter set through extra_body would skip the model's checks, and the result's
+    # metadata would record the other value, so only options the method lacks pass (`seed`).
+    for key in body:
+        if key in ENDPOINT_PARAMS[endpoint]:
+            method = _METHODS[endpoint]
+            raise InvalidRequestError(
+                f"{key} is a parameter of {method}() itself: pass {key}=... instead of putting "
+                f"it in extra_body (--extra), which is for options {method}() does not have, "
+                "such as seed.",
+                param=key,
+            )
 
 
 def _drops_url(model: str) -> bool:
@@ -155,6 +239,8 @@ def prepare_call(
         extra_body=_mapping(extra_body, "extra_body"),
         timeout=timeout,
     )
+    _check_extra_body(endpoint, call.extra_body)
+    _check_extra_headers(call.extra_headers)
     caps = None if in_process else get_capabilities(model)
     if caps is not None:
         validate_params(endpoint, wire, caps)

@@ -3,7 +3,12 @@
 `HTTPTransport` and `AsyncHTTPTransport` mirror each other; what they share (URL building,
 headers, turning answers and httpx2 exceptions into imagegen's errors) lives in `_HTTPBase`, so
 the two differ only where one awaits. Retries wrap the sending of a request up to its status
-line and, for non-streaming calls, its body; a stream is never retried once images flow.
+line and, for non-streaming calls and image downloads, its body; a stream is never retried once
+images flow.
+
+Proxies (the `proxy` argument, else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY with NO_PROXY) are
+checked before a client is built, and a failure to connect through one names the proxy and the
+setting it came from rather than the server behind it.
 
 Secrets (API key, Entra ID token, proxy passwords) are scrubbed from every message built here,
 and no error raised here chains to httpx2's exception (as `__cause__` or `__context__`): its
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -28,14 +34,16 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
+from httpx2._utils import URLPattern, get_environment_proxies
 from pydantic import ValidationError
 
-from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings
+from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings, redacted_url
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -43,11 +51,12 @@ from ._errors import (
     APITimeoutError,
     ConfigurationError,
     InvalidRequestError,
+    MissingDependencyError,
     make_status_error,
     redact,
 )
 from ._models import CompletedEvent, ImagesResponse
-from ._request import PATHS, Call, form_fields, multipart_files
+from ._request import PATHS, Call, form_fields, header_problem, multipart_files
 from ._retry import AttemptFailed, async_retrying, parse_retry_after, retrying, status_failure
 from ._streaming import StreamContext, WireEvent, aiter_events, embedded_error, iter_events
 from ._types import NotGiven
@@ -60,6 +69,8 @@ _MAX_REDIRECTS = 10
 
 USER_AGENT = f"imagegen/{__version__} (python; httpx2/{httpx2.__version__})"
 _PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+# The schemes `httpx2.Proxy` accepts; socks5 and socks5h also need the socksio package.
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 def make_timeout(value: Any) -> httpx2.Timeout:
@@ -107,6 +118,84 @@ def _proxy_secrets(proxy: str | None) -> tuple[str, ...]:
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class _Proxy:
+    url: str
+    source: str  # `--proxy`, or the environment variable that set it
+
+    def check(self) -> None:
+        """Refuse a URL that httpx2 would reject with a bare ValueError or ImportError (which
+        names `httpx[socks]`, not our httpx2), or that could only fail when connecting."""
+        shown = redacted_url(self.url)
+        example = (
+            "use a URL such as 'http://proxy.example:3128' (httpx2 supports http://, https://, "
+            "socks5:// and socks5h:// proxies)"
+        )
+        try:
+            parsed = httpx2.URL(self.url)
+        except httpx2.InvalidURL as exc:
+            detail = redact(str(exc), *_proxy_secrets(self.url))
+            problem = f"it is not a valid URL ({detail})"
+        else:
+            if not parsed.scheme:
+                problem = "it has no scheme"
+            elif parsed.scheme not in _PROXY_SCHEMES:
+                problem = f"{parsed.scheme}:// is not a proxy scheme"
+            elif any(char.isspace() for char in self.url):
+                problem = "it contains a space"
+            elif not parsed.host:
+                problem = "it names no host"
+            elif parsed.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+                raise MissingDependencyError(
+                    f"The SOCKS proxy {shown!r} ({self.source}) needs the socksio package: "
+                    "pip install 'httpx2[socks]'."
+                )
+            else:
+                return
+        raise ConfigurationError(
+            f"Invalid proxy URL {shown!r} ({self.source}): {problem}; {example}."
+        )
+
+
+def _env_proxy_source(key: str, url: str) -> str:
+    scheme = key.removesuffix("://")
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+        value = os.environ.get(name, "")
+        if value and url in (value, f"http://{value}"):  # httpx2 adds http:// to a bare host
+            return name
+    return f"{scheme.upper()}_PROXY"
+
+
+def _proxy_routes(proxy: str | None) -> list[tuple[URLPattern, _Proxy | None]]:
+    """Which proxy each URL goes through, built as httpx2 builds its mounts (the proxy
+    argument, else the environment with NO_PROXY), so that errors can blame the proxy."""
+    routes: dict[URLPattern, _Proxy | None] = {}
+    if proxy is not None:
+        routes[URLPattern("all://")] = _Proxy(proxy, "--proxy")
+    else:
+        for key, url in get_environment_proxies().items():
+            try:
+                pattern = URLPattern(key)
+            except (ValueError, httpx2.InvalidURL) as exc:
+                raise ConfigurationError(
+                    f"Invalid NO_PROXY entry {key!r} in the environment: {exc}; list host names, "
+                    "IP addresses or networks such as 10.0.0.0/8, separated by commas."
+                ) from None
+            routes[pattern] = None if url is None else _Proxy(url, _env_proxy_source(key, url))
+    return sorted(routes.items())
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _origin(url: str | httpx2.URL) -> tuple[str, str, int | None]:
     parsed = httpx2.URL(str(url))
     return parsed.scheme, parsed.host, parsed.port
@@ -128,6 +217,16 @@ class _HTTPBase:
         self.max_retries = max_retries
         self.proxy = proxy
         self.secrets = settings.secrets + _proxy_secrets(proxy)
+        # Filled in when this transport makes its own httpx2 client; a caller's client routes
+        # as it was told, which this transport cannot see.
+        self._routes: list[tuple[URLPattern, _Proxy | None]] = []
+        for name, value in (default_headers or {}).items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"Invalid header {name!r} in default_headers: {problem}.",
+                    param="default_headers",
+                )
         self.headers = {
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
@@ -139,6 +238,11 @@ class _HTTPBase:
             self.query["api-version"] = settings.azure.api_version
 
     def _client_options(self) -> dict[str, Any]:
+        """Options for an httpx2 client of this transport's own, after checking its proxies."""
+        self._routes = _proxy_routes(self.proxy)
+        for _, proxy in self._routes:
+            if proxy is not None:
+                proxy.check()
         return {
             "timeout": self.timeout,
             "proxy": self.proxy,
@@ -198,11 +302,41 @@ class _HTTPBase:
             headers.update(self.settings.auth_headers())
         return headers
 
+    def _proxy_for(self, url: httpx2.URL) -> _Proxy | None:
+        for pattern, proxy in self._routes:  # sorted as httpx2 sorts its mounts
+            if pattern.matches(url):
+                return proxy
+        return None
+
     def _transport_error(self, exc: httpx2.HTTPError, url: str | httpx2.URL) -> APIError:
         detail = redact(str(exc) or type(exc).__name__, *self.secrets)
-        target = redact(str(httpx2.URL(str(url)).copy_with(query=None)), *self.secrets)
+        parsed = httpx2.URL(str(url))
+        target = redact(str(parsed.copy_with(query=None)), *self.secrets)
+        proxy = self._proxy_for(parsed)
         error: APIError
-        if isinstance(exc, httpx2.TimeoutException):
+        connecting = isinstance(exc, (httpx2.ConnectError, httpx2.ConnectTimeout))
+        if proxy is not None and connecting and not _tls_failure(exc):
+            # Through a proxy, the client only connects to the proxy: a TLS failure comes
+            # from the target (through the tunnel), every other connect failure from the proxy.
+            shown = redact(redacted_url(proxy.url), *self.secrets)
+            where = f"the proxy {shown} ({proxy.source})"
+            if isinstance(exc, httpx2.ConnectTimeout):
+                error = APITimeoutError(
+                    f"No answer in time from {where} on the way to {target} "
+                    f"({type(exc).__name__}: {detail}). Check that the proxy is running."
+                )
+            else:
+                error = APIConnectionError(
+                    f"Could not reach {where} on the way to {target}: {type(exc).__name__}: "
+                    f"{detail}. Check that the proxy is running and its address is right."
+                )
+        elif proxy is not None and isinstance(exc, httpx2.ProxyError):
+            shown = redact(redacted_url(proxy.url), *self.secrets)
+            error = APIConnectionError(
+                f"The proxy {shown} ({proxy.source}) could not connect to {target}: "
+                f"{type(exc).__name__}: {detail}."
+            )
+        elif isinstance(exc, httpx2.TimeoutException):
             error = APITimeoutError(
                 f"No answer from {target} in time ({type(exc).__name__}: {detail}). Raise the "
                 "timeout (--timeout) or try again later."
@@ -395,7 +529,12 @@ class HTTPTransport(_HTTPBase):
 
     @contextlib.contextmanager
     def stream_url(self, url: str) -> Iterator[Iterator[bytes]]:
-        """Download a URL result; yield its body in chunks. Retried until the body starts.
+        """Download a URL result; yield its body (as an iterator of chunks).
+
+        The whole body is read inside the retry loop, like an API answer: a download that
+        breaks off partway (the image is paid for, and its URL stays valid for an hour) is
+        tried again, and whoever writes the file gets all of it or nothing. An image is a few
+        megabytes, less than the base64 answer of a `b64_json` call holds in memory anyway.
 
         Results outlive their client (`with Client() as c: r = c.generate(...)`, then
         `r.save()`): once the client is closed, a short-lived one with the same settings works.
@@ -411,19 +550,16 @@ class HTTPTransport(_HTTPBase):
                 request = client.build_request(
                     "GET", url, headers=self._download_headers(url), timeout=self.timeout
                 )
-                response = self._send(request, stream=True, client=client)
+                response = self._send(request, stream=False, client=client)
                 target = response.next_request
                 if not response.is_redirect or target is None:
                     break
-                response.close()
                 url = str(target.url)
             else:
                 raise APIResponseError(
                     f"Downloading the image was redirected more than {_MAX_REDIRECTS} times."
                 )
-            stack.callback(response.close)
-
-            yield self._guarded(response.iter_bytes(), url)
+            yield iter((response.content,))
 
 
 class AsyncHTTPTransport(_HTTPBase):
@@ -453,9 +589,7 @@ class AsyncHTTPTransport(_HTTPBase):
 
     async def _attempt(self, request: httpx2.Request, stream: bool) -> httpx2.Response:
         try:
-            response = await self.client.send(
-                request, stream=stream, follow_redirects=request.method == "GET"
-            )
+            response = await self.client.send(request, stream=stream, follow_redirects=False)
         except httpx2.HTTPError as exc:
             error = self._transport_error(exc, request.url)
         else:

@@ -243,6 +243,22 @@ def test_a_password_in_the_base_url_stays_out_of_reprs_and_errors(
     assert password not in str(missing.value)
 
 
+def test_a_short_url_password_is_masked_and_is_not_an_api_key() -> None:
+    url = "http://u:pw@127.0.0.1:9/v1"
+    with imagegen.Client(base_url=url) as client:
+        assert repr(client) == (
+            "Client(base_url='http://u:***@127.0.0.1:9/v1', api_key=None, max_retries=2)"
+        )
+    with imagegen.Client(base_url=url, api_key=API_KEY) as keyed:
+        assert "api_key='***'" in repr(keyed) and ":pw@" not in repr(keyed)
+
+    async def main() -> str:
+        async with imagegen.AsyncClient(base_url=url, api_key=API_KEY) as aclient:
+            return repr(aclient)
+
+    assert asyncio.run(main()).startswith("AsyncClient(base_url='http://u:***@127.0.0.1:9/v1'")
+
+
 def test_missing_key_for_openai_names_both_fixes() -> None:
     with pytest.raises(imagegen.ConfigurationError) as info:
         imagegen.Client()

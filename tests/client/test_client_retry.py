@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from scripted import API_KEY, Reply, ScriptedServer, images_body
+from scripted import API_KEY, Reply, ScriptedServer, image_bytes, images_body
 
 import imagegen
 from imagegen._retry import backoff, parse_retry_after
@@ -248,3 +250,74 @@ def test_a_stream_broken_after_it_started_is_not_retried(
         stream.result()
     assert len(server.requests) == 1
     assert sleeps == []
+
+
+def _url_answer(server: ScriptedServer) -> Reply:
+    return Reply(json=images_body(data=[{"url": f"{server.url}/files/a.png"}]))
+
+
+# A body cut short two ways: fewer bytes than its Content-Length (httpx2 says "peer closed
+# connection without sending complete message body"), or a chunked body that stops.
+CUT_SHORT = {
+    "content-length": lambda picture: Reply(
+        break_after=picture[:40], headers={"content-length": str(len(picture))}
+    ),
+    "chunked": lambda picture: Reply(break_after=picture[:40]),
+}
+
+
+@pytest.mark.parametrize("cut", CUT_SHORT.values(), ids=CUT_SHORT.keys())
+def test_a_download_cut_short_is_retried(
+    make_client: MakeClient,
+    server: ScriptedServer,
+    sleeps: list[float],
+    tmp_path: Path,
+    cut: Callable[[bytes], Reply],
+) -> None:
+    picture = image_bytes(size=(32, 32))
+    server.script(_url_answer(server), cut(picture), Reply(body=picture, content_type="image/png"))
+    result = make_client().generate("a fox", model="dall-e-2", response_format="url")
+    saved = result.save(tmp_path / "fox.png", metadata=False)
+    assert saved[0].read_bytes() == picture
+    assert [r.path for r in server.requests] == ["/v1/images/generations"] + ["/files/a.png"] * 2
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize("cut", CUT_SHORT.values(), ids=CUT_SHORT.keys())
+def test_a_download_cut_short_every_time_leaves_no_file(
+    make_client: MakeClient,
+    server: ScriptedServer,
+    sleeps: list[float],
+    tmp_path: Path,
+    cut: Callable[[bytes], Reply],
+) -> None:
+    picture = image_bytes(size=(32, 32))
+    server.script(_url_answer(server), cut(picture), cut(picture), cut(picture))
+    result = make_client(max_retries=2).generate("a fox", model="dall-e-2", response_format="url")
+    with pytest.raises(imagegen.APIConnectionError, match="/files/a.png"):
+        result.save(tmp_path / "out" / "fox.png")
+    assert len(server.requests) == 4
+    assert len(sleeps) == 2
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_an_async_clients_download_cut_short_is_retried(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    picture = image_bytes(size=(32, 32))
+    server.script(
+        _url_answer(server),
+        CUT_SHORT["content-length"](picture),
+        Reply(body=picture, content_type="image/png"),
+    )
+
+    async def main() -> imagegen.ImagesResult:
+        async with imagegen.AsyncClient(base_url=server.base_url, api_key=API_KEY) as client:
+            result = await client.generate("a fox", model="dall-e-2", response_format="url")
+            assert isinstance(result, imagegen.ImagesResult)
+            client._http.downloader()._sleep = lambda seconds: None  # type: ignore[union-attr]
+            return result
+
+    result = asyncio.run(main())
+    assert result[0].bytes() == picture
+    assert len(server.requests) == 3

@@ -32,7 +32,12 @@ CASES: list[tuple[str, Call, str, str]] = [
     ("n zero", lambda c: c.generate("a", n=0), "n", "from 1 to 10"),
     ("n eleven", lambda c: c.generate("a", n=11), "n", "from 1 to 10"),
     ("n as text", lambda c: c.generate("a", n="3"), "n", "whole number"),
-    ("dall-e-3 n=2", lambda c: c.generate("a", model="dall-e-3", n=2), "n", "one image per request"),
+    (
+        "dall-e-3 n=2",
+        lambda c: c.generate("a", model="dall-e-3", n=2),
+        "n",
+        "one image per request",
+    ),
     ("size garbage", lambda c: c.generate("a", size="big"), "size", "WIDTHxHEIGHT"),
     (
         "size not for dall-e-2",
