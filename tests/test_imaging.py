@@ -25,6 +25,7 @@ from imagegen._imaging import (
     check_variation_input,
     edit_region,
     encode_image,
+    format_sizes,
     load_input,
     open_image,
     sniff_format,
@@ -118,8 +119,50 @@ def test_every_kind_of_source(tmp_path: Path) -> None:
         assert image.data == data and image.format == "png"
         assert image.size == (20, 10) and image.has_alpha
     assert loaded[0].filename == "in.png" and from_file.filename == "in.png"
+    assert loaded[0].name == "in.png" and from_file.name == "in.png"
     assert loaded[2].filename == "image.png"  # bytes have no name: the parameter's
+    assert loaded[2].name is None
     assert load_input(loaded[0]) is loaded[0]
+
+
+def test_messages_name_an_input_as_it_was_given(tmp_path: Path) -> None:
+    # A PNG called .jpeg: the multipart name follows the bytes, messages the caller's name.
+    path = tmp_path / "rect.jpeg"
+    path.write_bytes(encoded(picture((64, 32))))
+    image = load_input(path)
+    assert (image.name, image.filename) == ("rect.jpeg", "rect.png")
+    error = refused(check_variation_input, image, DALL_E_2)
+    assert error.message == "The image 'rect.jpeg' is 64x32; dall-e-2 needs a square image."
+    # Bytes have no name of their own: the server gives the upload's file name.
+    uploaded = load_input(path.read_bytes(), name="C:\\Users\\me\\rect.png")
+    assert (uploaded.name, uploaded.filename) == ("rect.png", "rect.png")
+    error = refused(check_variation_input, uploaded, DALL_E_2)
+    assert "The image 'rect.png' is 64x32" in error.message
+    unnamed = load_input(path.read_bytes())
+    assert refused(check_variation_input, unnamed, DALL_E_2).message.startswith(
+        "The image is 64x32;"
+    )
+    long = load_input(path.read_bytes(), name="x" * 200 + ".png")
+    assert "'" + "x" * 77 + "...'" in refused(check_variation_input, long, DALL_E_2).message
+
+
+def test_an_input_has_one_name_in_every_message() -> None:
+    # The CLI names stdin `stdin`; every message about that input must say the same.
+    def stdin(data: bytes) -> io.BytesIO:
+        named = io.BytesIO(data)
+        named.name = "stdin"
+        return named
+
+    messages = [
+        refused(load_input, stdin(b"not an image")).message,
+        refused(
+            check_variation_input, load_input(stdin(encoded(picture((8, 4))))), DALL_E_2
+        ).message,
+        refused(
+            check_variation_input, load_input(stdin(encoded(picture(), "GIF"))), DALL_E_2
+        ).message,
+    ]
+    assert all(message.startswith("The image 'stdin' ") for message in messages), messages
 
 
 @pytest.mark.parametrize(
@@ -267,7 +310,28 @@ def test_gpt_image_inputs_under_50_mb() -> None:
     image = png()
     big = dataclasses.replace(image, data=image.data + bytes(50 * MB))
     error = refused(check_edit_inputs, [image, big], None, GPT_IMAGE_1)
-    assert error.param == "image" and "under 50.0 MB" in error.message
+    assert error.param == "image"
+    assert f"is {len(big.data):,} bytes; gpt-image-1 accepts files under 52,428,800 bytes" in (
+        error.message
+    )
+    bigger = dataclasses.replace(image, data=bytes(51 * MB))
+    error = refused(check_edit_inputs, [bigger], None, GPT_IMAGE_1)
+    assert "is 51.0 MB; gpt-image-1 accepts files under 50.0 MB." in error.message
+
+
+@pytest.mark.parametrize(
+    ("size", "limit", "shown"),
+    [
+        (5 * MB, 4 * MB, ("5.0 MB", "4.0 MB")),
+        (int(4.04 * MB), 4 * MB, ("4.04 MB", "4.00 MB")),
+        (4_194_963, 4 * MB, ("4,194,963 bytes", "4,194,304 bytes (4.0 MB)")),
+        (4 * MB, 4 * MB, ("4,194,304 bytes", "4,194,304 bytes (4.0 MB)")),
+    ],
+)
+def test_sizes_against_a_limit_are_shown_apart(
+    size: int, limit: int, shown: tuple[str, str]
+) -> None:
+    assert format_sizes(size, limit) == shown
 
 
 def test_gpt_image_inputs_are_png_jpeg_or_webp() -> None:
@@ -299,6 +363,8 @@ def test_dall_e_2_takes_one_square_png_under_4_mb() -> None:
 def test_dall_e_2_without_a_mask_needs_transparency() -> None:
     error = refused(check_edit_inputs, [png((64, 64))], None, DALL_E_2)
     assert error.param == "mask" and "transparency" in error.message
+    # Shared by the client and the server: wire names only; the CLI adds its flags itself.
+    assert "--" not in error.message and "pass a mask," in error.message
 
 
 def test_the_mask_must_match_the_first_image() -> None:
@@ -331,6 +397,65 @@ def test_a_black_and_white_mask_becomes_an_alpha_mask_white_is_edited() -> None:
         assert np.asarray(region)[:, :16].min() == 255 and np.asarray(region)[:, 16:24].max() == 0
 
 
+def bw_drawing(size: int = 16) -> Image.Image:
+    """A black-and-white mask: the top-left quarter white (to edit)."""
+    drawing = Image.new("L", (size, size), 0)
+    drawing.paste(255, (0, 0, size // 2, size // 2))
+    return drawing
+
+
+def edited(mask: InputImage | None, size: int = 16) -> np.ndarray:
+    assert mask is not None
+    return np.asarray(edit_region(open_image(mask.data), picture((size, size), "RGBA")))
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_fully_opaque_mask_is_read_as_black_and_white(mode: str) -> None:
+    # Editors save black-and-white masks with an alpha channel that is 255 everywhere.
+    source = bw_drawing().convert(mode)
+    # A palette's tRNS chunk may name an entry that no pixel uses.
+    options = {"transparency": 7} if mode == "P" else {}
+    mask = load_input(encoded(source, **options), param="mask")
+    assert mask.has_alpha
+    converted = check_edit_inputs([png((16, 16))], mask, GPT_IMAGE_1)
+    assert converted is not None and converted is not mask
+    region = edited(converted)
+    assert region[:8, :8].min() == 255 and region[8:].max() == 0 and region[:, 8:].max() == 0
+
+
+def test_a_fully_opaque_white_mask_edits_everything() -> None:
+    mask = load_input(encoded(Image.new("RGBA", (16, 16), (255, 255, 255, 255))))
+    assert edited(check_edit_inputs([png((16, 16))], mask, GPT_IMAGE_1)).min() == 255
+
+
+@pytest.mark.parametrize(
+    ("source", "how"),
+    [
+        (Image.new("L", (16, 16), 0), "read as black and white"),
+        (Image.new("RGB", (16, 16), (100, 100, 100)), "read as black and white"),
+        (Image.new("RGBA", (16, 16), (0, 0, 0, 255)), "read as black and white"),
+        (Image.new("RGBA", (16, 16), (200, 50, 50, 255)), "read as black and white"),
+        (Image.new("RGBA", (16, 16), (255, 255, 255, 1)), "alpha = 0"),
+    ],
+)
+def test_a_mask_that_marks_nothing_is_refused(source: Image.Image, how: str) -> None:
+    mask = load_input(encoded(source), param="mask")
+    error = refused(check_edit_inputs, [png((16, 16))], mask, GPT_IMAGE_1)
+    assert error.param == "mask" and error.message.startswith("The mask marks nothing to edit: ")
+    assert how in error.message and "--" not in error.message
+
+
+def test_a_mask_with_some_transparency_is_read_by_its_alpha_alone() -> None:
+    # White pixels mean nothing once alpha is used: only alpha = 0 is edited.
+    source = Image.new("RGBA", (16, 16), (255, 255, 255, 255))
+    source.paste((0, 0, 0, 0), (8, 8, 16, 16))
+    source.paste((255, 255, 255, 254), (0, 0, 8, 8))
+    mask = load_input(encoded(source))
+    assert check_edit_inputs([png((16, 16))], mask, GPT_IMAGE_1) is mask
+    region = edited(mask)
+    assert region[8:, 8:].min() == 255 and region[:8].max() == 0
+
+
 def test_a_webp_mask_with_alpha_becomes_a_png_with_the_same_alpha() -> None:
     source = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
     source.paste((0, 0, 0, 0), (0, 0, 8, 16))
@@ -358,6 +483,12 @@ def test_dall_e_2_masks_under_4_mb() -> None:
     small = dataclasses.replace(image, data=image.data[: 4 * MB - 1])
     error = refused(check_edit_inputs, [small], mask, DALL_E_2)
     assert error.param == "mask" and "under 4.0 MB" in error.message
+    assert error.message.startswith("The mask is ")
+    # Converted masks are measured as they will be sent, and the message says so.
+    jpeg = load_input(encoded(bw_drawing(64).convert("RGB"), "JPEG"), name="m.jpg")
+    tiny = dataclasses.replace(DALL_E_2, max_mask_bytes=100)
+    error = refused(check_edit_inputs, [png((64, 64), "RGBA")], jpeg, tiny)
+    assert error.message.startswith("The mask 'm.jpg', as a PNG, is ")
 
 
 # --- edit regions ------------------------------------------------------------------------------

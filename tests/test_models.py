@@ -74,12 +74,17 @@ def test_multipart_strings_are_read_as_the_sdk_sends_them() -> None:
     [
         ("generations", {}, "prompt", "Missing required parameter: prompt."),
         ("edits", {"n": 1}, "prompt", "Missing required parameter"),
-        ("generations", {"prompt": 5}, "prompt", "valid string"),
-        ("generations", {"prompt": "x", "n": "three"}, "n", "valid integer"),
-        ("generations", {"prompt": "x", "n": 2.5}, "n", "2.5"),
-        ("generations", {"prompt": "x", "size": ["1024x1024"]}, "size", "valid string"),
-        ("edits", {"prompt": "x", "stream": "maybe"}, "stream", "valid boolean"),
-        ("variations", {"n": {"a": 1}}, "n", "valid integer"),
+        (
+            "generations",
+            {"prompt": 5},
+            "prompt",
+            "Invalid type for 'prompt': expected a string, but got an integer instead.",
+        ),
+        ("generations", {"prompt": "x", "n": "three"}, "n", "'three' is not an integer."),
+        ("generations", {"prompt": "x", "n": 2.5}, "n", "expected an integer, but got a decimal"),
+        ("generations", {"prompt": "x", "size": ["1024x1024"]}, "size", "but got an array"),
+        ("edits", {"prompt": "x", "stream": "maybe"}, "stream", "'maybe' is not a boolean."),
+        ("variations", {"n": {"a": 1}}, "n", "expected an integer, but got an object instead."),
         ("generations", {"prompt": "x", "output_compression": "high"}, "output_compression", ""),
     ],
 )
@@ -89,6 +94,51 @@ def test_type_errors_name_the_parameter(
     with pytest.raises(InvalidRequestError) as caught:
         parse_request(endpoint, body)
     assert caught.value.param == param and text in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "expected", "got"),
+    [
+        ({"prompt": "x", "n": True}, "n", "an integer", "a boolean"),
+        ({"prompt": "x", "n": "2"}, "n", "an integer", "a string"),
+        ({"prompt": "x", "n": 2.0}, "n", "an integer", "a decimal number"),
+        ({"prompt": "x", "stream": "true"}, "stream", "a boolean", "a string"),
+        ({"prompt": "x", "stream": 1}, "stream", "a boolean", "an integer"),
+        (
+            {"prompt": "x", "output_compression": "80"},
+            "output_compression",
+            "an integer",
+            "a string",
+        ),
+        ({"prompt": None}, "prompt", "a string", "null"),
+    ],
+)
+def test_strict_parsing_refuses_json_values_of_the_wrong_type(
+    body: dict[str, Any], param: str, expected: str, got: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_request("generations", body, strict=True)
+    error = caught.value
+    assert (error.param, error.code) == (param, "invalid_type")
+    assert error.message == (
+        f"Invalid type for '{param}': expected {expected}, but got {got} instead."
+    )
+
+
+def test_strict_parsing_takes_values_of_the_right_type() -> None:
+    body = {"prompt": "x", "n": 2, "stream": False, "size": None, "seed": "7"}
+    request = parse_request("generations", body, strict=True)
+    assert request.wire_params() == {"prompt": "x", "n": 2, "stream": False, "seed": "7"}
+
+
+def test_lax_parsing_stays_the_default() -> None:
+    # Multipart fields are strings: the default must keep converting them.
+    body = {"prompt": "x", "n": "2", "stream": "true"}
+    assert parse_request("generations", body).wire_params() == {
+        "prompt": "x",
+        "n": 2,
+        "stream": True,
+    }
 
 
 @pytest.mark.parametrize("body", [[], "prompt", None, 3])

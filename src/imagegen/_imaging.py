@@ -4,8 +4,14 @@ Formats are read from the bytes, never from a file name, so the multipart part g
 content type whatever the file is called (OpenAI refuses `application/octet-stream`).
 
 Masks follow OpenAI: fully transparent pixels (alpha = 0) mark the area to edit. A mask without
-an alpha channel is read as black and white, white marking the area to edit (the convention of
-diffusers, A1111 and most editors), and converted to OpenAI's alpha mask before it is sent.
+transparency, that is without an alpha channel or with one that is fully opaque (alpha 255
+everywhere, as editors save black-and-white drawings as RGBA), is read as black and white, white
+marking the area to edit (the convention of diffusers, A1111 and most editors), and converted to
+OpenAI's alpha mask: by the client before it is sent, and by the server, which reads every mask
+through `check_edit_inputs`. A mask that marks nothing to edit is refused.
+
+Messages name an input by the name it was given (a file name, an upload's file name), or by its
+parameter alone when it has none (bytes, PIL images).
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Union, cast
 
-from ._capabilities import ModelCapabilities
+from ._capabilities import MB, ModelCapabilities
 from ._errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ __all__ = [
     "check_variation_input",
     "edit_region",
     "encode_image",
+    "format_sizes",
     "load_input",
     "open_image",
     "sniff_format",
@@ -81,8 +88,9 @@ class InputImage:
     format: str
     width: int
     height: int
-    has_alpha: bool
-    filename: str
+    has_alpha: bool  # the format has an alpha channel or a tRNS chunk, used or not
+    filename: str  # the multipart file name: the source's stem and the sniffed format's extension
+    name: str | None = None  # the name the caller gave it, for messages; None for bytes and PIL
 
     @property
     def content_type(self) -> str:
@@ -125,7 +133,8 @@ def open_image(data: bytes, *, param: str = "image") -> PILImage.Image:
     return image
 
 
-def _read_source(source: ImageInput, param: str) -> tuple[bytes, str]:
+def _read_source(source: ImageInput, param: str) -> tuple[bytes, str | None]:
+    """The bytes of `source` and its own file name, if it has one."""
     from PIL import Image
 
     if isinstance(source, Image.Image):
@@ -136,9 +145,9 @@ def _read_source(source: ImageInput, param: str) -> tuple[bytes, str]:
             alpha = "A" in image.getbands() or "transparency" in image.info
             image = image.convert("RGBA" if alpha else "RGB")
         image.save(buffer, format="PNG")
-        return buffer.getvalue(), f"{param}.png"
+        return buffer.getvalue(), None
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), param
+        return bytes(source), None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         try:
@@ -162,7 +171,7 @@ def _read_source(source: ImageInput, param: str) -> tuple[bytes, str]:
                 f"The {param} file object must be opened in binary mode ('rb').", param=param
             )
         name = getattr(source, "name", None)
-        return data, Path(name).name if isinstance(name, str) else param
+        return data, Path(name).name if isinstance(name, str) else None
     raise InvalidRequestError(
         f"Unsupported {param} input of type {type(source).__name__}: pass a path, bytes, a "
         "binary file object or a PIL image.",
@@ -170,20 +179,32 @@ def _read_source(source: ImageInput, param: str) -> tuple[bytes, str]:
     )
 
 
-def load_input(source: ImageInput | InputImage, *, param: str = "image") -> InputImage:
-    """Read an input image once, sniff its format and learn its size and alpha."""
+def _called(param: str, name: str | None) -> str:
+    """`The image 'rect.png'`, or `The image` for an input without a name."""
+    if not name:
+        return f"The {param}"
+    return f"The {param} {name if len(name) <= 80 else name[:77] + '...'!r}"
+
+
+def load_input(
+    source: ImageInput | InputImage, *, param: str = "image", name: str | None = None
+) -> InputImage:
+    """Read an input image once, sniff its format and learn its size and alpha.
+
+    `name` (an upload's file name, say) replaces the source's own name in messages."""
     if isinstance(source, InputImage):
         return source
     from PIL import Image, UnidentifiedImageError
 
-    data, name = _read_source(source, param)
+    data, own_name = _read_source(source, param)
+    # An upload's name may be a whole client path, written with either separator.
+    name = name.replace("\\", "/").rsplit("/", 1)[-1] if name else own_name
+    called = _called(param, name)
     if not data:
-        raise InvalidRequestError(f"The {param} is empty (0 bytes).", param=param)
+        raise InvalidRequestError(f"{called} is empty (0 bytes).", param=param)
     fmt = sniff_format(data)
     if fmt is None:
-        raise InvalidRequestError(
-            f"The {param} {name!r} is not a PNG, JPEG or WebP image.", param=param
-        )
+        raise InvalidRequestError(f"{called} is not a PNG, JPEG or WebP image.", param=param)
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
@@ -193,75 +214,105 @@ def load_input(source: ImageInput | InputImage, *, param: str = "image") -> Inpu
                 or (probe.mode in ("RGB", "L") and "transparency" in probe.info)
             )
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidRequestError(
-            f"The {param} {name!r} could not be read: {exc}.", param=param
-        ) from None
+        raise InvalidRequestError(f"{called} could not be read: {exc}.", param=param) from None
     # PIL refuses headers claiming > 179 MP outright, and warns above 89 MP (an exception
     # where warnings are errors).
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidRequestError(
-            f"The {param} {name!r} has too many pixels; at most {MAX_PIXELS:,} are accepted.",
+            f"{called} has too many pixels; at most {MAX_PIXELS:,} are accepted.",
             param=param,
         ) from None
-    stem = Path(name).stem or param
+    stem = Path(name).stem if name else param
     return InputImage(
         data=data,
         format=fmt,
         width=width,
         height=height,
         has_alpha=has_alpha,
-        filename=stem + EXTENSIONS[fmt],
+        filename=(stem or param) + EXTENSIONS[fmt],
+        name=name,
     )
 
 
-def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+def format_sizes(size: int, limit: int) -> tuple[str, str]:
+    """`size` and `limit` (bytes) as the two halves of "X is A; it must be under B".
+
+    In MB with one decimal, or two, as long as that shows them apart; in bytes when even two
+    decimals would print the same figure twice (4,194,963 bytes against 4 MB is "4.00 MB")."""
+    for digits in (1, 2):
+        shown = f"{size / MB:.{digits}f} MB", f"{limit / MB:.{digits}f} MB"
+        if shown[0] != shown[1]:
+            return shown
+    return f"{size:,} bytes", f"{limit:,} bytes ({limit / MB:.1f} MB)"
 
 
 def _check_image(image: InputImage, caps: ModelCapabilities, param: str) -> None:
     who = caps.name or "this model"
+    called = _called(param, image.name)
     if image.format not in caps.input_formats:
         allowed = ", ".join(f.upper() for f in caps.input_formats)
         raise InvalidRequestError(
-            f"The {param} {image.filename!r} is {image.format.upper()}; {who} accepts {allowed}.",
-            param=param,
+            f"{called} is {image.format.upper()}; {who} accepts {allowed}.", param=param
         )
     if len(image.data) >= caps.max_image_bytes:
+        size, limit = format_sizes(len(image.data), caps.max_image_bytes)
         raise InvalidRequestError(
-            f"The {param} {image.filename!r} is {_mb(len(image.data))}; {who} accepts files "
-            f"under {_mb(caps.max_image_bytes)}.",
-            param=param,
+            f"{called} is {size}; {who} accepts files under {limit}.", param=param
         )
     if caps.square_inputs and image.width != image.height:
         raise InvalidRequestError(
-            f"The {param} {image.filename!r} is {image.width}x{image.height}; {who} needs a "
-            "square image.",
+            f"{called} is {image.width}x{image.height}; {who} needs a square image.",
             param=param,
         )
     if image.width * image.height > MAX_PIXELS:
         raise InvalidRequestError(
-            f"The {param} {image.filename!r} has {image.width * image.height:,} pixels; at most "
-            f"{MAX_PIXELS:,} are accepted.",
+            f"{called} has {image.width * image.height:,} pixels; at most {MAX_PIXELS:,} are "
+            "accepted.",
             param=param,
         )
+
+
+def _lowest(channel: PILImage.Image) -> int:
+    """The lowest value of a one-band 8-bit image."""
+    return cast("tuple[int, int]", channel.getextrema())[0]
+
+
+def _mask_alpha(image: PILImage.Image, has_alpha: bool) -> tuple[PILImage.Image, bool]:
+    """The mask's alpha in OpenAI's sense (`L`, 0 = edit), and whether the mask's own alpha
+    was used (rather than its black and white)."""
+    if has_alpha:
+        alpha = image.convert("RGBA").getchannel("A")
+        # The rule: only an alpha channel that is 255 everywhere is ignored. Such a channel holds
+        # no information (OpenAI would edit nothing with it), while any pixel below 255 shows
+        # that transparency was drawn on purpose, and then only alpha = 0 marks the edit area.
+        if _lowest(alpha) < 255:
+            return alpha, True
+    # white (>= 128) = edit → alpha 0; black = keep → alpha 255
+    return image.convert("L").point(lambda v: 0 if v >= 128 else 255), False
 
 
 def to_alpha_mask(mask: InputImage) -> InputImage:
     """Return `mask` as OpenAI wants it: a PNG whose alpha = 0 marks the area to edit.
 
-    A mask with an alpha channel is taken as it is. One without is read as black and white,
-    white = edit, and converted.
+    A PNG mask with transparency is taken as it is (other formats are converted to PNG, keeping
+    their alpha). A mask without transparency, with no alpha channel or a fully opaque one, is
+    read as black and white, white (>= 128) = edit, and converted. A mask that marks no pixel to
+    edit is refused: sent on, it would make an edit that changes nothing.
     """
-    if mask.has_alpha and mask.format == "png":
-        return mask
     from PIL import Image
 
     image = open_image(mask.data, param="mask")
-    if mask.has_alpha:
-        alpha = image.convert("RGBA").getchannel("A")
-    else:
-        # white (>= 128) = edit → alpha 0; black = keep → alpha 255
-        alpha = image.convert("L").point(lambda v: 0 if v >= 128 else 255)
+    alpha, own_alpha = _mask_alpha(image, mask.has_alpha)
+    if _lowest(alpha) > 0:
+        how = (
+            "fully transparent pixels (alpha = 0) mark the area to edit, and it has none"
+            if own_alpha
+            else "a mask without transparent pixels is read as black and white, white marking "
+            "the area to edit, and it has no white"
+        )
+        raise InvalidRequestError(f"The mask marks nothing to edit: {how}.", param="mask")
+    if own_alpha and mask.format == "png":
+        return mask
     out = Image.new("RGBA", image.size, (0, 0, 0, 255))
     out.putalpha(alpha)
     buffer = io.BytesIO()
@@ -273,6 +324,7 @@ def to_alpha_mask(mask: InputImage) -> InputImage:
         height=image.height,
         has_alpha=True,
         filename=Path(mask.filename).stem + ".png",
+        name=mask.name,
     )
 
 
@@ -295,8 +347,7 @@ def check_edit_inputs(
         if caps.name == "dall-e-2" and not first.has_alpha:
             raise InvalidRequestError(
                 "Without a mask, dall-e-2 edits the transparent pixels of the image, and this "
-                "image has no transparency: pass a mask (--mask) or an image with an alpha "
-                "channel.",
+                "image has no transparency: pass a mask, or an image with an alpha channel.",
                 param="mask",
             )
         return None
@@ -308,10 +359,11 @@ def check_edit_inputs(
         )
     converted = to_alpha_mask(mask)
     if len(converted.data) >= caps.max_mask_bytes:
+        size, limit = format_sizes(len(converted.data), caps.max_mask_bytes)
+        # A converted mask is not the file the caller has: say which size is meant.
+        called = _called("mask", mask.name) + ("" if converted is mask else ", as a PNG,")
         raise InvalidRequestError(
-            f"The mask is {_mb(len(converted.data))}; {who} accepts masks under "
-            f"{_mb(caps.max_mask_bytes)}.",
-            param="mask",
+            f"{called} is {size}; {who} accepts masks under {limit}.", param="mask"
         )
     return converted
 

@@ -202,25 +202,66 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def parse_request(endpoint: Endpoint, data: Any) -> _Request:
+def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> _Request:
     """Validate a decoded body into the endpoint's request model.
 
-    Type errors become `InvalidRequestError` naming the first bad field, so the server can answer
-    with OpenAI's `param`; multipart strings ("3", "true") are converted as the official SDK
-    sends them.
+    Lax by default, for multipart forms, whose fields are all strings: "3" and "true" are
+    converted as the official SDK sends them. `strict=True` is for JSON bodies, whose values
+    carry their own types: like OpenAI, it refuses `"n": true` or `"n": "2"` rather than guess.
+    Either way an error is an `InvalidRequestError` naming the first bad field as `param`.
     """
     cls = _REQUESTS[endpoint]
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.", param=None)
     try:
-        return cls.model_validate(data)
+        return cls.model_validate(data, strict=strict)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first.get("loc") or ()
-        param = str(loc[0]) if loc else None
-        value = first.get("input")
-        if first.get("type") == "missing":
-            message = f"Missing required parameter: {param}."
-        else:
-            message = f"Invalid value for {param}: {value!r} ({first.get('msg', 'invalid')})."
-        raise InvalidRequestError(message, param=param) from None
+        raise _request_error(exc.errors()[0]) from None
+
+
+# What each kind of field expects, by the prefix of pydantic's error type (`int_parsing`, ...).
+_EXPECTED = {"int": "an integer", "string": "a string", "bool": "a boolean"}
+
+
+def _json_type(value: Any) -> str:
+    """A value's type in JSON's words, as OpenAI's messages give it."""
+    if value is None:
+        return "null"
+    for kind, words in (
+        (bool, "a boolean"),  # before int: a bool is an int in Python
+        (int, "an integer"),
+        (float, "a decimal number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "an object"),
+    ):
+        if isinstance(value, kind):
+            return words
+    return type(value).__name__
+
+
+def _request_error(error: Any) -> InvalidRequestError:
+    loc = error.get("loc") or ()
+    param = str(loc[0]) if loc else None
+    kind = str(error.get("type", ""))
+    value = error.get("input")
+    if kind == "missing":
+        return InvalidRequestError(f"Missing required parameter: {param}.", param=param)
+    expected = _EXPECTED.get(kind.split("_", 1)[0])
+    if expected is None:
+        return InvalidRequestError(
+            f"Invalid value for {param}: {value!r} ({error.get('msg', 'invalid')}).", param=param
+        )
+    if kind.endswith("_type") or not isinstance(value, str):
+        # OpenAI's words and code for a JSON value of the wrong type.
+        return InvalidRequestError(
+            f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} "
+            "instead.",
+            param=param,
+            code="invalid_type",
+        )
+    # A string that does not read as the type (a multipart field such as n=three).
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return InvalidRequestError(
+        f"Invalid value for '{param}': {shown!r} is not {expected}.", param=param
+    )
