@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytest
@@ -92,3 +93,115 @@ def test_engines_without_requirements_miss_nothing() -> None:
     assert (
         engines.missing_dependencies_message(engines.get_engine_class("placeholder"), "x") is None
     )
+
+
+# --- declared options -------------------------------------------------------------------------
+
+
+class _Tiles(engines.Engine):
+    """An engine that reads two options, as a plugin would declare them."""
+
+    name = "tiles"
+    option_help: ClassVar[Mapping[str, str] | None] = {
+        "block": "tile size in pixels",
+        "palette": "name of a colour palette",
+    }
+
+    def generate(self, job: engines.Job, on_partial: Any = None) -> engines.EngineResult:
+        raise AssertionError("never called")
+
+    edit = generate
+
+    def vary(self, job: engines.Job) -> engines.EngineResult:
+        raise AssertionError("never called")
+
+
+class _Undeclared(_Tiles):
+    """A subclass that reads more options and has not declared them: it is given anything."""
+
+
+class _Redeclared(_Tiles):
+    option_help: ClassVar[Mapping[str, str] | None] = {**(_Tiles.option_help or {}), "gap": "px"}
+
+
+class _Anything(engines.Engine):
+    """A third-party engine written before options were declared."""
+
+    generate = _Tiles.generate
+    edit = _Tiles.edit
+    vary = _Tiles.vary
+
+
+def test_an_engine_takes_the_options_it_declares() -> None:
+    engine = _Tiles(options={"block": "16", "palette": "sea"})
+    assert engine.options == {"block": "16", "palette": "sea"}
+
+
+def test_an_undeclared_option_is_refused_with_the_declared_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(engines._BUILTIN, "tiles", f"{__name__}:_Tiles")
+    bad = {"block": "16", "blocks": "8"}
+    for make in (
+        lambda: _Tiles(options=bad),
+        lambda: engines.create_engine("tiles", options=bad),
+        lambda: engines.load_engine("tiles", options=bad),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            make()
+        assert caught.value.param == "options"
+        assert caught.value.message == (
+            "Unknown option 'blocks' for the tiles engine, which takes block and palette."
+        )
+
+
+def test_the_placeholder_engine_takes_no_options() -> None:
+    placeholder = engines.get_engine_class("placeholder")
+    assert placeholder.option_help == {}
+    assert placeholder(options={}).options == {}
+    with pytest.raises(ConfigurationError) as caught:
+        engines.create_engine("placeholder", options={"steps": "abc"})
+    assert caught.value.param == "options"
+    assert caught.value.message == (
+        "Unknown option 'steps': the placeholder engine takes no options; leave it out."
+    )
+
+
+def test_an_engine_that_declares_nothing_is_given_every_option() -> None:
+    assert _Anything.option_help is None
+    assert _Anything(options={"whatever": "1"}).options == {"whatever": "1"}
+
+
+def test_a_declaration_is_not_inherited() -> None:
+    # A subclass may read options its parent does not; until it declares its own, any passes.
+    assert _Undeclared.option_help is None
+    assert _Undeclared(options={"gap": "2"}).options == {"gap": "2"}
+    placeholder = engines.get_engine_class("placeholder")
+    subclass = type("Sub", (placeholder,), {})
+    assert subclass(options={"steps": "4"}).options == {"steps": "4"}
+    assert _Redeclared(options={"gap": "2", "block": "4"}).options["gap"] == "2"
+    with pytest.raises(ConfigurationError, match="takes block, gap and palette"):
+        _Redeclared(options={"gaps": "2"})
+
+
+def test_check_options_may_check_values_too() -> None:
+    class Checked(_Tiles):
+        option_help = _Tiles.option_help
+
+        @classmethod
+        def check_options(cls, options: Mapping[str, str]) -> None:
+            super().check_options(options)
+            if not options.get("block", "1").isdigit():
+                raise ConfigurationError("Option block must be a whole number.", param="options")
+
+    with pytest.raises(ConfigurationError, match="whole number"):
+        Checked(options={"block": "big"})
+    with pytest.raises(ConfigurationError, match="Unknown option 'x'"):
+        Checked(options={"x": "1"})
+
+
+def test_unknown_option_error_lists_one_or_more_names() -> None:
+    one = engines.unknown_option_error("e", "x", ["a"])
+    assert one.message == "Unknown option 'x' for the e engine, which takes a."
+    noted = engines.unknown_option_error("e", "x", ["b", "a"], "A is a too")
+    assert noted.message == "Unknown option 'x' for the e engine, which takes a and b (A is a too)."

@@ -6,10 +6,11 @@ checks, same `auto` sizes, same response fields) and come back as the same `Imag
 always base64 since there is no server to host a URL. An unset `model` means the engine's own
 model (its first declared one) rather than `gpt-image-2`.
 
-An engine given by name is created at once (so an unknown name, a missing extra or a bad option
-fails there) but loaded by the first request, after that request has been validated: a request
-the engine refuses whatever its weights (`background=transparent` with diffusers) fails at once
-instead of after minutes of loading.
+An engine given by name is created at once (so an unknown name, a missing extra, an undeclared
+or bad option, or a model folder that does not exist fails there) but loaded by the first
+request, after that request has been validated: a request the engine refuses whatever its
+weights (`background=transparent` with diffusers) fails at once instead of after minutes of
+loading.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from imagegen._models import (
 from imagegen._service import ImageService, Rendered
 from imagegen.engines import Job, get_engine_class
 from imagegen.engines._diffusers_options import (
+    OPTION_HELP,
     STANDARD,
     detect_family,
     parse_engine_options,
@@ -165,19 +167,55 @@ def test_missing_libraries_name_the_install(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("model", [None, "", "   "])
 def test_model_is_required(model: str | None) -> None:
-    with pytest.raises(ConfigurationError, match="needs a model"):
+    with pytest.raises(ConfigurationError, match="needs a model") as caught:
         DiffusersEngine(model=model)
+    assert caught.value.param == "model"
+    assert "--model" not in caught.value.message  # the command line names its own flag
 
 
-def test_model_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="does not exist"):
-        DiffusersEngine(model=str(tmp_path / "missing" / "model")).load()
-    with pytest.raises(ConfigurationError, match="model_index.json"):
-        DiffusersEngine(model=str(tmp_path)).load()
+def test_model_folder_errors_come_when_the_engine_is_created(tmp_path: Path) -> None:
     checkpoint = tmp_path / "model.safetensors"
     checkpoint.write_bytes(b"\0" * 16)
-    with pytest.raises(ConfigurationError, match="single checkpoint file"):
-        DiffusersEngine(model=str(checkpoint)).load()
+    for model, text in [
+        (str(tmp_path / "missing" / "model"), "does not exist"),
+        ("./missing-model", "Model folder ./missing-model does not exist."),
+        ("../missing-model", "does not exist"),
+        ("a/b/c", "does not exist"),  # a hub id has one slash at most
+        (str(tmp_path), "model_index.json"),
+        (str(checkpoint), "single checkpoint file"),
+    ]:
+        with pytest.raises(ConfigurationError, match=re.escape(text)) as caught:
+            DiffusersEngine(model=model)
+        assert caught.value.param == "model"
+    # A hub id is not looked up (nor the network touched) before the load.
+    assert DiffusersEngine(model="imagegen-tests/no-such-model").model_name == (
+        "imagegen-tests/no-such-model"
+    )
+
+
+def test_a_model_folder_gone_before_the_load_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model_index.json").write_text("{}")
+    engine = DiffusersEngine(model=str(folder))
+    (folder / "model_index.json").unlink()
+    folder.rmdir()
+    with pytest.raises(ConfigurationError, match="does not exist") as caught:
+        engine.load()
+    assert caught.value.param == "model"
+
+
+def test_the_client_refuses_a_bad_model_folder_when_created(tmp_path: Path) -> None:
+    import imagegen
+
+    with pytest.raises(ConfigurationError, match="does not exist") as caught:
+        imagegen.Client(engine="diffusers", engine_model=str(tmp_path / "nope"))
+    assert caught.value.param == "model"
+    with pytest.raises(ConfigurationError, match="Unknown option 'sampler'") as caught:
+        imagegen.AsyncClient(
+            engine="diffusers", engine_model="some/model", engine_options={"sampler": "x"}
+        )
+    assert caught.value.param == "options"
 
 
 def test_hub_id_loads_from_the_hub_cache_offline(
@@ -231,6 +269,19 @@ def test_bad_engine_options(options: dict[str, str], text: str) -> None:
     with pytest.raises(ConfigurationError, match="diffusers engine") as caught:
         DiffusersEngine(model="m", options=options)
     assert text in str(caught.value)
+    assert caught.value.param == "options"
+
+
+def test_the_declared_options_are_the_table_the_engine_parses() -> None:
+    assert DiffusersEngine.option_help is OPTION_HELP
+    for name in OPTION_HELP:  # each declared name is one the parser takes
+        try:
+            DiffusersEngine.check_options({name: "bad value"})
+        except ConfigurationError as refused:
+            assert refused.message.startswith(f"Invalid option {name}=")
+    with pytest.raises(ConfigurationError, match="Unknown option 'sampler'"):
+        DiffusersEngine.check_options({"sampler": "euler"})
+    DiffusersEngine.check_options({"NUM-INFERENCE-STEPS": "4", "guidance_scale": "0"})
 
 
 def test_engine_options_parse_strings() -> None:

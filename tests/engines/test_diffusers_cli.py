@@ -1,5 +1,5 @@
 """The diffusers engine behind the command line, in real processes: what reaches stderr while a
-model loads, and requests refused before the load.
+model loads, and models, options and requests refused before the load.
 
 Needs torch, diffusers and transformers, as `test_diffusers.py` does.
 """
@@ -112,11 +112,70 @@ def test_a_request_the_engine_refuses_fails_before_the_model_loads(
     assert not (tmp_path / "fox.png").exists()
 
 
-def test_a_missing_folder_is_still_named_once_the_request_is_valid(tmp_path: Path) -> None:
-    done = _generate(tmp_path / "no-such-model", tmp_path)
-    assert done.returncode == 2
-    missing = tmp_path / "no-such-model"
-    assert done.stderr.splitlines()[0] == f"Error: Model folder {missing} does not exist."
+NEEDS_A_MODEL = (
+    "The diffusers engine needs a model: a local folder holding a diffusers pipeline "
+    "(model_index.json) or a Hugging Face hub id such as stabilityai/sd-turbo."
+)
+# What each command calls the engine's model and options.
+_FLAGS = {
+    "generate": {
+        "model": ("--engine-model", "--engine-model"),
+        "options": ("-O", "-O/--engine-option"),
+    },
+    "serve": {"model": ("-m", "-m/--model"), "options": ("-o", "-o/--option")},
+}
+
+
+@pytest.mark.parametrize("command", sorted(_FLAGS))
+@pytest.mark.parametrize(
+    ("model", "option", "blamed", "message"),
+    [
+        (None, None, "model", NEEDS_A_MODEL),
+        ("./no-such-model", None, "model", "Model folder ./no-such-model does not exist."),
+        ("empty", None, "model", "empty has no model_index.json: give the folder of a "),
+        ("model.safetensors", None, "model", "model.safetensors is a file; the diffusers engine"),
+        (
+            "some/model",
+            "sampler=euler",
+            "options",
+            "Unknown option 'sampler' for the diffusers engine, which takes device, dtype, "
+            "guidance, max_size, negative_prompt, steps, strength and variant "
+            "(num_inference_steps and guidance_scale are accepted for steps and guidance).",
+        ),
+        (
+            "some/model",
+            "steps=0",
+            "options",
+            "Invalid option steps='0' for the diffusers engine: must be a whole number from 1 "
+            "to 500.",
+        ),
+    ],
+)
+def test_a_bad_model_or_option_names_its_flag_before_torch_is_imported(
+    tmp_path: Path,
+    command: str,
+    model: str | None,
+    option: str | None,
+    blamed: str,
+    message: str,
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 16)
+    flags = _FLAGS[command]
+    args = ["generate", "a fox", "-o", "fox.png"] if command == "generate" else ["serve"]
+    args += ["--engine", "diffusers"]
+    if model is not None:
+        args += [flags["model"][0], model]
+    if option is not None:
+        args += [flags["options"][0], option]
+    if command == "serve":
+        args += ["--port", "0"]  # nothing can be in use: only the engine can fail
+    done = _imagegen(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    error, imported = done.stderr.splitlines()
+    assert error.startswith(f"Error: {flags[blamed][1]}: {message}")
+    assert imported == "torch imported: False"
+    assert not (tmp_path / "fox.png").exists()
 
 
 def test_serve_keeps_the_loading_bar_out_of_its_log(model_folders: dict[str, Path]) -> None:

@@ -112,6 +112,24 @@ def test_serve_with_an_engine_that_lacks_a_library_is_one_line() -> None:
     assert lines[0].startswith("Error: Engine 'diffusers' needs torch, which is not installed: ")
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("-o", "no-such-option=1"), ("-m", "./no-such-folder")],
+    ids=["no model", "a bad option", "a missing folder"],
+)
+def test_serve_says_torch_is_missing_before_asking_for_a_model(flags: tuple[str, ...]) -> None:
+    """Installing comes first: without it, no model or option could be used anyway."""
+    done = _without("torch,diffusers", "serve", "--engine", "diffusers", "--port", "0", *flags)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "Error: Engine 'diffusers' needs torch and diffusers, which are not installed: "
+    )
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in lines[0]
+    assert lines[0].endswith("then pip install 'imagegen[diffusers]'.")
+
+
 def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
     """A third-party engine registered through the entry-point group, whose module is missing."""
     dist = tmp_path / "broken_engine-1.0.dist-info"

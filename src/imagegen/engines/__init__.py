@@ -25,6 +25,10 @@ times per image while it is being made; the caller encodes and streams them.
 An engine whose `load()` imports optional libraries names them in `requires` (and the command
 that installs them in `install_hint`): `imagegen engines` and `load_engine` then tell what is
 missing without importing any of them.
+
+An engine declares the options it reads (`-o name=value`) in `option_help`; any other name is
+refused when the engine is created. An engine that declares nothing (`None`, what a subclass
+that does not set it gets) is given every option, as before declarations existed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -55,6 +59,7 @@ __all__ = [
     "get_engine_class",
     "load_engine",
     "missing_dependencies_message",
+    "unknown_option_error",
 ]
 
 ENTRY_POINT_GROUP = "imagegen.engines"
@@ -110,12 +115,37 @@ class Engine(ABC):
     # must import without them), and the command that installs them.
     requires: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
+    # The options the engine reads from `self.options`, each with one line of help; `{}` when
+    # it reads none. None: not declared, so every option is passed through unchecked.
+    option_help: ClassVar[Mapping[str, str] | None] = None
     # The size an `auto` generation gets.
     default_size: tuple[int, int] = (1024, 1024)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "option_help" not in cls.__dict__:
+            # Not inherited: a subclass (of the placeholder, say) may read options its parent
+            # does not, and one written before declarations existed must keep working.
+            cls.option_help = None
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         self.model = model
         self.options = dict(options or {})
+        self.check_options(self.options)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, str]) -> None:
+        """Refuse, with `ConfigurationError(param="options")`, an option the engine does not
+        take; called by `__init__`, so a bad option fails when the engine is created.
+
+        The default refuses names missing from `option_help` (none when it is None). Override
+        it to check values too, or to accept other spellings; keep it cheap, loading nothing.
+        """
+        if cls.option_help is None:
+            return
+        for name in options:
+            if name not in cls.option_help:
+                raise unknown_option_error(cls.name or cls.__name__, name, cls.option_help)
 
     @classmethod
     def missing_dependencies(cls) -> list[str]:
@@ -174,6 +204,26 @@ def _installed(module: str) -> bool:
         return False
     except ValueError:  # imported already, without a spec (__main__, some test doubles)
         return True
+
+
+def unknown_option_error(
+    engine: str, option: str, accepted: Iterable[str], note: str = ""
+) -> ConfigurationError:
+    """The error for option `option`, which engine `engine` does not take; `note` (in
+    parentheses after the list) may name other spellings it accepts."""
+    names = sorted(accepted)
+    if not names:
+        return ConfigurationError(
+            f"Unknown option {option!r}: the {engine} engine takes no options; leave it out.",
+            param="options",
+        )
+    listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    return ConfigurationError(
+        f"Unknown option {option!r} for the {engine} engine, which takes {listed}"
+        + (f" ({note})" if note else "")
+        + ".",
+        param="options",
+    )
 
 
 def missing_dependencies_message(cls: type[Engine], name: str) -> str | None:

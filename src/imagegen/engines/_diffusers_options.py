@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ConfigurationError, InvalidRequestError
+from . import unknown_option_error
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
+    "OPTION_HELP",
     "REQUEST_FIELDS",
     "EngineOptions",
     "Family",
@@ -117,6 +119,7 @@ _DTYPES = ("auto", "float16", "bfloat16", "float32")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 _MAX_SIZE = _Field(int, 64, 16384)
 
+# The engine's options (its `option_help`, shown to users), with a line of help each.
 OPTION_HELP = {
     "device": "auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N",
     "dtype": "auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
@@ -141,11 +144,14 @@ class EngineOptions:
 
 
 def _bad_option(name: str, value: str, rule: str) -> ConfigurationError:
-    return ConfigurationError(f"Invalid option {name}={value!r} for the diffusers engine: {rule}.")
+    return ConfigurationError(
+        f"Invalid option {name}={value!r} for the diffusers engine: {rule}.", param="options"
+    )
 
 
 def parse_engine_options(options: Mapping[str, str]) -> EngineOptions:
-    """Parse `-o name=value` options; unknown names and bad values raise ConfigurationError."""
+    """Parse `-o name=value` options (names as in `OPTION_HELP`, in any case, `-` for `_`);
+    unknown names and bad values raise `ConfigurationError(param="options")`."""
     device, dtype, variant, max_size = "auto", "auto", None, DEFAULT_MAX_SIZE
     tuning: dict[str, Any] = {}
     for raw_name, raw_value in options.items():
@@ -174,10 +180,11 @@ def parse_engine_options(options: Mapping[str, str]) -> EngineOptions:
             except ValueError:
                 raise _bad_option(raw_name, value, spec.rule()) from None
         else:
-            known = ", ".join(sorted(OPTION_HELP))
-            raise ConfigurationError(
-                f"Unknown option {raw_name!r} for the diffusers engine. Options: {known} "
-                "(num_inference_steps and guidance_scale are accepted for steps and guidance)."
+            raise unknown_option_error(
+                "diffusers",
+                raw_name,
+                OPTION_HELP,
+                "num_inference_steps and guidance_scale are accepted for steps and guidance",
             )
     return EngineOptions(
         device=device, dtype=dtype, variant=variant, max_size=max_size, tuning=tuning

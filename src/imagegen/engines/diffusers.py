@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, InvalidRequestError, MissingDependencyError
 from . import Engine, EngineResult, Job, PartialCallback
-from ._diffusers_options import EngineOptions, detect_family, parse_engine_options, request_settings
+from ._diffusers_options import (
+    OPTION_HELP,
+    EngineOptions,
+    detect_family,
+    parse_engine_options,
+    request_settings,
+)
 from ._diffusers_runtime import (
     Loaded,
     Previews,
@@ -98,7 +104,31 @@ def _model_name(model: str) -> str:
 
 
 def _looks_like_path(model: str) -> bool:
+    # Hub ids are `name` or `owner/name`, starting with a letter or digit: these are paths.
     return model.startswith((".", "/", "~", "\\")) or "\\" in model or model.count("/") > 1
+
+
+def _local_folder(model: str) -> Path | None:
+    """The pipeline folder `model` names, or None for a hub id; a path that is no pipeline
+    folder raises `ConfigurationError(param="model")`. Reads the file system only."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ConfigurationError(
+                f"{model} has no model_index.json: give the folder of a diffusers pipeline, as "
+                "`save_pretrained` writes it or as it is laid out on the hub.",
+                param="model",
+            )
+        return path
+    if path.exists():
+        raise ConfigurationError(
+            f"{model} is a file; the diffusers engine loads a pipeline folder (with "
+            "model_index.json) or a hub id, not a single checkpoint file.",
+            param="model",
+        )
+    if _looks_like_path(model):
+        raise ConfigurationError(f"Model folder {model} does not exist.", param="model")
+    return None
 
 
 def _flatten(image: PILImage.Image) -> PILImage.Image:
@@ -128,21 +158,29 @@ class DiffusersEngine(Engine):
     description: ClassVar[str] = "Stable Diffusion and other diffusers pipelines on GPU or CPU"
     requires: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
     install_hint: ClassVar[str] = _INSTALL_STEPS
+    option_help: ClassVar[Mapping[str, str] | None] = OPTION_HELP
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
-        super().__init__(model=model, options=options)
+        # Every check that needs no torch and no weights runs here, so a bad model or option
+        # fails when the engine is created, not after a request (in process) or an import.
         if not model or not model.strip():
             raise ConfigurationError(
                 "The diffusers engine needs a model: a local folder holding a diffusers "
                 "pipeline (model_index.json) or a Hugging Face hub id such as "
-                "stabilityai/sd-turbo. Pass --model with imagegen serve, or "
-                "DiffusersEngine(model=...)."
+                "stabilityai/sd-turbo.",
+                param="model",
             )
+        _local_folder(model.strip())
+        super().__init__(model=model, options=options)
         self.model_path: str = model.strip()
         self.model_name = _model_name(self.model_path)
         self.settings: EngineOptions = parse_engine_options(self.options)
         self._loaded: Loaded | None = None
         self._load_lock = threading.Lock()
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, str]) -> None:
+        parse_engine_options(options)  # names in any case, aliases, and the values too
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -195,31 +233,22 @@ class DiffusersEngine(Engine):
         if wanted.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigurationError(
                 f"Option device={wanted} asks for a CUDA GPU, but torch sees none (is a CUDA "
-                "build of torch installed?). Use device=cpu or leave device out."
+                "build of torch installed?); use device=cpu or leave device out.",
+                param="options",
             )
         if wanted == "mps" and not has_mps:
             raise ConfigurationError(
-                "Option device=mps asks for Apple's GPU, which torch does not see here."
+                "Option device=mps asks for Apple's GPU, which torch does not see here; use "
+                "device=cpu or leave device out.",
+                param="options",
             )
         return wanted
 
     def _pretrained_source(self) -> tuple[str, dict[str, Any]]:
-        path = Path(self.model_path).expanduser()
-        if path.is_dir():
-            if not (path / "model_index.json").is_file():
-                raise ConfigurationError(
-                    f"{self.model_path} has no model_index.json: give the folder of a diffusers "
-                    "pipeline, as `save_pretrained` writes it or as it is laid out on the hub."
-                )
+        folder = _local_folder(self.model_path)  # again: the folder may have gone since
+        if folder is not None:
             # A folder never needs the network, whatever HF_HUB_OFFLINE says.
-            return str(path), {"local_files_only": True}
-        if path.exists():
-            raise ConfigurationError(
-                f"{self.model_path} is a file; the diffusers engine loads a pipeline folder "
-                "(with model_index.json) or a hub id, not a single checkpoint file."
-            )
-        if _looks_like_path(self.model_path):
-            raise ConfigurationError(f"Model folder {self.model_path} does not exist.")
+            return str(folder), {"local_files_only": True}
         return self.model_path, {}
 
     def _load(self) -> Loaded:
@@ -245,7 +274,7 @@ class DiffusersEngine(Engine):
                 )
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
-                f"Could not load the diffusers model {self.model_path!r}: {exc}"
+                f"Could not load the diffusers model {self.model_path!r}: {exc}", param="model"
             ) from exc
         pipe.to(device)
 
@@ -272,7 +301,8 @@ class DiffusersEngine(Engine):
                 raise ConfigurationError(
                     f"{self.model_path} is a {type(pipe).__name__} whose UNet takes "
                     f"{in_channels} channels (a dedicated inpainting or upscaling checkpoint); "
-                    "load its base text-to-image model instead."
+                    "load its base text-to-image model instead.",
+                    param="model",
                 )
             try:
                 loaded.text2img = diffusers.AutoPipelineForText2Image.from_pipe(
@@ -281,7 +311,8 @@ class DiffusersEngine(Engine):
             except ValueError as exc:
                 raise ConfigurationError(
                     f"{self.model_path} is a {type(pipe).__name__}, which is neither a "
-                    f"text-to-image nor an image-variation pipeline: {exc}"
+                    f"text-to-image nor an image-variation pipeline: {exc}",
+                    param="model",
                 ) from exc
             for attr, auto in (
                 ("img2img", diffusers.AutoPipelineForImage2Image),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -462,6 +463,7 @@ class PlaceholderEngine(Engine):
     description: ClassVar[str] = (
         "Built-in, no model: prompt placeholders, real inpainting edits, seeded variations."
     )
+    option_help: ClassVar[Mapping[str, str] | None] = {}  # it reads no -o option
     default_size = (1024, 1024)
 
     def models(self) -> list[ModelCapabilities]:
