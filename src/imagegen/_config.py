@@ -27,6 +27,12 @@ Bearer` for an Entra ID token), never `OPENAI_API_KEY`.
 
 A key is required only by OpenAI's own servers (`*.api.openai.com`): local and compatible servers
 often need none, so a missing key there is not an error.
+
+Checked here, so that a mistake is reported before anything is sent, naming where the value came
+from (the argument and its flag, or the environment variable): URLs must be http(s) with a host
+and a valid port; keys, tokens, organization and project go into HTTP headers, so they must be
+printable ASCII without spaces (a pasted key with a look-alike character or a line break inside
+is refused, the key itself never shown). Spaces around a value are dropped, as for variables.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ _ENV_KEY = ("OPENAI_API_KEY", "OPENAI_TOKEN")
 _ENV_BASE_URL = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
 _ENV_ORG = ("OPENAI_ORG_ID", "OPENAI_ORGANIZATION")
 _ENV_PROJECT = ("OPENAI_PROJECT_ID",)
+_AZURE_EXAMPLE = "https://NAME.openai.azure.com"
 
 
 @dataclass(frozen=True, repr=False)
@@ -143,6 +150,43 @@ def _pick(explicit: str | None, environ: Mapping[str, str], *names: str) -> str 
     return _env(environ, names)
 
 
+def _pick_from(
+    explicit: str | None, argument: str, environ: Mapping[str, str], *names: str
+) -> tuple[str | None, str]:
+    """The value as `_pick` finds it, and where it came from for messages: `argument` (written
+    `api_key=... (--api-key)`) or the name of the variable that held it."""
+    if explicit and explicit.strip():
+        return explicit.strip(), argument
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return value, name
+    return None, argument
+
+
+def _header_safe(value: str | None, source: str, *, what: str) -> str | None:
+    """`value`, if HTTP can carry it in a header; else a `ConfigurationError` that says which
+    character is wrong and where the value came from, without showing it."""
+    if value is None:
+        return None
+    for position, char in enumerate(value, start=1):
+        if "!" <= char <= "~":
+            continue
+        if char in " \t":
+            kind = "a space"
+        elif char in "\r\n":
+            kind = "a line break"
+        elif char.isascii():
+            kind = f"the control character U+{ord(char):04X}"
+        else:
+            kind = f"the non-ASCII character U+{ord(char):04X}"
+        raise ConfigurationError(
+            f"The {what} from {source} has {kind} at position {position}, which cannot be sent "
+            f"in an HTTP header; copy the {what} again."
+        )
+    return value
+
+
 def url_password(url: str) -> str | None:
     """The password of `http://user:password@host/...`, if the URL has one."""
     try:
@@ -156,13 +200,19 @@ def redacted_url(url: str) -> str:
     return redact(url, url_password(url))
 
 
-def _check_url(url: str, what: str, flag: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = redacted_url(url)
+def _check_url(url: str, what: str, source: str, example: str) -> str:
+    """`url` without a trailing `/`, or a `ConfigurationError` naming `source` and a fix."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        problem = "" if parts.scheme in ("http", "https") and parts.hostname else "-"
+    except ValueError as exc:
+        problem = str(exc).lower().rstrip(".")  # "invalid ipv6 url", "port out of range ..."
+    if problem:
+        detail = f" ({problem})" if problem != "-" else ""
         raise ConfigurationError(
-            f"Invalid {what} {shown!r}: use an http:// or https:// URL such as "
-            f"'http://127.0.0.1:8000/v1' ({flag})."
+            f"Invalid {what} {redacted_url(url)!r}{detail} from {source}: use an http:// or "
+            f"https:// URL such as {example!r}."
         )
     return url.rstrip("/")
 
@@ -191,8 +241,13 @@ def resolve_settings(
             "Both a base URL and an Azure endpoint were given: use base_url (--base-url) for "
             "OpenAI-compatible servers or azure_endpoint (--azure-endpoint) for Azure OpenAI."
         )
-    organization = _pick(organization, env, *_ENV_ORG)
-    project = _pick(project, env, *_ENV_PROJECT)
+    organization = _header_safe(
+        *_pick_from(organization, "organization=... (--organization)", env, *_ENV_ORG),
+        what="organization ID",
+    )
+    project = _header_safe(
+        *_pick_from(project, "project=... (--project)", env, *_ENV_PROJECT), what="project ID"
+    )
 
     env_azure = bool(_env(env, ("AZURE_OPENAI_ENDPOINT",)))
     use_azure = bool(azure_endpoint) or (
@@ -201,7 +256,9 @@ def resolve_settings(
     if use_azure:
         return _azure_settings(
             env,
-            endpoint=_pick(azure_endpoint, env, "AZURE_OPENAI_ENDPOINT") or "",
+            endpoint=_pick_from(
+                azure_endpoint, "azure_endpoint (--azure-endpoint)", env, "AZURE_OPENAI_ENDPOINT"
+            ),
             deployment=_pick(azure_deployment, env, "AZURE_OPENAI_DEPLOYMENT"),
             api_version=_pick(api_version, env, "OPENAI_API_VERSION"),
             api_key=api_key,
@@ -215,10 +272,9 @@ def resolve_settings(
             "azure_endpoint (--azure-endpoint) or AZURE_OPENAI_ENDPOINT."
         )
 
-    url = _check_url(
-        _pick(base_url, env, *_ENV_BASE_URL) or DEFAULT_BASE_URL, "base URL", "--base-url"
-    )
-    key = _pick(api_key, env, *_ENV_KEY)
+    url, url_source = _pick_from(base_url, "base_url (--base-url)", env, *_ENV_BASE_URL)
+    url = _check_url(url or DEFAULT_BASE_URL, "base URL", url_source, "http://127.0.0.1:8000/v1")
+    key = _header_safe(*_pick_from(api_key, "api_key (--api-key)", env, *_ENV_KEY), what="API key")
     if key is None and _is_openai(url):
         raise ConfigurationError(
             f"No API key for {redacted_url(url)}: pass api_key=... (--api-key) or set "
@@ -231,7 +287,7 @@ def resolve_settings(
 def _azure_settings(
     env: Mapping[str, str],
     *,
-    endpoint: str,
+    endpoint: tuple[str | None, str],
     deployment: str | None,
     api_version: str | None,
     api_key: str | None,
@@ -239,7 +295,7 @@ def _azure_settings(
     organization: str | None,
     project: str | None,
 ) -> Settings:
-    endpoint = _check_url(endpoint, "Azure endpoint", "--azure-endpoint")
+    url = _check_url(endpoint[0] or "", "Azure endpoint", endpoint[1], _AZURE_EXAMPLE)
     if not api_version:
         raise ConfigurationError(
             "Azure OpenAI needs an API version: pass api_version=... (--api-version) or set "
@@ -247,12 +303,20 @@ def _azure_settings(
         )
     if api_key and ad_token:
         raise ConfigurationError(
-            "Give either an Azure API key or an Entra ID token (azure_ad_token), not both."
+            "Give either an Azure API key with api_key=... (--api-key) or an Entra ID token "
+            "with azure_ad_token=... (--azure-ad-token), not both."
         )
-    if not api_key and not ad_token:
-        ad_token = _env(env, ("AZURE_OPENAI_AD_TOKEN",))
+    key_from = token_from = ""
+    if api_key:
+        api_key, key_from = _pick_from(api_key, "api_key (--api-key)", env)
+    elif ad_token:
+        ad_token, token_from = _pick_from(ad_token, "azure_ad_token (--azure-ad-token)", env)
+    else:
+        ad_token, token_from = _pick_from(None, "", env, "AZURE_OPENAI_AD_TOKEN")
         if not ad_token:
-            api_key = _env(env, ("AZURE_OPENAI_API_KEY",))
+            api_key, key_from = _pick_from(None, "", env, "AZURE_OPENAI_API_KEY")
+    api_key = _header_safe(api_key, key_from, what="Azure API key")
+    ad_token = _header_safe(ad_token, token_from, what="Entra ID token")
     if not api_key and not ad_token:
         raise ConfigurationError(
             "No Azure credential: pass api_key=... (--api-key) or set AZURE_OPENAI_API_KEY, "
@@ -262,12 +326,12 @@ def _azure_settings(
     if deployment is not None and deployment.strip("/") in ("", ".", ".."):
         raise ConfigurationError(f"Invalid Azure deployment name {deployment!r}.")
     return Settings(
-        base_url=endpoint,
+        base_url=url,
         api_key=api_key,
         organization=organization,
         project=project,
         azure=AzureSettings(
-            endpoint=endpoint, api_version=api_version, deployment=deployment, ad_token=ad_token
+            endpoint=url, api_version=api_version, deployment=deployment, ad_token=ad_token
         ),
     )
 

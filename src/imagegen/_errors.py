@@ -65,9 +65,12 @@ __all__ = [
 # provided: sk-ab***yz"); anything shaped like a secret is masked before it reaches a message.
 # A URL's password is masked wherever the URL is printed, by us or by a library we log for
 # (httpx2 logs each request's URL, `user:password@` included).
+# OpenAI's 401 reads "Authorization: Bearer YOUR_KEY": a placeholder in capitals is no key, and
+# masking it would only hide how to send one.
+_TOKEN = r"[A-Za-z0-9._~+/=\-]"
 _SECRET_PATTERNS = [
     (re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,})"), "sk-***"),
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1***"),
+    (re.compile(rf"((?i:bearer)\s+)(?![A-Z_]+(?!{_TOKEN})){_TOKEN}{{8,}}"), r"\1***"),
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s?#]*@"), r"\1***@"),
 ]
 

@@ -148,13 +148,18 @@ class GeneratedImage:
     def to_pil(self) -> PILImage.Image:
         return _decode_pil(self.bytes())
 
-    def save(self, path: PathLike, *, metadata: bool = True) -> Path:
-        """Write the image to `path` atomically (parents created); return the path written."""
-        return self._save(path, "", metadata)
+    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
+        """Write the image to `path` atomically (parents created); return the path written.
 
-    def _save(self, path: PathLike, tag: str, metadata: bool) -> Path:
+        With `overwrite=False` an existing file is never replaced, even by another process
+        saving to the same name at the same moment: `FileExistsError` is raised instead.
+        """
+        return self._save(path, "", metadata, overwrite)
+
+    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
+        meta = self.metadata if metadata else None
         with self._source().chunks() as chunks:
-            return write_image(path, chunks, tag=tag, metadata=self.metadata if metadata else None)
+            return write_image(path, chunks, tag=tag, metadata=meta, overwrite=overwrite)
 
     def show(self) -> None:
         """Open the image in the system's image viewer."""
@@ -327,13 +332,15 @@ class StreamEvent:
     def to_pil(self) -> PILImage.Image:
         return _decode_pil(self.bytes())
 
-    def save(self, path: PathLike, *, metadata: bool = True) -> Path:
-        """Write this image to exactly `path`, atomically."""
-        return self._save(path, "", metadata)
+    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
+        """Write this image to exactly `path`, atomically; `overwrite=False` as in
+        `GeneratedImage.save`."""
+        return self._save(path, "", metadata, overwrite)
 
-    def _save(self, path: PathLike, tag: str, metadata: bool) -> Path:
+    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
         meta = self.metadata if metadata else None
-        return write_image(path, b64_chunks(self.event.b64_json), tag=tag, metadata=meta)
+        chunks = b64_chunks(self.event.b64_json)
+        return write_image(path, chunks, tag=tag, metadata=meta, overwrite=overwrite)
 
     def _default_tag(self) -> str:
         return f".partial-{self.index}" if self.is_partial else _number_tag(self.index)

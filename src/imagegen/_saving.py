@@ -1,8 +1,14 @@
 """Writing images to disk: atomic files, PSOpenAI's naming, metadata in PNG text or a sidecar.
 
-- Atomic: bytes go to a temporary file in the target's folder, which is renamed over the target
-  only when complete (`os.replace`); a failure part-way (a download that breaks, a full disk)
-  leaves neither a partial image nor the temporary file. Missing parent folders are created.
+- Atomic: bytes go to a temporary file in the target's folder (`.imagegen-XXXXXXXX.tmp`, short
+  whatever the target's name, so any name the folder takes works), which is renamed over the
+  target only when complete (`os.replace`); a failure part-way (a download that breaks, a full
+  disk) leaves neither a partial image nor the temporary file. Missing parent folders are created.
+- No-replace (`overwrite=False`): the complete temporary file is hard-linked to the target, which
+  fails if the target exists (`FileExistsError`), so two processes choosing the same name at the
+  same moment cannot both get it. Where hard links are not supported (FAT, some network shares)
+  the name is first reserved by creating it exclusively (empty, for an instant) and then
+  replaced by the complete file.
 - Streaming: images arrive as an iterator of byte chunks (base64 decoded a few MB at a time, or
   a download's body), so saving n large images holds about one chunk in memory, not n images.
 - Naming: `name.png`, `name-1.png`, `name-2.png` for the images of one answer (PSOpenAI's
@@ -18,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -89,11 +96,14 @@ def target_path(
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[IO[bytes]]:
-    """Open a temporary file beside `path`; on success it replaces `path`, else it is removed."""
+def atomic_write(path: Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
+    """Open a temporary file beside `path`; on success it becomes `path`, else it is removed.
+
+    With `overwrite=False` an existing `path` is left alone and `FileExistsError` raised.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        temp = path.with_name(f".imagegen-{secrets.token_hex(4)}.tmp")
         # Created like a normal file (mode 0o666 minus the umask), unlike mkstemp's 0o600.
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:
@@ -103,12 +113,43 @@ def atomic_write(path: Path) -> Iterator[IO[bytes]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        if overwrite:
+            os.replace(temp, path)
+        else:
+            _move_new(temp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(exc, FileExistsError) and not overwrite:
+            raise
         if isinstance(exc, OSError):
             raise ImagegenError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
+        raise
+
+
+def _move_new(temp: Path, path: Path) -> None:
+    """Move `temp` to `path` unless `path` exists (`FileExistsError`), atomically."""
+    try:
+        os.link(temp, path)  # never replaces: EEXIST even for a dangling symlink
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+    except OSError:
+        _reserve_and_replace(temp, path)  # no hard links on this file system
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+
+
+def _reserve_and_replace(temp: Path, path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # the empty reservation, never someone else's file
         raise
 
 
@@ -139,8 +180,14 @@ def write_image(
     *,
     tag: str = "",
     metadata: Mapping[str, str] | None = None,
+    overwrite: bool = True,
 ) -> Path:
-    """Write one image atomically, metadata included; return the path written."""
+    """Write one image atomically, metadata included; return the path written.
+
+    With `overwrite=False` an existing file is never replaced: `FileExistsError` is raised and
+    nothing is written. The `.json` sidecar of a non-PNG image belongs to the image's name and
+    is replaced in any case.
+    """
     stream = iter(chunks)
     head = _head(stream, _IHDR_END)
     if not head:
@@ -156,7 +203,7 @@ def write_image(
     if in_png and metadata and "size" not in metadata:
         width, height = struct.unpack(">II", head[16:24])  # IHDR's first fields
         metadata = {**metadata, "size": f"{width}x{height}"}
-    with atomic_write(path) as handle:
+    with atomic_write(path, overwrite=overwrite) as handle:
         if in_png and metadata:
             handle.write(head[:_IHDR_END])
             handle.write(png_text_chunks(metadata))

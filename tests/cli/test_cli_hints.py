@@ -90,18 +90,37 @@ def test_an_image_from_stdin_is_called_stdin(api: Recorder, base_url: str) -> No
     Image.new("RGB", (256, 256), "red").save(buffer, format="JPEG")
     result = invoke("variation", "-", "--base-url", base_url, input=buffer.getvalue())
     assert result.exit_code == 2
-    assert (
-        error_line(result) == "Error: IMAGE: The image 'stdin.jpg' is JPEG; dall-e-2 accepts PNG."
-    )
+    assert error_line(result) == "Error: IMAGE: The image 'stdin' is JPEG; dall-e-2 accepts PNG."
     assert api.requests == []
 
 
 def test_a_parameter_set_with_extra_is_blamed_on_extra(api: Recorder, base_url: str) -> None:
-    error = {"message": "Invalid size.", "type": "invalid_request_error", "param": "size"}
+    error = {"message": "Invalid seed.", "type": "invalid_request_error", "param": "seed"}
     api.fail_next(400, {"error": error})
-    result = invoke("generate", "x", "--base-url", base_url, "--extra", "size=777x777")
+    result = invoke("generate", "x", "--base-url", base_url, "--extra", "seed=-1")
     assert result.exit_code == 1
-    assert error_line(result).startswith("Error: --extra size: Server answered 400")
+    assert error_line(result).startswith("Error: --extra seed: Server answered 400")
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "flag"),
+    [
+        (["generate", "x"], "size", "own flag, so give it with -s/--size"),
+        (["generate", "x"], "prompt", "own argument, so give it with PROMPT"),
+        (["variation", "in.png"], "n", "own flag, so give it with -n/--number-of-images"),
+    ],
+)
+def test_a_parameter_with_its_own_flag_is_refused_in_extra(
+    api: Recorder, base_url: str, command: list[str], key: str, flag: str
+) -> None:
+    Image.new("RGBA", (256, 256)).save("in.png")
+    result = invoke(*command, "--base-url", base_url, "--extra", f"{key}=1")
+    assert result.exit_code == 2
+    assert error_line(result).startswith(
+        f"Error: --extra {key}: {key} has its {flag}; --extra is for parameters the command has "
+        "no flag for, such as seed."
+    )
+    assert api.requests == []
 
 
 def test_a_parameter_set_with_its_own_flag_is_blamed_on_the_flag(
@@ -178,3 +197,104 @@ def test_a_configuration_error_about_the_request_model_is_not_blamed_on_m() -> N
     error = ConfigurationError("No model.", param="model")
     assert describe(error, ctx) == "--engine-model: No model."
     assert describe(ConfigurationError("Plain."), ctx) == "Plain."
+
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+_AZURE = ("--azure-endpoint", "--api-version", "2025-04-01-preview")
+
+
+def test_a_401_says_where_the_key_goes(api: Recorder, base_url: str) -> None:
+    api.fail_next(401, {"error": {"message": _NO_KEY, "type": "invalid_request_error"}})
+    result = invoke("generate", "x", "--base-url", base_url)
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert "Authorization: Bearer YOUR_KEY)." in line  # a placeholder, not a key to mask
+    assert line.endswith(" Check the key: pass --api-key or set OPENAI_API_KEY.")
+
+
+def test_a_401_from_azure_names_azures_credentials(api: Recorder) -> None:
+    api.fail_next(401, {"error": {"code": "401", "message": "Access denied due to invalid key."}})
+    endpoint, version_flag, version = _AZURE
+    args = [endpoint, api.base_url, version_flag, version, "--api-key", "azure-key-0123456789"]
+    result = invoke("generate", "x", *args)
+    assert result.exit_code == 1
+    assert error_line(result).endswith(
+        " Check the credential: pass --api-key or set AZURE_OPENAI_API_KEY, or pass an Entra ID "
+        "token with --azure-ad-token or AZURE_OPENAI_AD_TOKEN."
+    )
+
+
+def test_a_404_from_azure_points_at_the_endpoint_and_deployment(
+    api: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {"error": {"code": "DeploymentNotFound", "message": "The deployment does not exist."}}
+    api.fail_next(404, body)
+    # Azure chosen by the environment, as the client chose it: the hint follows the client.
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", api.base_url)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0123456789")
+    result = invoke("generate", "x", "--api-version", "2025-04-01-preview")
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert line.endswith(
+        " Check the Azure endpoint (--azure-endpoint) and the deployment (--azure-deployment; "
+        "by default the model name)."
+    )
+    assert "--base-url" not in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--base-url", "http://[::1"],
+            "Error: Invalid base URL 'http://[::1' (invalid ipv6 url) from --base-url: use an "
+            "http:// or https:// URL such as 'http://127.0.0.1:8000/v1'.",
+        ),
+        (
+            ["--base-url", "http://127.0.0.1:99999/v1"],
+            "Error: Invalid base URL 'http://127.0.0.1:99999/v1' (port out of range 0-65535) "
+            "from --base-url: use an http:// or https:// URL such as 'http://127.0.0.1:8000/v1'.",
+        ),
+        (
+            [*_AZURE[:1], "not-a-url", *_AZURE[1:], "--api-key", "k"],
+            "Error: Invalid Azure endpoint 'not-a-url' from --azure-endpoint: use an http:// or "
+            "https:// URL such as 'https://NAME.openai.azure.com'.",
+        ),
+        (
+            [*_AZURE[:1], "https://r.openai.azure.com", *_AZURE[1:], "--api-key", "k"]
+            + ["--azure-ad-token", "t"],
+            "Error: Give either an Azure API key with --api-key or an Entra ID token with "
+            "--azure-ad-token, not both.",
+        ),
+        (
+            ["--base-url", "http://127.0.0.1:8000/v1", "--api-key", "sk-abc\u2010def0123"],
+            "Error: The API key from --api-key has the non-ASCII character U+2010 at position 7, "
+            "which cannot be sent in an HTTP header; copy the API key again.",
+        ),
+        (
+            ["--base-url", "http://127.0.0.1:8000/v1", "--organization", "org 1"],
+            "Error: The organization ID from --organization has a space at position 4, which "
+            "cannot be sent in an HTTP header; copy the organization ID again.",
+        ),
+    ],
+)
+def test_configuration_mistakes_are_usage_errors_naming_the_flag(
+    args: list[str], expected: str
+) -> None:
+    result = invoke("generate", "x", *args)
+    assert result.exit_code == 2
+    assert error_line(result) == expected
+
+
+def test_a_bad_key_in_the_environment_is_named_by_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abc def0123456")
+    result = invoke("generate", "x", "--base-url", "http://127.0.0.1:8000/v1")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith("Error: The API key from OPENAI_API_KEY has a space at position 7,")
+    assert "def0123456" not in result.output

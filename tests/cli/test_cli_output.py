@@ -324,3 +324,107 @@ def test_an_engine_variation_records_its_size(tmp_path: Path) -> None:
     result = invoke("variation", "in.png", "--engine", "placeholder", "-o", "v.png")
     assert result.exit_code == 0, result.output
     assert _png_text(tmp_path / "v.png")["size"] == "64x64"
+
+
+def test_an_auto_name_another_run_takes_meanwhile_is_skipped(
+    api: Recorder, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run may save under the same auto name between our look and our write; our image
+    then takes the next number and the other run's file stays as it was."""
+    from imagegen.cli._output import Namer
+
+    original = Namer.final
+    taken: list[Path] = []
+
+    def final(self: Namer, fmt: str | None) -> Path:
+        path = original(self, fmt)
+        if not taken:
+            path.write_bytes(b"another run's image")
+            taken.append(path)
+        return path
+
+    monkeypatch.setattr(Namer, "final", final)
+    result = invoke("generate", "x", "--base-url", base_url, "-n", "2")
+    assert result.exit_code == 0, result.output
+    stem = taken[0].name.removesuffix(".png")
+    assert result.stdout.splitlines() == [f"{stem}-1.png", f"{stem}-2.png"]
+    assert taken[0].read_bytes() == b"another run's image"
+    assert sorted(p.name for p in Path().iterdir()) == sorted(
+        [taken[0].name, f"{stem}-1.png", f"{stem}-2.png"]
+    )
+
+
+def test_a_partial_name_another_run_takes_moves_the_image_on(
+    api: Recorder, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagegen.cli._output import Namer
+
+    original = Namer.partial
+    taken: list[Path] = []
+
+    def partial(self: Namer, fmt: str | None) -> Path:
+        path = original(self, fmt)
+        if not taken:
+            path.write_bytes(b"another run's partial image")
+            taken.append(path)
+        return path
+
+    monkeypatch.setattr(Namer, "partial", partial)
+    result = invoke("generate", "x", "--base-url", base_url, "--partial-images", "2")
+    assert result.exit_code == 0, result.output
+    stem = taken[0].name.removesuffix(".partial-0.png")
+    assert result.stdout.splitlines() == [
+        f"{stem}-1.partial-0.png",
+        f"{stem}-1.partial-1.png",
+        f"{stem}-1.png",
+    ]
+    assert taken[0].read_bytes() == b"another run's partial image"
+
+
+def test_an_auto_name_skips_a_slot_whose_partial_images_exist(api: Recorder, base_url: str) -> None:
+    # Another run still streaming has saved only its partial images so far: the name of the
+    # image they lead to is taken. (Stems for the next minutes: the name holds the time.)
+    now = time.time()
+    for offset in range(-1, 120):
+        stem = time.strftime("imagegen-%Y%m%d-%H%M%S", time.localtime(now + offset))
+        Path(f"{stem}.partial-0.png").write_bytes(b"another run's partial image")
+    result = invoke("generate", "x", "--base-url", base_url)
+    assert result.exit_code == 0, result.output
+    assert re.match(r"^imagegen-\d{8}-\d{6}-1\.png$", result.stdout.strip()), result.stdout
+
+
+def test_an_out_file_given_is_replaced(api: Recorder, base_url: str) -> None:
+    Path("fox.png").write_bytes(b"old")
+    result = invoke("generate", "x", "--base-url", base_url, "-o", "fox.png")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "fox.png\n"
+    assert Path("fox.png").read_bytes().startswith(PNG)
+
+
+def test_partial_images_of_several_images_sent_first_follow_their_order() -> None:
+    """The in-process engine, like `imagegen serve`, sends every partial image before the
+    completed ones; a stream does not say which image each belongs to, so they are numbered in
+    the order they came, under the name of the next image to be saved."""
+    result = invoke(
+        "generate",
+        "A fox",
+        "--engine",
+        "placeholder",
+        "-s",
+        "64x64",
+        "-n",
+        "2",
+        "--partial-images",
+        "2",
+        "-o",
+        "fox.png",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "fox.partial-0.png",
+        "fox.partial-1.png",
+        "fox.partial-2.png",
+        "fox.partial-3.png",
+        "fox.png",
+        "fox-1.png",
+    ]

@@ -232,3 +232,24 @@ def test_show_opens_printed_images_in_the_viewer(
         time.sleep(0.05)
     [shown] = opened.read_text().splitlines()
     assert Path(shown).read_bytes().startswith(PNG)
+
+
+def test_runs_started_together_never_share_an_auto_name(
+    api: Recorder, base_url: str, tmp_path: Path
+) -> None:
+    """Runs in one folder within one second pick the same first name; each must still end up
+    with its own files (the docs promise auto names never replace a file)."""
+    api.delay = 0.3  # the runs look for a free name at about the same time
+    command = [sys.executable, "-m", "imagegen", "generate", "x", "--base-url", base_url]
+    runs = [
+        subprocess.Popen(command + ["-n", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    printed: list[str] = []
+    for run in runs:
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        printed += out.decode().splitlines()
+    assert len(printed) == len(set(printed)) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(printed)
+    assert not [name for name in printed if Path(name).stat().st_size == 0]

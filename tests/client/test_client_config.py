@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -157,3 +158,123 @@ def test_module_level_functions_use_a_shared_client_from_the_environment(
 def test_module_level_without_configuration_explains_the_fix() -> None:
     with pytest.raises(imagegen.ConfigurationError, match="OPENAI_API_KEY"):
         imagegen.generate("a fox")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://[::1", "(invalid ipv6 url)"),
+        ("http://127.0.0.1:99999/v1", "(port out of range"),
+        ("http://127.0.0.1:port/v1", "(port could not be"),
+        ("http:///v1", "Invalid base URL 'http:///v1' from"),
+        ("not-a-url", "Invalid base URL 'not-a-url' from"),
+    ],
+)
+def test_a_malformed_base_url_is_refused_naming_where_it_came_from(url: str, problem: str) -> None:
+    with pytest.raises(imagegen.ConfigurationError) as caught:
+        resolve_settings(base_url=url)
+    assert problem in caught.value.message
+    assert "from base_url (--base-url): use an http:// or https:// URL" in caught.value.message
+    with pytest.raises(imagegen.ConfigurationError, match="from OPENAI_BASE_URL: "):
+        resolve_settings(environ={"OPENAI_BASE_URL": url})
+
+
+def test_a_malformed_azure_endpoint_suggests_an_azure_url() -> None:
+    with pytest.raises(imagegen.ConfigurationError) as caught:
+        resolve_settings(azure_endpoint="not-a-url", api_version="2025-04-01-preview", api_key="k")
+    assert caught.value.message == (
+        "Invalid Azure endpoint 'not-a-url' from azure_endpoint (--azure-endpoint): use an "
+        "http:// or https:// URL such as 'https://NAME.openai.azure.com'."
+    )
+    env = {
+        "AZURE_OPENAI_ENDPOINT": "https://[res",
+        "OPENAI_API_VERSION": "v",
+        "AZURE_OPENAI_API_KEY": "k",
+    }
+    with pytest.raises(imagegen.ConfigurationError, match="from AZURE_OPENAI_ENDPOINT: "):
+        resolve_settings(environ=env)
+
+
+SECRET = "sk-proj-AbCdEf0123456789"
+
+
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [
+        (SECRET[:10] + "\u2010" + SECRET[11:], "the non-ASCII character U+2010 at position 11"),
+        (SECRET[:10] + " " + SECRET[11:], "a space at position 11"),
+        (SECRET[:10] + "\n" + SECRET[11:], "a line break at position 11"),
+        (SECRET[:10] + "\x7f" + SECRET[11:], "the control character U+007F at position 11"),
+    ],
+)
+def test_a_key_http_cannot_carry_is_refused_without_showing_it(bad: str, kind: str) -> None:
+    url = "http://127.0.0.1:8000/v1"
+    with pytest.raises(imagegen.ConfigurationError) as caught:
+        resolve_settings(api_key=bad, base_url=url)
+    message = caught.value.message
+    assert message == (
+        f"The API key from api_key (--api-key) has {kind}, which cannot be sent in an HTTP "
+        "header; copy the API key again."
+    )
+    with pytest.raises(imagegen.ConfigurationError, match="API key from OPENAI_TOKEN has") as env:
+        resolve_settings(base_url=url, environ={"OPENAI_TOKEN": bad})
+    for text in (message, env.value.message, repr(env.value)):
+        assert SECRET[:10] not in text and SECRET[11:] not in text
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "words"),
+    [
+        (
+            {"azure_ad_token": "tok\u00e9n"},
+            {},
+            "Entra ID token from azure_ad_token (--azure-ad-token)",
+        ),
+        ({}, {"AZURE_OPENAI_AD_TOKEN": "tok en"}, "Entra ID token from AZURE_OPENAI_AD_TOKEN"),
+        ({"api_key": "k\u00e9y"}, {}, "Azure API key from api_key (--api-key)"),
+        ({}, {"AZURE_OPENAI_API_KEY": "k\u00e9y"}, "Azure API key from AZURE_OPENAI_API_KEY"),
+        (
+            {"organization": "org\u00e9"},
+            {},
+            "organization ID from organization=... (--organization)",
+        ),
+        ({}, {"OPENAI_PROJECT_ID": "pro ject"}, "project ID from OPENAI_PROJECT_ID"),
+    ],
+)
+def test_azure_credentials_organization_and_project_must_fit_a_header(
+    options: dict[str, str], env: dict[str, str], words: str
+) -> None:
+    azure = {"azure_endpoint": "https://res.openai.azure.com", "api_version": "2025-04-01-preview"}
+    with pytest.raises(imagegen.ConfigurationError, match=re.escape(words)):
+        resolve_settings(**azure, **options, environ=env)
+
+
+def test_spaces_around_a_key_are_dropped() -> None:
+    settings = resolve_settings(api_key="  sk-abc\n", organization=" org-1 ")
+    assert (settings.api_key, settings.organization) == ("sk-abc", "org-1")
+
+
+def test_an_azure_key_and_token_together_name_both_arguments() -> None:
+    with pytest.raises(imagegen.ConfigurationError) as caught:
+        resolve_settings(
+            azure_endpoint="https://res.openai.azure.com",
+            api_version="2025-04-01-preview",
+            api_key="k",
+            azure_ad_token="t",
+        )
+    assert caught.value.message == (
+        "Give either an Azure API key with api_key=... (--api-key) or an Entra ID token with "
+        "azure_ad_token=... (--azure-ad-token), not both."
+    )
+
+
+def test_redact_leaves_the_placeholder_of_openais_401_alone() -> None:
+    message = (
+        "provide your API key in an Authorization header (i.e. Authorization: Bearer YOUR_KEY)."
+    )
+    assert redact(message) == message
+    assert redact("Bearer ABCDEFGH.ijklmnop") == "Bearer ***"
+    assert (
+        redact("authorization: bearer eyJhbGciOiJIUzI1NiJ9.e30.sig") == "authorization: bearer ***"
+    )
+    assert redact("Bearer SK_LIVE_0123456789") == "Bearer ***"

@@ -312,3 +312,88 @@ def test_a_url_results_repr_shows_neither_signature_nor_data(
     assert repr(result[0]) == f"GeneratedImage(index=0, url='{server.url}/files/0.png?...')"
     assert repr(result[1]) == "GeneratedImage(index=1, url='data:image/png;base64,...')"
     assert result[0].url == signed  # the URL itself is whole: it is the result
+
+
+def test_the_temporary_file_has_a_short_name_whatever_the_target(
+    client: imagegen.Client, tmp_path: Path
+) -> None:
+    # 255 bytes is the longest name most file systems take; a temporary name built from it
+    # ('.NAME.XXXXXXXX.tmp') would not fit, and the image would be lost after it was paid for.
+    target = tmp_path / ("c" * 251 + ".png")
+    [path] = client.generate("a fox").save(target)
+    assert path == target
+    assert _files(tmp_path) == [target.name]
+
+
+def test_overwrite_false_never_replaces_a_file(client: imagegen.Client, tmp_path: Path) -> None:
+    target = tmp_path / "fox.png"
+    target.write_bytes(b"another run's image")
+    image = client.generate("a fox")[0]
+    with pytest.raises(FileExistsError) as caught:
+        image.save(target, overwrite=False)
+    assert caught.value.filename == str(target)
+    assert target.read_bytes() == b"another run's image"
+    assert _files(tmp_path) == ["fox.png"]  # no temporary file left behind
+    assert image.save(tmp_path / "fox-1.png", overwrite=False) == tmp_path / "fox-1.png"
+    assert (tmp_path / "fox-1.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_overwrite_false_never_replaces_a_dangling_symlink(
+    client: imagegen.Client, tmp_path: Path
+) -> None:
+    link = tmp_path / "fox.png"
+    link.symlink_to(tmp_path / "missing.png")
+    with pytest.raises(FileExistsError):
+        client.generate("a fox")[0].save(link, overwrite=False)
+    assert link.is_symlink()
+    assert not (tmp_path / "missing.png").exists()
+
+
+def test_overwrite_false_gives_a_name_to_one_writer_only(
+    client: imagegen.Client, tmp_path: Path
+) -> None:
+    import threading
+
+    image = client.generate("a fox")[0]
+    data = image.bytes()
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def save() -> None:
+        start.wait()
+        try:
+            image.save(tmp_path / "fox.png", overwrite=False)
+            outcomes.append("saved")
+        except FileExistsError:
+            outcomes.append("taken")
+
+    threads = [threading.Thread(target=save) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["saved"] + ["taken"] * 7
+    assert _files(tmp_path) == ["fox.png"]
+    assert (tmp_path / "fox.png").read_bytes().startswith(data[:8])
+
+
+@pytest.mark.parametrize("errno_name", ["EPERM", "EOPNOTSUPP"])
+def test_overwrite_false_without_hard_links(
+    client: imagegen.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_name: str
+) -> None:
+    """File systems without hard links (FAT, some network shares) refuse `link`: the name is
+    then reserved exclusively and filled by a rename, still never replacing a file."""
+    import errno
+
+    def no_links(src: object, dst: object, **kwargs: object) -> None:
+        code = getattr(errno, errno_name)
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "link", no_links)
+    image = client.generate("a fox")[0]
+    path = image.save(tmp_path / "fox.png", overwrite=False)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(FileExistsError):
+        image.save(tmp_path / "fox.png", overwrite=False)
+    assert _files(tmp_path) == ["fox.png"]
+    assert path.stat().st_size > 0

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 import click
 
 from .._errors import (
+    AuthenticationError,
     ConfigurationError,
     ContentPolicyError,
     ImagegenError,
@@ -73,7 +74,7 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     extra = dict(ctx.params.get("extra_body") or ())
     if name in extra and ctx.params.get(name) is None:
         return f"--extra {name}"  # set through --extra, not through its own flag
-    flag = _option_flag(ctx, name)
+    flag = option_flag(ctx, name)
     if flag is None and name in extra:
         return f"--extra {name}"
     return flag
@@ -88,10 +89,11 @@ def config_flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     """The flag of the current command that sets the argument a `ConfigurationError` names."""
     if not param or ctx is None:
         return None
-    return _option_flag(ctx, _ENGINE_ARGUMENTS.get(param, param)) or _option_flag(ctx, param)
+    return option_flag(ctx, _ENGINE_ARGUMENTS.get(param, param)) or option_flag(ctx, param)
 
 
-def _option_flag(ctx: click.Context, name: str) -> str | None:
+def option_flag(ctx: click.Context, name: str) -> str | None:
+    """The flag (or argument) of the current command whose parameter is called `name`."""
     for p in ctx.command.params:
         if p.name == name:
             if isinstance(p, click.Argument):
@@ -108,7 +110,9 @@ def one_line(text: str) -> str:
 
 # The library's own messages name both spellings, "pass api_key=... (--api-key)"; on the command
 # line only the flag means anything.
-_PYTHON_AND_FLAG = re.compile(r"\b[a-z]+_[a-z_]+(?:=\.\.\.)? \((--[a-z][a-z-]*)\)")
+_PYTHON_AND_FLAG = re.compile(
+    r"\b(?:[a-z]+_[a-z_]+(?:=\.\.\.)?|[a-z]+=\.\.\.) \((--[a-z][a-z-]*)\)"
+)
 
 
 def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
@@ -126,10 +130,51 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
     flag = (
         config_flag_for(ctx, param) if isinstance(exc, ConfigurationError) else flag_for(ctx, param)
     )
-    if isinstance(exc, NotFoundError) and not param and exc.code != "model_not_found":
-        # The usual cause: a base URL without the server's /v1 (or with one too many).
-        message += " Check the base URL (--base-url): OpenAI-compatible servers serve /v1."
+    if isinstance(exc, NotFoundError) and not param:
+        if _uses_azure(ctx):
+            message += (
+                " Check the Azure endpoint (--azure-endpoint) and the deployment "
+                "(--azure-deployment; by default the model name)."
+            )
+        elif exc.code != "model_not_found":
+            # The usual cause: a base URL without the server's /v1 (or with one too many).
+            message += " Check the base URL (--base-url): OpenAI-compatible servers serve /v1."
+    if isinstance(exc, AuthenticationError):
+        if _uses_azure(ctx):
+            message += (
+                " Check the credential: pass --api-key or set AZURE_OPENAI_API_KEY, or pass an "
+                "Entra ID token with --azure-ad-token or AZURE_OPENAI_AD_TOKEN."
+            )
+        else:
+            message += " Check the key: pass --api-key or set OPENAI_API_KEY."
     return f"{flag}: {message}" if flag else message
+
+
+# The arguments of `resolve_settings`, which the connection flags carry under the same names.
+_SETTINGS = (
+    "api_key",
+    "base_url",
+    "organization",
+    "project",
+    "azure_endpoint",
+    "azure_deployment",
+    "api_version",
+    "azure_ad_token",
+)
+
+
+def _uses_azure(ctx: click.Context | None) -> bool:
+    """Whether the run talked to Azure OpenAI, decided as the client decided it (the flags,
+    then the environment)."""
+    if ctx is None or ctx.params.get("engine"):
+        return False
+    from .._config import resolve_settings
+
+    try:
+        settings = resolve_settings(**{name: ctx.params.get(name) for name in _SETTINGS})
+    except ImagegenError:
+        return bool(ctx.params.get("azure_endpoint"))
+    return settings.azure is not None
 
 
 def exit_code_for(exc: ImagegenError) -> int:

@@ -4,12 +4,18 @@ File names, for every image of the run in order (all prompts, all images, one co
 
 - `-o NAME.png`: `NAME.png`, `NAME-1.png`, `NAME-2.png`, ... (PSOpenAI's naming). Several
   prompts continue the numbering, so with one image per prompt line k of stdin gives `NAME-k`
-  (the first line `NAME.png`); the file is replaced if it exists, as `-o` says.
+  (the first line `NAME.png`); the file is replaced if it exists, as `-o` says (PSOpenAI's
+  `-OutFile` does the same), so two runs given the same `-o` write over each other.
 - Neither `-o` nor `-f` (or `-o` naming a folder, `PATH/`): `imagegen-YYYYMMDD-HHMMSS.png` in
-  the current folder (or that folder), numbered the same way; auto-named files never replace
-  an existing file, the number skips past it. The extension follows the image's format.
-- Streamed partial images are named after the image they lead to: `NAME.partial-0.png`,
-  `NAME-1.partial-0.png`, ...
+  the current folder (or that folder), numbered the same way. Auto-named files never replace
+  a file: each name is claimed atomically (`save(..., overwrite=False)`), and a name that is
+  taken, beforehand or by another run at the same moment, is skipped for the next number.
+- The extension of `-o` picks the format (`.png`, `.jpg` / `.jpeg`, `.webp`); a name without
+  one gets the image's; any other extension is refused before anything is sent.
+- Streamed partial images are named after the next image to be saved and numbered in the order
+  they arrive since the image before it: `NAME.partial-0.png`, `NAME.partial-1.png`, then
+  `NAME.png`. A server that sends the partial images of several images before any completed
+  one (OpenAI leaves the order open) gets them all under the first image's name.
 
 Files are written by the library's `save` (atomically, parents created, metadata unless
 `--no-metadata`) and their paths printed one per line.
@@ -22,12 +28,14 @@ import binascii
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .._capabilities import Endpoint, ModelCapabilities
+from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
 from ._progress import Console
 
@@ -37,35 +45,80 @@ FORMAT_OF_EXTENSION = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": 
 OTHER_IMAGE_EXTENSIONS = frozenset(
     {".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2", ".svg"}
 )
+_USE = "use a .png, .jpg or .webp name"
+# Auto names taken by other runs in a row before giving up (each one is skipped).
+_MAX_TAKEN = 1000
 
 
 def names_folder(out_file: str) -> bool:
-    return out_file.endswith(("/", os.sep)) or Path(out_file).expanduser().is_dir()
+    if out_file.endswith(("/", os.sep)):
+        return True
+    try:
+        return Path(out_file).expanduser().is_dir()
+    except OSError:  # a name too long to look up is no folder (and is refused later)
+        return False
 
 
-def check_out_file(out_file: str | None) -> None:
+def _shown(out_file: str) -> str:
+    """`-o`'s value as messages quote it: a name of hundreds of characters cut in the middle."""
+    return repr(out_file if len(out_file) <= 60 else f"{out_file[:32]}...{out_file[-20:]}")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, that `folder`'s file system takes."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        return 255
+
+
+def check_out_file(
+    out_file: str | None,
+    *,
+    images: int = 1,
+    partials: int = 0,
+    output_format: str | None = None,
+    metadata: bool = True,
+) -> None:
     """Refuse, before anything is sent (and paid for), a place the images cannot be saved.
 
-    The folder the images go to (created later if missing) must be writable: its nearest
-    existing ancestor is tried with a temporary file, which is removed at once.
+    `images` is how many images the run saves, `partials` how many partial images may come
+    before one of them, `output_format` the format asked for: together they give the longest
+    file name the run may write (`NAME-9.partial-2.webp.json`), which must fit the file
+    system. The folder the images go to (created later if missing) must be writable: its
+    nearest existing ancestor is tried with a temporary file, which is removed at once.
     Raises `click.UsageError` (exit 2).
     """
-    flag = f"-o/--out-file {out_file!r}"
+    if out_file == "":
+        raise click.UsageError(
+            "-o/--out-file is empty; give a file name such as out.png, or a folder such as out/."
+        )
+    flag = f"-o/--out-file {_shown(out_file)}" if out_file is not None else "-o/--out-file"
     auto = out_file is None or names_folder(out_file)
     path = Path(out_file).expanduser() if out_file is not None else Path()
-    if not auto and path.suffix.lower() in OTHER_IMAGE_EXTENSIONS:
-        raise click.UsageError(
-            f"{flag}: images come as PNG, JPEG or WebP, not {path.suffix.lstrip('.').upper()}; "
-            "use a .png, .jpg or .webp name."
-        )
+    if not auto:
+        _check_name(path, flag)
     folder = path if auto else path.parent
     probe = folder
-    while not probe.exists() and probe != probe.parent:
+    while not os.path.exists(probe) and probe != probe.parent:  # False for a name too long
         probe = probe.parent
-    if not probe.is_dir():
+    if not os.path.isdir(probe):
         raise click.UsageError(
             f"{flag}: '{probe}' is a file, so no folder can be made there; choose another path."
         )
+    limit = _name_max(probe)
+    names = [] if auto else [_longest_name(path, images, partials, output_format, metadata)]
+    for name in [*folder.relative_to(probe).parts, *names] if probe != folder else names:
+        size = len(os.fsencode(name))
+        if size > limit:
+            sidecar = name.endswith(".json") and size - len(".json") <= limit
+            also = " (or --no-metadata, which drops the .json metadata file)" if sidecar else ""
+            raise click.UsageError(
+                f"{flag}: the name {_shown(name)} would be {size} bytes long, and this folder "
+                f"takes names of at most {limit}; choose a shorter name{also}."
+            )
+    if not auto:
+        _check_targets(path, images, output_format, flag)
     try:
         with tempfile.TemporaryFile(dir=probe, prefix=".imagegen-"):
             pass
@@ -79,6 +132,65 @@ def check_out_file(out_file: str | None) -> None:
         raise click.UsageError(
             f"{flag}: cannot write in folder '{probe}' ({reason}); choose another folder."
         ) from None
+
+
+def _check_name(path: Path, flag: str) -> None:
+    suffix = path.suffix.lower()
+    if suffix in OTHER_IMAGE_EXTENSIONS:
+        raise click.UsageError(
+            f"{flag}: images come as PNG, JPEG or WebP, not {suffix.lstrip('.').upper()}; {_USE}."
+        )
+    if suffix and suffix not in FORMAT_OF_EXTENSION:
+        raise click.UsageError(
+            f"{flag}: '{path.suffix}' is not an image extension; {_USE} (or no extension, "
+            "to get the image's own)."
+        )
+    if _exists_as_other(path):
+        raise click.UsageError(
+            f"{flag} exists and is not a regular file (a device or a pipe?); images are saved "
+            "as files: give a file name, or print them with -f."
+        )
+
+
+def _exists_as_other(path: Path) -> bool:
+    """Whether `path` exists as something a file cannot replace: a device, a pipe, a folder."""
+    try:
+        return path.exists() and not path.is_file()
+    except OSError:
+        return False
+
+
+def _suffixes(path: Path, output_format: str | None) -> list[str]:
+    """The extensions the files named after `path` may get."""
+    if path.suffix:
+        return [path.suffix]
+    if output_format in EXTENSIONS:
+        return [EXTENSIONS[output_format]]
+    return sorted(set(EXTENSIONS.values()))  # the server chooses: any it may send
+
+
+def _longest_name(
+    path: Path, images: int, partials: int, output_format: str | None, metadata: bool
+) -> str:
+    stem = path.stem if path.suffix else path.name
+    suffix = max(_suffixes(path, output_format), key=len)
+    number = f"-{images - 1}" if images > 1 else ""
+    partial = f".partial-{partials - 1}" if partials else ""
+    sidecar = ".json" if metadata and suffix.lower() != ".png" else ""
+    return f"{stem}{number}{partial}{suffix}{sidecar}"
+
+
+def _check_targets(path: Path, images: int, output_format: str | None, flag: str) -> None:
+    """A file the run would replace must be a file, not a folder or a device."""
+    stem = path.stem if path.suffix else path.name
+    for index in range(images):
+        for suffix in _suffixes(path, output_format):
+            target = path.with_name(f"{stem}{f'-{index}' if index else ''}{suffix}")
+            if _exists_as_other(target):
+                raise click.UsageError(
+                    f"{flag}: '{target}' exists and is not a file, so the image cannot be saved "
+                    "there; choose another name."
+                )
 
 
 def output_format_for(
@@ -135,12 +247,13 @@ class Namer:
     """Paths for the images of one run; see the module docstring for the rules."""
 
     def __init__(self, out_file: str | None) -> None:
-        self._auto = out_file is None or names_folder(out_file)
+        self.auto = out_file is None or names_folder(out_file)
         path = Path(out_file).expanduser() if out_file is not None else None
-        self._folder = path if path is not None and self._auto else Path()
-        self._template = None if self._auto else path
+        self._folder = path if path is not None and self.auto else Path()
+        self._template = None if self.auto else path
         self._base: str | None = None
         self._count = 0
+        self._partials = 0  # partial images saved since the last final one
         self._slot: tuple[Path, str] | None = None  # (stem path, suffix) of the next image
 
     def _stem(self, index: int, suffix: str) -> tuple[Path, str]:
@@ -155,11 +268,16 @@ class Namer:
         stem = base if index == 0 else base.with_name(f"{base.name}-{index}")
         return stem, suffix
 
+    def _in_use(self, stem: Path, suffix: str) -> bool:
+        # A slot whose partial images another run is writing is taken too.
+        names = (f"{stem}{suffix}", f"{stem}.partial-0{suffix}")
+        return any(os.path.lexists(name) for name in names)
+
     def _next_slot(self, fmt: str | None) -> tuple[Path, str]:
         if self._slot is None:
             suffix = EXTENSIONS.get(fmt or "png", ".png")
             stem, suffix = self._stem(self._count, suffix)
-            while self._auto and Path(f"{stem}{suffix}").exists():
+            while self.auto and self._in_use(stem, suffix):
                 self._count += 1
                 stem, suffix = self._stem(self._count, suffix)
             self._slot = (stem, suffix)
@@ -167,13 +285,26 @@ class Namer:
 
     def final(self, fmt: str | None) -> Path:
         stem, suffix = self._next_slot(fmt)
-        self._slot = None
-        self._count += 1
         return Path(f"{stem}{suffix}")
 
-    def partial(self, index: int, fmt: str | None) -> Path:
+    def partial(self, fmt: str | None) -> Path:
         stem, suffix = self._next_slot(fmt)
-        return Path(f"{stem}.partial-{index}{suffix}")
+        return Path(f"{stem}.partial-{self._partials}{suffix}")
+
+    def saved(self, final: bool) -> None:
+        """The name last given was written: the next final image gets the next number."""
+        if final:
+            self._slot = None
+            self._count += 1
+            self._partials = 0
+        else:
+            self._partials += 1
+
+    def taken(self) -> None:
+        """Another run took the auto name last given: move this image to the next number."""
+        self._slot = None
+        self._count += 1
+        self._partials = 0
 
 
 class Writer:
@@ -207,8 +338,8 @@ class Writer:
             self.console.out(_event_json(event))
         elif self.namer is not None:
             fmt = image_format(event.b64_json, event.output_format)
-            path = self.namer.partial(event.partial_image_index or 0, fmt)
-            self._save(event, path)
+            namer = self.namer
+            self._save(event, lambda: namer.partial(fmt), final=False)
 
     def completed(self, event: Any) -> None:
         """A streamed final image (a `StreamEvent`: it saves with the prompt and model too)."""
@@ -221,7 +352,8 @@ class Writer:
         fmt = image_format(b64_json, declared)
         if self.namer is not None:
             url = getattr(image, "url", None)
-            path = self._save(image, self.namer.final(fmt or _url_format(url)))
+            namer, name_fmt = self.namer, fmt or _url_format(url)
+            path = self._save(image, lambda: namer.final(name_fmt), final=True)
             named = FORMAT_OF_EXTENSION.get(path.suffix.lower())
             if fmt and named and named != fmt:  # a server that ignored output_format
                 self.console.warn(f"{path} holds {fmt} data: the server sent {fmt}, not {named}.")
@@ -242,10 +374,23 @@ class Writer:
         if self.show:
             _show_bytes(image.bytes(), self.console)
 
-    def _save(self, item: Any, path: Path) -> Path:
-        saved = Path(item.save(path, metadata=self.metadata))
-        self.console.out(str(saved))
-        return saved
+    def _save(self, item: Any, name: Callable[[], Path], *, final: bool) -> Path:
+        namer = self.namer
+        assert namer is not None
+        for _ in range(_MAX_TAKEN):
+            path = name()
+            try:
+                saved = Path(item.save(path, metadata=self.metadata, overwrite=not namer.auto))
+            except FileExistsError:
+                namer.taken()  # claimed by another run since we looked: try the next number
+                continue
+            namer.saved(final)
+            self.console.out(str(saved))
+            return saved
+        raise ImagegenError(
+            f"Could not find a free file name after {path} ({_MAX_TAKEN} were taken); "
+            "save elsewhere with -o FOLDER/."
+        )
 
 
 def _event_json(event: Any) -> str:

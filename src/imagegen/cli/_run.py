@@ -30,7 +30,7 @@ from .._capabilities import (
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import debug_enabled, flag_for, handle_errors, known_secrets
+from ._errors import debug_enabled, flag_for, handle_errors, known_secrets, option_flag
 from ._log import log_to, logger
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
@@ -113,19 +113,27 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
         _check_text(ctx, requests)
         params = _request_params(p, endpoint, len(requests))
         _check_connection_flags(p)
-        if not p.get("format_"):
-            check_out_file(p.get("out_file"))
         model = params.get("model") or _default_model(endpoint)
         caps = get_capabilities(model)
         output_format = output_format_for(p.get("out_file"), p.get("output_format"), caps, endpoint)
         if output_format is not None:
             params["output_format"] = output_format
+        if not p.get("format_"):
+            n = params["n"] if isinstance(params.get("n"), int) else 1
+            check_out_file(
+                p.get("out_file"),
+                images=n * len(requests),
+                partials=n * (params.get("partial_images") or 0),
+                output_format=output_format,
+                metadata=bool(p.get("metadata", True)),
+            )
         if len(requests) > 1:
             # The other parameters are the same for every request, so the first request checks
             # them; only the prompts differ, and a bad one must stop the run before any is sent.
             for request in requests:
                 _check_prompt(endpoint, request, caps)
         extras = {name: dict(p[name]) for name in _EXTRAS if p.get(name)}
+        _check_extra(ctx, endpoint, extras.get("extra_body", {}))
         writer = Writer(
             console,
             format_=p.get("format_"),
@@ -236,7 +244,7 @@ def _request_params(p: dict[str, Any], endpoint: Endpoint, count: int) -> dict[s
         if name not in ("image", "mask", "prompt") and p.get(name) is not None
     }
     format_, out_file = p.get("format_"), p.get("out_file")
-    if format_ and out_file:
+    if format_ and out_file is not None:
         raise click.UsageError(
             "-f/--format prints the images and -o/--out-file saves them; use one of the two."
         )
@@ -257,6 +265,20 @@ def _request_params(p: dict[str, Any], endpoint: Endpoint, count: int) -> dict[s
                 "-o NAME.png, or print them with -f base64."
             )
     return params
+
+
+def _check_extra(ctx: click.Context, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    """A parameter with its own flag is refused in --extra, naming that flag (the library
+    refuses it too, in Python's words: the flag would skip the model's checks)."""
+    for key in body:
+        if key in ENDPOINT_PARAMS[endpoint]:
+            flag = option_flag(ctx, key)
+            kind = "flag" if flag is None or flag.startswith("-") else "argument"
+            use = f"give it with {flag}" if flag else "it cannot be set with --extra"
+            raise click.UsageError(
+                f"--extra {key}: {key} has its own {kind}, so {use}; --extra is for parameters "
+                "the command has no flag for, such as seed."
+            )
 
 
 def _check_connection_flags(p: dict[str, Any]) -> None:
