@@ -40,8 +40,16 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
-from httpx2._utils import URLPattern, get_environment_proxies
 from pydantic import ValidationError
+
+try:
+    # Private helpers, used only so that errors can blame the right proxy: if a release of
+    # httpx2 moves them, requests still work and errors just name the server.
+    from httpx2._utils import URLPattern, get_environment_proxies
+
+    _CAN_ROUTE = True
+except ImportError:  # pragma: no cover - depends on the installed httpx2
+    _CAN_ROUTE = False
 
 from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings, redacted_url
 from ._errors import (
@@ -169,6 +177,8 @@ def _env_proxy_source(key: str, url: str) -> str:
 def _proxy_routes(proxy: str | None) -> list[tuple[URLPattern, _Proxy | None]]:
     """Which proxy each URL goes through, built as httpx2 builds its mounts (the proxy
     argument, else the environment with NO_PROXY), so that errors can blame the proxy."""
+    if not _CAN_ROUTE:
+        return []
     routes: dict[URLPattern, _Proxy | None] = {}
     if proxy is not None:
         routes[URLPattern("all://")] = _Proxy(proxy, "--proxy")
