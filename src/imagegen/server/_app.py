@@ -16,6 +16,7 @@ from starlette.types import Scope
 from .._service import ImageService
 from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
+from ._azure import AzureRoutesMiddleware
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
 from ._inputs import MAX_DATA_URL_CHARS
@@ -133,6 +134,9 @@ def create_app(
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(AuthMiddleware, keys=keys),
+            # After authentication (an unknown caller learns nothing of the routes), before the
+            # body limits, which then see the `/v1/` route an Azure URL stands for.
+            Middleware(AzureRoutesMiddleware),
             Middleware(
                 BodyLimitMiddleware,
                 limit_for=_body_limits(settings),

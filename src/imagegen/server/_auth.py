@@ -1,4 +1,5 @@
-"""API keys: `Authorization: Bearer KEY` (OpenAI) or `api-key: KEY` (Azure), on `/v1/` routes.
+"""API keys: `Authorization: Bearer KEY` (OpenAI) or `api-key: KEY` (Azure), on `/v1/` routes
+and Azure's `/openai/` ones.
 
 Keys are compared in constant time over their SHA-256 digests, so neither the content nor the
 length of a configured key can be learned from response timing. `/health` and the signed file
@@ -12,11 +13,12 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._azure import AZURE_PREFIX
 from ._errors import error_response
 
 __all__ = ["AuthMiddleware"]
 
-PROTECTED_PREFIX = "/v1/"
+OPENAI_PREFIX = "/v1/"
 
 
 def _digest(value: bytes) -> bytes:
@@ -37,7 +39,8 @@ def _presented_key(scope: Scope) -> bytes | None:
 
 
 class AuthMiddleware:
-    """Refuses `/v1/` requests without one of `keys`; does nothing when `keys` is empty."""
+    """Refuses `/v1/` and `/openai/` requests without one of `keys`; does nothing when `keys`
+    is empty."""
 
     def __init__(self, app: ASGIApp, *, keys: list[str]) -> None:
         self.app = app
@@ -51,19 +54,23 @@ class AuthMiddleware:
         return matched
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
         if (
             scope["type"] != "http"
             or not self._digests
-            or not str(scope.get("path", "")).startswith(PROTECTED_PREFIX)
+            or not path.startswith((OPENAI_PREFIX, AZURE_PREFIX))
         ):
             await self.app(scope, receive, send)
             return
         presented = _presented_key(scope)
         if presented is None:
-            message = (
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            where = (
+                "an api-key header (i.e. api-key: YOUR_KEY)"
+                if path.startswith(AZURE_PREFIX)
+                else "an Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                "YOUR_KEY)"
             )
+            message = f"You didn't provide an API key. You need to provide your API key in {where}."
             response = error_response(401, message, headers={"www-authenticate": "Bearer"})
         elif not self._accepts(presented):
             response = error_response(

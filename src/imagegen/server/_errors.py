@@ -26,11 +26,14 @@ __all__ = [
     "exception_handlers",
     "internal_error_message",
     "request_id_of",
+    "shown_path",
 ]
 
 logger = logging.getLogger("imagegen.server")
 
 REQUEST_ID_KEY = "imagegen.request_id"
+# The path the client asked for, when a route form (Azure's) was rewritten to another route.
+ORIGINAL_PATH_KEY = "imagegen.original_path"
 
 
 class HTTPError(Exception):
@@ -57,6 +60,11 @@ class HTTPError(Exception):
 
 def request_id_of(scope: Mapping[str, Any]) -> str:
     return str(scope.get(REQUEST_ID_KEY, ""))
+
+
+def shown_path(scope: Mapping[str, Any]) -> str:
+    """The path as the client sent it, for messages."""
+    return str(scope.get(ORIGINAL_PATH_KEY) or scope.get("path", ""))
 
 
 def error_body(
@@ -112,10 +120,11 @@ async def _starlette_http_exception(request: Request, exc: Exception) -> Respons
     """Starlette's own 404, 405 and multipart-parser 400s, reworded as OpenAI words them."""
     assert isinstance(exc, HTTPException)
     status = exc.status_code
+    path = str(request.scope.get(ORIGINAL_PATH_KEY) or request.url.path)
     if status == 404:
-        message = f"Invalid URL ({request.method} {request.url.path})"
+        message = f"Invalid URL ({request.method} {path})"
     elif status == 405:
-        message = f"Method {request.method} is not allowed for {request.url.path}."
+        message = f"Method {request.method} is not allowed for {path}."
     else:
         message = str(exc.detail or _phrase(status))
         if status == 400:  # only the multipart parser raises these inside this app

@@ -91,7 +91,12 @@ def _check_text(data: dict[str, Any]) -> None:
             ) from None
 
 
-def _parse(endpoint: Endpoint, service: ImageService, fields: dict[str, Any]) -> _Request:
+def _parse(
+    endpoint: Endpoint, service: ImageService, fields: dict[str, Any], model: str | None
+) -> _Request:
+    """`model`, when given (an Azure deployment's), replaces whatever the body names."""
+    if model is not None:
+        fields = {**fields, "model": model}
     request = parse_request(endpoint, fields)
     # `prepare` checks the model too; checked here as well so that an unknown name is refused
     # before any upload is read, with OpenAI's 404 rather than a complaint about the files.
@@ -159,11 +164,11 @@ def _check_count(count: int, param: str, settings: ServerSettings) -> None:
 
 
 async def read_generation(
-    request: Request, service: ImageService, settings: ServerSettings
+    request: Request, service: ImageService, settings: ServerSettings, model: str | None
 ) -> ParsedRequest:
     body = await _read_json(request)
     _check_text(body)
-    return ParsedRequest(_parse("generations", service, body))
+    return ParsedRequest(_parse("generations", service, body, model))
 
 
 # -- multipart (edits, variations) ------------------------------------------------------------
@@ -181,7 +186,11 @@ async def _read_upload(
 
 
 async def _read_multipart(
-    request: Request, endpoint: Endpoint, service: ImageService, settings: ServerSettings
+    request: Request,
+    endpoint: Endpoint,
+    service: ImageService,
+    settings: ServerSettings,
+    model: str | None,
 ) -> ParsedRequest:
     async with request.form(
         max_files=settings.max_images + 2, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
@@ -215,7 +224,7 @@ async def _read_multipart(
         if len(masks) > 1:
             raise InvalidRequestError("Only one mask may be given.", param="mask")
         _check_count(len(images), "image", settings)
-        parsed = _parse(endpoint, service, fields)
+        parsed = _parse(endpoint, service, fields, model)
         caps = service.capabilities(parsed.model)
         inputs = [await _read_upload(upload, "image", caps, settings) for upload in images]
         mask = await _read_upload(masks[0], "mask", caps, settings) if masks else None
@@ -234,10 +243,10 @@ def _require_multipart(request: Request, what: str) -> None:
 
 
 async def read_variation(
-    request: Request, service: ImageService, settings: ServerSettings
+    request: Request, service: ImageService, settings: ServerSettings, model: str | None
 ) -> ParsedRequest:
     _require_multipart(request, "A variation request")
-    return await _read_multipart(request, "variations", service, settings)
+    return await _read_multipart(request, "variations", service, settings, model)
 
 
 # -- edits: multipart, or JSON with data URLs -------------------------------------------------
@@ -301,11 +310,11 @@ def _decode_reference(
 
 
 async def read_edit(
-    request: Request, service: ImageService, settings: ServerSettings
+    request: Request, service: ImageService, settings: ServerSettings, model: str | None
 ) -> ParsedRequest:
     kind = _media_type(request.headers.get("content-type"))
     if kind == "multipart/form-data":
-        return await _read_multipart(request, "edits", service, settings)
+        return await _read_multipart(request, "edits", service, settings, model)
     if kind != "application/json":
         raise HTTPError(
             400,
@@ -316,10 +325,12 @@ async def read_edit(
     # Parsing and base64-decoding up to 16 data URLs takes ~160 ms per 15 MB image: in a
     # worker thread, so the event loop keeps serving other requests meanwhile.
     raw = await _json_body(request)
-    return await anyio.to_thread.run_sync(_json_edit, raw, service, settings)
+    return await anyio.to_thread.run_sync(_json_edit, raw, service, settings, model)
 
 
-def _json_edit(raw: bytes, service: ImageService, settings: ServerSettings) -> ParsedRequest:
+def _json_edit(
+    raw: bytes, service: ImageService, settings: ServerSettings, model: str | None
+) -> ParsedRequest:
     body = _json_object(raw)
     refs = body.pop("images", None)
     mask_ref = body.pop("mask", None)
@@ -329,7 +340,7 @@ def _json_edit(raw: bytes, service: ImageService, settings: ServerSettings) -> P
             param="image",
         )
     _check_text(body)
-    parsed = _parse("edits", service, body)
+    parsed = _parse("edits", service, body, model)
     caps = service.capabilities(parsed.model)
     if caps.family == "dall-e":
         raise InvalidRequestError(

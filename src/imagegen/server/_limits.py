@@ -20,7 +20,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._capabilities import MB
-from ._errors import HTTPError, error_response
+from ._errors import HTTPError, error_response, shown_path
 
 __all__ = ["BodyLimitMiddleware", "EngineGate", "Ticket"]
 
@@ -32,7 +32,7 @@ def _describe(limit: int) -> str:
 def _too_large(scope: Scope, limit: int) -> HTTPError:
     return HTTPError(
         413,
-        f"The request body is too large: {scope.get('method')} {scope.get('path')} accepts at "
+        f"The request body is too large: {scope.get('method')} {shown_path(scope)} accepts at "
         f"most {_describe(limit)}.",
         code="request_too_large",
     )

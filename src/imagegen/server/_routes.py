@@ -16,6 +16,7 @@ from .._capabilities import MODELS, Endpoint
 from .._models import _Request
 from .._service import ImageService, Rendered
 from ..engines import Job
+from ._azure import deployment_model
 from ._errors import request_id_of
 from ._inputs import ParsedRequest, read_edit, read_generation, read_variation
 from ._limits import EngineGate
@@ -64,7 +65,7 @@ async def _answer(
     return _json(await anyio.to_thread.run_sync(render))
 
 
-Reader = Callable[[Request, ImageService, ServerSettings], Awaitable[ParsedRequest]]
+Reader = Callable[[Request, ImageService, ServerSettings, str | None], Awaitable[ParsedRequest]]
 
 
 async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
@@ -76,10 +77,13 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
     """
     state = _state(request)
     service = state.service
+    # An Azure deployment URL names the model, whatever the body says; an unknown one costs
+    # no place in the queue.
+    model = deployment_model(request.scope, service)
     ticket = state.gate.admit()
     streaming = False
     try:
-        parsed = await read(request, service, state.settings)
+        parsed = await read(request, service, state.settings, model)
         job = await anyio.to_thread.run_sync(
             service.prepare,
             endpoint,
