@@ -101,22 +101,24 @@ class InputImage:
         return self.width, self.height
 
     def to_pil(self) -> PILImage.Image:
-        return open_image(self.data, param="image")
+        return open_image(self.data, param="image", name=self.name)
 
     def multipart(self) -> tuple[str, bytes, str]:
         """`(filename, bytes, content_type)` as a multipart file part."""
         return self.filename, self.data, self.content_type
 
 
-def open_image(data: bytes, *, param: str = "image") -> PILImage.Image:
+def open_image(data: bytes, *, param: str = "image", name: str | None = None) -> PILImage.Image:
     """Decode image bytes fully, refusing truncated files and decompression bombs."""
     from PIL import Image, UnidentifiedImageError
+
+    called = _called(param, name)
 
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
             raise InvalidRequestError(
-                f"The {param} is {image.width}x{image.height} pixels; at most "
+                f"{called} is {image.width}x{image.height} pixels; at most "
                 f"{MAX_PIXELS:,} pixels are accepted.",
                 param=param,
             )
@@ -125,11 +127,11 @@ def open_image(data: bytes, *, param: str = "image") -> PILImage.Image:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidRequestError(
-            f"The {param} could not be read as an image: {exc}.", param=param
+            f"{called} could not be read as an image: {exc}.", param=param
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # The warning is raised only where warnings are errors (`-W error`, pytest).
-        raise InvalidRequestError(f"The {param} has too many pixels.", param=param) from None
+        raise InvalidRequestError(f"{called} has too many pixels.", param=param) from None
     return image
 
 
@@ -301,7 +303,7 @@ def to_alpha_mask(mask: InputImage) -> InputImage:
     """
     from PIL import Image
 
-    image = open_image(mask.data, param="mask")
+    image = open_image(mask.data, param="mask", name=mask.name)
     alpha, own_alpha = _mask_alpha(image, mask.has_alpha)
     if _lowest(alpha) > 0:
         how = (

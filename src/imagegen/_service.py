@@ -162,7 +162,10 @@ class ImageService:
             if len(images) != 1:
                 raise InvalidRequestError("A variation needs exactly one image.", param="image")
             check_variation_input(images[0], caps)
-        pil_images = [open_image(image.data, param="image").convert("RGBA") for image in images]
+        pil_images = [
+            open_image(image.data, param="image", name=image.name).convert("RGBA")
+            for image in images
+        ]
 
         size = request.size or caps.default_size(endpoint)
         parsed = parse_size(size)
@@ -182,7 +185,9 @@ class ImageService:
 
         region: PILImage.Image | None = None
         if endpoint == "edits":
-            mask_image = open_image(mask.data, param="mask") if mask is not None else None
+            mask_image = (
+                open_image(mask.data, param="mask", name=mask.name) if mask is not None else None
+            )
             region = edit_region(mask_image, pil_images[0])
             if mask_image is None and region.getbbox() is None:
                 region = None  # opaque image, no mask: the whole image is edited

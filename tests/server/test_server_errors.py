@@ -466,3 +466,52 @@ def test_an_engine_loaded_by_name_is_closed_when_startup_fails_after_it(
     with pytest.raises(OSError):
         asyncio.run(start())
     assert len(made) == 1 and made[0].closed
+
+
+# -- JSON types, and inputs named as sent ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "got"),
+    [
+        ({"prompt": "x", "n": True}, "n", "a boolean"),
+        ({"prompt": "x", "n": "2"}, "n", "a string"),
+        ({"prompt": "x", "stream": "true"}, "stream", "a string"),
+        (
+            {"prompt": "x", "output_compression": "50", "output_format": "jpeg"},
+            "output_compression",
+            "a string",
+        ),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_400_invalid_type(
+    http: httpx2.Client, body: dict[str, Any], param: str, got: str
+) -> None:
+    """JSON carries its own types: OpenAI refuses "n": true rather than guess (multipart
+    strings, tested above, are still converted)."""
+    response = http.post("/v1/images/generations", json=body)
+    error = assert_openai_error(response, 400, param=param, code="invalid_type")
+    assert f"but got {got}" in error["message"]
+    response = http.post(
+        "/v1/images/edits", json={**body, "images": [{"image_url": data_url(png())}]}
+    )
+    assert_openai_error(response, 400, param=param, code="invalid_type")
+
+
+def test_messages_name_uploads_by_their_file_names(http: httpx2.Client) -> None:
+    wide = png((64, 32))
+    response = http.post(
+        "/v1/images/edits",
+        data={"model": "dall-e-2", "prompt": "x"},
+        files=[("image", ("rect.png", wide, "image/png"))],
+    )
+    error = assert_openai_error(response, 400, param="image")
+    assert "'rect.png'" in error["message"]
+    assert "image.png" not in error["message"]
+
+
+def test_json_edit_images_are_named_by_their_place(http: httpx2.Client) -> None:
+    refs = [{"image_url": data_url(png())}, {"image_url": data_url(png()[:60])}]
+    response = http.post("/v1/images/edits", json={"prompt": "x", "images": refs})
+    error = assert_openai_error(response, 400, param="image")
+    assert "images[1]" in error["message"]

@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import InvalidRequestError
-from .._imaging import CONTENT_TYPES, InputImage, load_input
+from .._imaging import CONTENT_TYPES, InputImage, format_sizes, load_input
 from .._models import _Request, parse_request
 from .._service import ImageService
 from ._errors import HTTPError
@@ -92,12 +92,18 @@ def _check_text(data: dict[str, Any]) -> None:
 
 
 def _parse(
-    endpoint: Endpoint, service: ImageService, fields: dict[str, Any], model: str | None
+    endpoint: Endpoint,
+    service: ImageService,
+    fields: dict[str, Any],
+    model: str | None,
+    *,
+    strict: bool = False,
 ) -> _Request:
-    """`model`, when given (an Azure deployment's), replaces whatever the body names."""
+    """`model`, when given (an Azure deployment's), replaces whatever the body names. JSON
+    bodies are typed `strict`ly, as OpenAI types them; multipart fields are all strings."""
     if model is not None:
         fields = {**fields, "model": model}
-    request = parse_request(endpoint, fields)
+    request = parse_request(endpoint, fields, strict=strict)
     # `prepare` checks the model too; checked here as well so that an unknown name is refused
     # before any upload is read, with OpenAI's 404 rather than a complaint about the files.
     service.check_model(request.model)
@@ -121,9 +127,9 @@ def _check_declared_type(declared: str, param: str, caps: ModelCapabilities) -> 
 
 def _check_bytes(size: int, param: str, settings: ServerSettings) -> None:
     if size > settings.max_image_bytes:
+        shown, limit = format_sizes(size, settings.max_image_bytes)
         raise InvalidRequestError(
-            f"The {param} is {size / 1024 / 1024:.1f} MB; this server accepts files of at most "
-            f"{settings.max_image_bytes / 1024 / 1024:.1f} MB.",
+            f"The {param} is {shown}; this server accepts files of at most {limit}.",
             param=param,
         )
 
@@ -168,7 +174,7 @@ async def read_generation(
 ) -> ParsedRequest:
     body = await _read_json(request)
     _check_text(body)
-    return ParsedRequest(_parse("generations", service, body, model))
+    return ParsedRequest(_parse("generations", service, body, model, strict=True))
 
 
 # -- multipart (edits, variations) ------------------------------------------------------------
@@ -182,7 +188,7 @@ async def _read_upload(
         _check_bytes(upload.size, param, settings)
     data = await upload.read(settings.max_image_bytes + 1)
     _check_bytes(len(data), param, settings)
-    return load_input(data, param=param)
+    return load_input(data, param=param, name=upload.filename or None)
 
 
 async def _read_multipart(
@@ -306,7 +312,8 @@ def _decode_reference(
             f"Invalid {where}: the base64 data is malformed.", param=where
         ) from None
     _check_bytes(len(data), subject, settings)
-    return load_input(data, param=subject)
+    # Several JSON images are told apart by their place ('images[2]'); one mask needs no name.
+    return load_input(data, param=subject, name=None if param == "mask" else param)
 
 
 async def read_edit(
@@ -340,7 +347,7 @@ def _json_edit(
             param="image",
         )
     _check_text(body)
-    parsed = _parse("edits", service, body, model)
+    parsed = _parse("edits", service, body, model, strict=True)
     caps = service.capabilities(parsed.model)
     if caps.family == "dall-e":
         raise InvalidRequestError(
