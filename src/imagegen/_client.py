@@ -110,6 +110,11 @@ class _BaseClient:
     def timeout(self) -> httpx2.Timeout:
         return self._timeout
 
+    @property
+    def _azure_deployment(self) -> str | None:
+        settings = self._settings
+        return settings.azure.deployment if settings is not None and settings.azure else None
+
     def _prepare(
         self,
         endpoint: Endpoint,
@@ -132,6 +137,7 @@ class _BaseClient:
             extra_body=extra_body,
             timeout=timeout,
             in_process=self._engine is not None,
+            default_model=self._azure_deployment,
         )
 
     def __repr__(self) -> str:

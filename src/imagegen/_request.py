@@ -191,13 +191,17 @@ def prepare_call(
     extra_body: Mapping[str, Any] | None = None,
     timeout: Any = NOT_GIVEN,
     in_process: bool = False,
+    default_model: str | None = None,
 ) -> Call:
     """Build one call and, for HTTP, check it; raises `InvalidRequestError` naming the parameter.
 
     `params` holds the method's arguments; `NOT_GIVEN` and `None` mean "not set". With
     `in_process`, an unset model stays unset (the engine's own model applies), the checks are
     left to `ImageService.prepare`, and results are always base64 (there is no server to host a
-    URL).
+    URL). `default_model` replaces the endpoint's default model: an Azure deployment decides
+    the model, so its name (checked by that model's rules when it is one of OpenAI's, by the
+    generic ones otherwise) is a better guess than gpt-image-2, whose rules would refuse a
+    dall-e-3 deployment's `style`.
     """
     wire = {k: v for k, v in params.items() if v is not None and not isinstance(v, NotGiven)}
 
@@ -213,7 +217,7 @@ def prepare_call(
 
     model = wire.get("model")
     if model is None and not in_process:
-        model = wire["model"] = DEFAULT_MODELS[endpoint]
+        model = wire["model"] = default_model or DEFAULT_MODELS[endpoint]
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidRequestError(f"Invalid model {model!r}: must be a model name.", param="model")
 

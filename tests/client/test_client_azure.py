@@ -23,7 +23,29 @@ def test_deployment_url_version_and_api_key(server: ScriptedServer) -> None:
     assert sent.query == {"api-version": [VERSION]}
     assert sent.headers["api-key"] == "azure-key-1234"
     assert "authorization" not in sent.headers
-    assert sent.json() == {"prompt": "a fox", "model": "gpt-image-2", "size": "1024x1024"}
+    # The deployment decides the model on Azure: its name is sent, and judged by the generic rules.
+    assert sent.json() == {"prompt": "a fox", "model": "img-prod", "size": "1024x1024"}
+
+
+def test_a_deployment_named_after_a_model_gets_that_models_rules(server: ScriptedServer) -> None:
+    with imagegen.Client(
+        azure_endpoint=server.url, azure_deployment="dall-e-3", api_version=VERSION, api_key="k"
+    ) as client:
+        client.generate("a fox", style="vivid", size="1792x1024")  # gpt-image-2 has no style
+        assert server.last.json()["model"] == "dall-e-3"
+        with pytest.raises(imagegen.InvalidRequestError) as caught:
+            client.generate("a fox", n=2)
+    assert caught.value.param == "n"
+    assert len(server.requests) == 1
+
+
+def test_an_explicit_model_still_wins_over_the_deployment(server: ScriptedServer) -> None:
+    with imagegen.Client(
+        azure_endpoint=server.url, azure_deployment="img-prod", api_version=VERSION, api_key="k"
+    ) as client:
+        client.generate("a fox", model="gpt-image-1")
+    assert server.last.path == "/openai/deployments/img-prod/images/generations"
+    assert server.last.json()["model"] == "gpt-image-1"
 
 
 def test_without_deployment_the_model_names_it(server: ScriptedServer) -> None:
