@@ -62,6 +62,14 @@ def test_unreadable_key_file_is_a_configuration_error(tmp_path: Path) -> None:
         make_settings(api_keys=["two words"]).resolved_api_keys()
 
 
+def test_an_empty_key_is_refused_rather_than_locking_everyone_out() -> None:
+    # `--api-key "$KEY"` with KEY unset would serve 401 to every client, on any address.
+    with pytest.raises(ConfigurationError, match="empty"):
+        make_settings(api_keys=["good-key", ""]).resolved_api_keys()
+    with pytest.raises(ConfigurationError, match="empty"):
+        create_app(SolidEngine(), make_settings(host="0.0.0.0", api_keys=[""]))
+
+
 def test_no_key_binds_loopback_only() -> None:
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2", "[::1]"):
         assert is_loopback(host)
