@@ -496,3 +496,23 @@ def test_engine_check_refuses_before_the_engine_runs() -> None:
     assert Picky.ran == 0
     service.run(service.prepare("generations", GenerateRequest(prompt="a", n=1, size="64x64")))
     assert Picky.ran == 1
+
+
+class GenerateOnly(PlaceholderEngine):
+    """An engine whose only model makes generations (as docs/engines.md's example declares)."""
+
+    def models(self) -> list[ModelCapabilities]:
+        return [ModelCapabilities(name="gen-1", endpoints=frozenset({"generations"}))]
+
+
+def test_an_endpoint_no_engine_model_serves_is_refused_even_under_openais_names() -> None:
+    service = ImageService(GenerateOnly())
+    request = parse_request("variations", {"model": "dall-e-2"})
+    with pytest.raises(InvalidRequestError, match="does not make variations") as caught:
+        service.prepare("variations", request, [png((64, 64))])
+    assert caught.value.param == "model"
+    edit = parse_request("edits", {"model": "gpt-image-1", "prompt": "x"})
+    with pytest.raises(InvalidRequestError, match="models support: generations"):
+        service.prepare("edits", edit, [png()])
+    generation = parse_request("generations", {"model": "dall-e-2", "prompt": "x"})
+    assert service.prepare("generations", generation).model == "dall-e-2"

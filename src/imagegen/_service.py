@@ -153,6 +153,15 @@ class ImageService:
         images = images or []
         caps = self.check_model(request.model)
         model = request.model or self.default_model
+        served = {name for declared in self.declared.values() for name in declared.endpoints}
+        if self.declared and endpoint not in served and model not in self.declared:
+            # An OpenAI name (dall-e-2 for variations) must not reach an engine method that
+            # none of its models implements.
+            raise InvalidRequestError(
+                f"Engine {self.engine.name!r} does not make {endpoint} (its models support: "
+                f"{', '.join(sorted(served))}).",
+                param="model",
+            )
         params = request.wire_params()
         validate_params(endpoint, params, caps)
 
