@@ -87,7 +87,16 @@ def redact(text: str, *secrets: str | None) -> str:
 
 
 class ImagegenError(Exception):
-    """Base class of every error imagegen raises on purpose."""
+    """Base class of every error imagegen raises on purpose.
+
+    Every error has the same five attributes, `None` where they do not apply (an error raised
+    before anything was sent has no status and no request id), so handlers need no `getattr`.
+    """
+
+    param: str | None = None
+    code: str | None = None
+    status_code: int | None = None
+    request_id: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -284,3 +284,26 @@ def test_saving_an_answer_without_images_is_an_error(
     result = client.generate("a fox")
     with pytest.raises(imagegen.APIResponseError, match="no images"):
         result.save(tmp_path / "fox.png")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        imagegen.InvalidRequestError("bad size", param="size"),
+        imagegen.ConfigurationError("no key"),
+        imagegen.EngineError("engine failed"),
+        imagegen.APIConnectionError("refused"),
+        imagegen.APITimeoutError("slow"),
+        imagegen.BadRequestError("bad", status_code=400, param="n", request_id="req_1"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_every_error_has_the_five_documented_attributes(error: imagegen.ImagegenError) -> None:
+    # The README promises message, param, code, status_code and request_id on every error.
+    for name in ("message", "param", "code", "status_code", "request_id"):
+        assert hasattr(error, name), name
+    assert error.message
+    if isinstance(error, imagegen.APIStatusError):
+        assert (error.status_code, error.param, error.request_id) == (400, "n", "req_1")
+    else:
+        assert error.status_code is None and error.request_id is None
