@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio.to_thread
 import httpx2
@@ -126,6 +126,79 @@ class AsyncClient(_BaseClient):
             downloader=self._http.downloader(),
         )
 
+    # As in `Client`: the return type from `stream` and `partial_images`, for type checkers.
+    @overload
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[False] = False,
+        partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult: ...
+
+    @overload
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[True],
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> AsyncImageStream: ...
+
+    @overload
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: bool = False,
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult | AsyncImageStream: ...
+
     async def generate(
         self,
         prompt: str,
@@ -148,7 +221,7 @@ class AsyncClient(_BaseClient):
         extra_body: Mapping[str, Any] | None = None,
         timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ImagesResult | AsyncImageStream:
-        """As `Client.generate`."""
+        """As `Client.generate`; streams are `AsyncImageStream`s."""
         call = self._prepare(
             "generations",
             {
@@ -174,6 +247,84 @@ class AsyncClient(_BaseClient):
         )
         return await self._run(call)
 
+    @overload
+    async def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[False] = False,
+        partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult: ...
+
+    @overload
+    async def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[True],
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> AsyncImageStream: ...
+
+    @overload
+    async def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: bool = False,
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult | AsyncImageStream: ...
+
     async def edit(
         self,
         image: ImageInput | Sequence[ImageInput],
@@ -198,7 +349,7 @@ class AsyncClient(_BaseClient):
         extra_body: Mapping[str, Any] | None = None,
         timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ImagesResult | AsyncImageStream:
-        """As `Client.edit`."""
+        """As `Client.edit`; streams are `AsyncImageStream`s."""
         call = await self._prepare_with_images(
             "edits",
             {

@@ -24,7 +24,7 @@ method for method.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx2
 
@@ -254,6 +254,80 @@ class Client(_BaseClient):
             downloader=self._http,
         )
 
+    # The overloads tell type checkers what `stream` and `partial_images` return (as openai's
+    # SDK does); tests/test_typing.py checks they keep the implementation's parameters.
+    @overload
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[False] = False,
+        partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult: ...
+
+    @overload
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[True],
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImageStream: ...
+
+    @overload
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        style: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        stream: bool = False,
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult | ImageStream: ...
+
     def generate(
         self,
         prompt: str,
@@ -276,7 +350,14 @@ class Client(_BaseClient):
         extra_body: Mapping[str, Any] | None = None,
         timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ImagesResult | ImageStream:
-        """Create images from a prompt (`POST /images/generations`)."""
+        """Create images from a prompt (`POST /images/generations`).
+
+        Returns an `ImagesResult`, or an `ImageStream` when `stream=True` or `partial_images`
+        > 0 (partial images only come in a stream). Type checkers see `ImagesResult` when
+        neither is given (or `partial_images=0`), `ImageStream` with `stream=True`, and the union
+        otherwise (`partial_images` without `stream=True`, `stream` a `bool` variable): pass
+        `stream=True` along with `partial_images`, or narrow with `isinstance`.
+        """
         call = self._prepare(
             "generations",
             {
@@ -301,6 +382,84 @@ class Client(_BaseClient):
             timeout=timeout,
         )
         return self._run(call)
+
+    @overload
+    def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[False] = False,
+        partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult: ...
+
+    @overload
+    def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: Literal[True],
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImageStream: ...
+
+    @overload
+    def edit(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        prompt: str,
+        *,
+        mask: ImageInput | None = None,
+        model: str | None | NotGiven = NOT_GIVEN,
+        n: int | None | NotGiven = NOT_GIVEN,
+        size: str | None | NotGiven = NOT_GIVEN,
+        quality: str | None | NotGiven = NOT_GIVEN,
+        background: str | None | NotGiven = NOT_GIVEN,
+        moderation: str | None | NotGiven = NOT_GIVEN,
+        output_format: str | None | NotGiven = NOT_GIVEN,
+        output_compression: int | None | NotGiven = NOT_GIVEN,
+        response_format: str | None | NotGiven = NOT_GIVEN,
+        user: str | None | NotGiven = NOT_GIVEN,
+        input_fidelity: str | None | NotGiven = NOT_GIVEN,
+        stream: bool = False,
+        partial_images: int | None | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ImagesResult | ImageStream: ...
 
     def edit(
         self,
@@ -332,6 +491,7 @@ class Client(_BaseClient):
         `image` and `mask` take a path, bytes, a binary file object or a PIL image. The mask
         marks the area to edit by full transparency (OpenAI's rule); a mask without an alpha
         channel is read as black and white, white = edit, and converted before sending.
+        `stream` and `partial_images` choose the return type as in `generate`.
         """
         call = self._prepare(
             "edits",
