@@ -40,7 +40,10 @@ __all__ = [
     "prepare_call",
 ]
 
-logger = logging.getLogger("imagegen")
+logger = logging.getLogger("imagegen.client")
+# A library prints nothing unless the application configures logging (the CLI does): without
+# this, Python's last-resort handler would write retry warnings to the user's stderr.
+logger.addHandler(logging.NullHandler())
 
 PATHS: dict[Endpoint, str] = {
     "generations": "/images/generations",

@@ -40,7 +40,7 @@ __all__ = [
     "status_failure",
 ]
 
-logger = logging.getLogger("imagegen")
+logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
 
 RETRY_AFTER_CAP = 120.0
 BACKOFF_BASE = 1.0

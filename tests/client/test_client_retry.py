@@ -321,3 +321,28 @@ def test_an_async_clients_download_cut_short_is_retried(
     result = asyncio.run(main())
     assert result[0].bytes() == picture
     assert len(server.requests) == 3
+
+
+def test_the_library_writes_nothing_to_stderr_unless_logging_is_configured(
+    server: ScriptedServer,
+) -> None:
+    """Retry warnings are log records for the application to route, not lines on stderr (the
+    CLI routes them to its console). Run in a child: pytest's own log handlers would hide
+    Python's last-resort handler."""
+    import subprocess
+    import sys
+
+    server.script(
+        Reply(status=503, json={"error": {"message": "busy"}}, headers={"retry-after": "0"})
+    )
+    script = (
+        "import imagegen\n"
+        f"with imagegen.Client(base_url={server.base_url!r}, api_key='k', max_retries=1) as c:\n"
+        "    c.generate('a fox')\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stderr == ""
+    assert len(server.requests) == 2  # it did retry
