@@ -3,11 +3,13 @@
 They use one shared `Client` configured from the environment (see `_config`), created on first
 use. The environment is read again on every call, and the shared client is replaced when the
 settings it was built from have changed, so a program that sets `OPENAI_BASE_URL` later still
-reaches the right server. For explicit options, create a `Client`.
+reaches the right server. A replaced client is closed only when the program exits: a stream or
+a URL result it returned earlier may still be read. For explicit options, create a `Client`.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import threading
@@ -24,6 +26,14 @@ R = TypeVar("R")
 
 _lock = threading.Lock()
 _shared: tuple[Settings, Client] | None = None
+_replaced: list[Client] = []
+
+
+@atexit.register
+def _close_replaced() -> None:
+    with _lock:
+        while _replaced:
+            _replaced.pop().close()
 
 
 def _default_client() -> Client:
@@ -33,7 +43,7 @@ def _default_client() -> Client:
         if _shared is not None and _shared[0] == settings:
             return _shared[1]
         if _shared is not None:
-            _shared[1].close()
+            _replaced.append(_shared[1])
         client = Client()
         _shared = (settings, client)
         return client

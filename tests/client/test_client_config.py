@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from scripted import ScriptedServer
+from scripted import TINY_B64, Reply, ScriptedServer
 
 import imagegen
 from imagegen import _api
@@ -145,13 +145,34 @@ def test_module_level_functions_use_a_shared_client_from_the_environment(
         "/v1/images/edits",
         "/v1/images/variations",
     ]
-    # New settings in the environment: a new client, the old one closed.
+    # New settings in the environment: a new client; the old one stays open until exit.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-later-key")
     imagegen.generate("a fox")
     assert server.last.headers["authorization"] == "Bearer sk-later-key"
     assert _api._default_client() is not first
-    assert first._http is not None and first._http.client.is_closed
+    assert first._http is not None and not first._http.client.is_closed
+    _api._close_replaced()
+    assert first._http.client.is_closed
     assert imagegen.generate.__name__ == "generate"
+
+
+@pytest.mark.usefixtures("fresh_shared_client")
+def test_a_stream_survives_a_new_shared_client(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partial = {"type": "image_generation.partial_image", "b64_json": TINY_B64,
+               "partial_image_index": 0}  # fmt: skip
+    completed = {"type": "image_generation.completed", "b64_json": TINY_B64}
+    server.script(Reply(sse=[partial, completed], sse_delay=0.2), Reply())
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    stream = imagegen.generate("a fox", partial_images=1)
+    events = iter(stream)
+    assert next(events).is_partial
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-another-key")  # the shared client is replaced
+    imagegen.generate("a hat")
+    assert [event.type for event in events] == ["image_generation.completed"]
+    stream.close()
+    _api._close_replaced()
 
 
 @pytest.mark.usefixtures("fresh_shared_client")
