@@ -153,6 +153,8 @@ class GeneratedImage:
 
         With `overwrite=False` an existing file is never replaced, even by another process
         saving to the same name at the same moment: `FileExistsError` is raised instead.
+        The bytes are written as the server sent them: a PNG saved as `a.jpg` stays PNG (a
+        warning is logged); ask for `output_format="jpeg"`, or convert with `to_pil()`.
         """
         return self._save(path, "", metadata, overwrite)
 

@@ -26,6 +26,7 @@ import binascii
 import contextlib
 import errno
 import json
+import logging
 import os
 import secrets
 import struct
@@ -36,6 +37,9 @@ from typing import IO
 
 from ._errors import APIResponseError, ImagegenError
 from ._imaging import EXTENSIONS, sniff_format
+
+logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
+_FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif"}
 
 __all__ = [
     "atomic_write",
@@ -194,6 +198,13 @@ def write_image(
         raise APIResponseError("The server sent an empty image.")
     image_format = sniff_format(head)
     path = target_path(base, tag, image_format)
+    named = _FORMAT_OF_SUFFIX.get(path.suffix.lower())
+    if named and image_format and named != image_format:
+        # The bytes are the server's and are written as they came (nothing paid for is lost,
+        # nothing re-encoded); the name is the caller's. Say that they disagree.
+        logger.warning(
+            "%s holds %s data: the server sent %s, not %s.", path, image_format, image_format, named
+        )
     in_png = (
         bool(metadata)
         and head.startswith(_PNG_SIGNATURE)

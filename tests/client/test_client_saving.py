@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -58,6 +59,20 @@ def test_a_path_without_extension_gets_the_real_format(
     server.script(Reply(json=images_body(data=[{"b64_json": _b64(jpeg)}] * 2)))
     paths = client.generate("a fox", n=2, output_format="jpeg").save(tmp_path / "fox")
     assert [p.name for p in paths] == ["fox.jpg", "fox-1.jpg"]
+
+
+def test_a_name_that_disagrees_with_the_bytes_is_kept_with_a_warning(
+    client: imagegen.Client,
+    server: ScriptedServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Written as the server sent it (nothing re-encoded, nothing lost), and said.
+    server.script(Reply())
+    with caplog.at_level(logging.WARNING, logger="imagegen"):
+        path = client.generate("a fox").save(tmp_path / "fox.jpg")[0]
+    assert path.name == "fox.jpg" and path.read_bytes().startswith(b"\x89PNG")
+    assert "fox.jpg holds png data: the server sent png, not jpeg." in caplog.text
 
 
 def test_png_metadata_is_text_chunks_and_pixels_do_not_change(

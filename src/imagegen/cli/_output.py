@@ -353,10 +353,8 @@ class Writer:
         if self.namer is not None:
             url = getattr(image, "url", None)
             namer, name_fmt = self.namer, fmt or _url_format(url)
+            # A server that ignored output_format is reported by the library's save.
             path = self._save(image, lambda: namer.final(name_fmt), final=True)
-            named = FORMAT_OF_EXTENSION.get(path.suffix.lower())
-            if fmt and named and named != fmt:  # a server that ignored output_format
-                self.console.warn(f"{path} holds {fmt} data: the server sent {fmt}, not {named}.")
             if self.show:
                 _launch(path, self.console)
             return
