@@ -187,8 +187,8 @@ class ImageService:
             width, height = max(1, int(width * scale)), max(1, int(height * scale))
         if width * height > self.max_output_pixels:
             raise InvalidRequestError(
-                f"Invalid size {size!r}: this server makes images of at most "
-                f"{self.max_output_pixels:,} pixels.",
+                f"Invalid size {size!r}: {width * height:,} pixels; images of at most "
+                f"{self.max_output_pixels:,} pixels are made here.",
                 param="size",
             )
 

@@ -217,8 +217,8 @@ def request_settings(
             )
         if name not in applies:
             raise InvalidRequestError(
-                f"Parameter {name} does not apply to {operation}; it applies to: "
-                f"{', '.join(applies)}.",
+                f"Parameter {name} does not apply to {operation}, which take: "
+                f"{', '.join(['seed', *applies])}.",
                 param=name,
             )
     settings: dict[str, Any] = {

@@ -347,8 +347,8 @@ class DiffusersEngine(Engine):
         limit = self.settings.max_size
         if job.width > limit or job.height > limit:
             raise InvalidRequestError(
-                f"Invalid size {job.size!r}: this server makes images of at most {limit} pixels "
-                "per side.",
+                f"Invalid size {job.size!r}: the diffusers engine makes images of at most {limit} "
+                "pixels per side (its max_size option).",
                 param="size",
             )
 
