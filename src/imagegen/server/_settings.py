@@ -147,7 +147,7 @@ class ServerSettings(BaseModel):
             if not key:
                 # `--api-key "$KEY"` with KEY unset: a server nobody can use, on any address.
                 raise ConfigurationError(
-                    "An API key is empty (is the variable in --api-key \"$KEY\" unset?): give "
+                    'An API key is empty (is the variable in --api-key "$KEY" unset?): give '
                     "a real key, or no key at all for a server that listens on loopback only."
                 )
             if any(ch.isspace() for ch in key) or not key.isprintable():
