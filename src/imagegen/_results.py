@@ -250,16 +250,20 @@ class ImagesResult:
     def __getitem__(self, index: int | slice) -> GeneratedImage | list[GeneratedImage]:
         return self.images[index]
 
-    def save(self, path: PathLike, *, metadata: bool = True) -> list[Path]:
+    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> list[Path]:
         """Save every image: `name.png`, then `name-1.png`, `name-2.png` ... (PSOpenAI's rule).
 
-        Images are decoded and written one at a time, each atomically.
+        Images are decoded and written one at a time, each atomically. With `overwrite=False`
+        an existing file is never replaced (`FileExistsError`, as in `GeneratedImage.save`).
         """
         if not self.images:
             raise APIResponseError(
                 "The answer holds no images to save.", request_id=self.request_id
             )
-        return [image._save(path, _number_tag(image.index), metadata) for image in self.images]
+        return [
+            image._save(path, _number_tag(image.index), metadata, overwrite)
+            for image in self.images
+        ]
 
     def __repr__(self) -> str:
         return (
@@ -472,10 +476,13 @@ class ImageStream(_StreamState):
             pass
         return self._result()
 
-    def save(self, path: PathLike, *, metadata: bool = True) -> list[Path]:
+    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> list[Path]:
         """Save images as they arrive: partial images as `name.partial-0.png` ..., completed
-        ones as `name.png`, `name-1.png` ...; return every path written."""
-        paths = [event._save(path, event._default_tag(), metadata) for event in self._iterator]
+        ones as `name.png`, `name-1.png` ...; return every path written. `overwrite=False` as
+        in `GeneratedImage.save`."""
+        paths = [
+            event._save(path, event._default_tag(), metadata, overwrite) for event in self._iterator
+        ]
         self._result()  # a stream without a completed image is an error, not an empty save
         return paths
 
@@ -541,11 +548,13 @@ class AsyncImageStream(_StreamState):
             pass
         return self._result()
 
-    async def save(self, path: PathLike, *, metadata: bool = True) -> list[Path]:
+    async def save(
+        self, path: PathLike, *, metadata: bool = True, overwrite: bool = True
+    ) -> list[Path]:
         """As `ImageStream.save`; files are written as the events arrive."""
         paths = []
         async for event in self._iterator:
-            paths.append(event._save(path, event._default_tag(), metadata))
+            paths.append(event._save(path, event._default_tag(), metadata, overwrite))
         self._result()
         return paths
 

@@ -412,3 +412,15 @@ def test_overwrite_false_without_hard_links(
         image.save(tmp_path / "fox.png", overwrite=False)
     assert _files(tmp_path) == ["fox.png"]
     assert path.stat().st_size > 0
+
+
+def test_a_whole_result_can_refuse_to_replace_files(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.script(Reply(json=images_body(n=2)))
+    result = client.generate("a fox", n=2)
+    (tmp_path / "fox-1.png").write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        result.save(tmp_path / "fox.png", overwrite=False)
+    assert (tmp_path / "fox-1.png").read_bytes() == b"mine"
+    assert [p.name for p in result.save(tmp_path / "fox.png")] == ["fox.png", "fox-1.png"]
