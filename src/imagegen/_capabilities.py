@@ -32,6 +32,8 @@ __all__ = [
 Endpoint = Literal["generations", "edits", "variations"]
 
 MB = 1024 * 1024
+# OpenAI's cap on one JSON edit `image_url` (a 15 MB image as base64).
+MAX_DATA_URL_CHARS = 20_971_520
 
 # gpt-image-2's rules for any WxH (reference section 6); its largest output, 3840x2160, is
 # also the default cap of what a local engine is asked for.

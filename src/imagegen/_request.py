@@ -12,6 +12,7 @@ and differ from what results record), and extra header names and values must be 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -19,7 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._capabilities import ENDPOINT_PARAMS, ENUMS, Endpoint, get_capabilities, validate_params
+from ._capabilities import (
+    ENDPOINT_PARAMS,
+    ENUMS,
+    MAX_DATA_URL_CHARS,
+    Endpoint,
+    get_capabilities,
+    validate_params,
+)
 from ._errors import InvalidRequestError
 from ._imaging import (
     ImageInput,
@@ -85,9 +93,28 @@ class Call:
     def stream(self) -> bool:
         return self.params.get("stream") is True
 
+    @property
+    def json_edit(self) -> bool:
+        """An edit sent as JSON, images as data URLs: OpenAI's multipart edit has no
+        `moderation`, its JSON edit does."""
+        return self.endpoint == "edits" and "moderation" in self.params
+
     def body(self) -> dict[str, Any]:
         """The JSON body (generations) or the non-file multipart fields (edits, variations)."""
         return {**self.params, **self.extra_body}
+
+    def json_body(self) -> dict[str, Any]:
+        """The JSON body of a generation, or of an edit with its images as data URLs."""
+        body = self.body()
+        if self.json_edit:
+            body["images"] = [{"image_url": _data_url(image)} for image in self.images]
+            if self.mask is not None:
+                body["mask"] = {"image_url": _data_url(self.mask)}
+        return body
+
+
+def _data_url(image: InputImage) -> str:
+    return f"data:{image.content_type};base64," + base64.b64encode(image.data).decode("ascii")
 
 
 _METHODS: dict[Endpoint, str] = {
@@ -259,6 +286,8 @@ def prepare_call(
         call.mask = load_input(mask, param="mask") if mask is not None else None
         if caps is not None:
             call.mask = check_edit_inputs(call.images, call.mask, caps)
+        if call.json_edit and not in_process:
+            _check_data_urls(call)
     elif endpoint == "variations":
         if image is None or isinstance(image, (list, tuple)):
             raise InvalidRequestError("A variation needs exactly one image.", param="image")
@@ -266,6 +295,18 @@ def prepare_call(
         if caps is not None:
             check_variation_input(call.images[0], caps)
     return call
+
+
+def _check_data_urls(call: Call) -> None:
+    # base64 is 4/3 of the bytes; the `data:image/png;base64,` prefix is a few dozen more.
+    for image, param in [*((image, "image") for image in call.images), (call.mask, "mask")]:
+        if image is not None and len(image.data) * 4 // 3 + 64 > MAX_DATA_URL_CHARS:
+            raise InvalidRequestError(
+                f"The {param} is too large for an edit with moderation: such edits are sent as "
+                f"JSON, whose images are data URLs of at most {MAX_DATA_URL_CHARS:,} characters "
+                "(about 15 MB of image); leave moderation out, or send a smaller image.",
+                param=param,
+            )
 
 
 def form_fields(body: Mapping[str, Any]) -> dict[str, str]:

@@ -297,8 +297,8 @@ class _HTTPBase:
         query = {**self.query, **call.extra_query}
         if query:  # each merge re-parses the URL, a third of the client's own time
             args["params"] = query
-        if call.endpoint == "generations":
-            args["json"] = call.body()
+        if call.endpoint == "generations" or call.json_edit:
+            args["json"] = call.json_body()
         else:
             args["data"] = form_fields(call.body())
             args["files"] = multipart_files(call)

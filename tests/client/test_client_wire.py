@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 from pathlib import Path
@@ -169,6 +170,29 @@ def test_edit_with_one_image_uses_field_image(
     [part] = sent.files()
     assert (part.name, part.filename, part.content_type) == ("image", "photo.png", "image/png")
     assert part.data == path.read_bytes()
+
+
+def test_an_edit_with_moderation_is_sent_as_json_with_data_urls(
+    client: imagegen.Client, server: ScriptedServer
+) -> None:
+    # OpenAI's multipart edit has no `moderation`; its JSON edit has.
+    png = image_bytes("PNG")
+    jpeg = image_bytes("JPEG")
+    mask = image_bytes("PNG", mode="RGBA", color=(0, 0, 0, 0))
+    client.edit([png, jpeg], "add a hat", mask=mask, moderation="low", n=2)
+    sent = server.last
+    assert sent.headers["content-type"] == "application/json"
+    body = sent.json()
+    assert body.pop("images") == [
+        {"image_url": "data:image/png;base64," + base64.b64encode(png).decode()},
+        {"image_url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()},
+    ]
+    assert body.pop("mask") == {
+        "image_url": "data:image/png;base64," + base64.b64encode(mask).decode()
+    }
+    assert body == {"prompt": "add a hat", "model": "gpt-image-2", "moderation": "low", "n": 2}
+    client.edit(png, "add a hat")  # without moderation: multipart, as the SDK sends it
+    assert server.last.headers["content-type"].startswith("multipart/form-data")
 
 
 def test_edit_with_several_images_uses_image_brackets_and_sniffed_types(

@@ -155,6 +155,12 @@ def test_our_client_against_the_server(url: str, tmp_path: Path) -> None:
             mask=mask_png((64, 64), (0, 0, 8, 8)),
         )
         assert len(edited) == 1
+        # With moderation the edit goes as JSON (data URLs): the server reads it the same way.
+        moderated = client.edit(
+            photo((64, 64)), "a window", moderation="low", mask=mask_png((64, 64), (0, 0, 8, 8))
+        )
+        # JSON edits default to size=auto (multipart ones to 1024x1024), as OpenAI's schemas say.
+        assert decode(moderated[0].bytes()).size == (64, 64)
         url_result = client.generate(
             "A fox", model="dall-e-2", size="256x256", response_format="url"
         )

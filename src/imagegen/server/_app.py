@@ -13,13 +13,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import Scope
 
+from .._capabilities import MAX_DATA_URL_CHARS
 from .._service import ImageService
 from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
 from ._azure import AzureRoutesMiddleware
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
-from ._inputs import MAX_DATA_URL_CHARS
 from ._limits import BodyLimitMiddleware, EngineGate
 from ._routes import ServerState, routes
 from ._settings import MB, ServerSettings

@@ -17,7 +17,7 @@ import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from .._capabilities import Endpoint, ModelCapabilities
+from .._capabilities import MAX_DATA_URL_CHARS, Endpoint, ModelCapabilities
 from .._errors import InvalidRequestError
 from .._imaging import CONTENT_TYPES, InputImage, format_sizes, load_input
 from .._models import _Request, parse_request
@@ -31,8 +31,6 @@ __all__ = ["ParsedRequest", "read_edit", "read_generation", "read_variation"]
 # at most a 32,000-character prompt (128 KB in UTF-8); OpenAI's forms have about 15 fields.
 MAX_FIELD_BYTES = 256 * 1024
 MAX_FIELDS = 64
-# OpenAI's own cap on one JSON `image_url` (a 15 MB image as base64).
-MAX_DATA_URL_CHARS = 20_971_520
 _IMAGE_FIELDS = {"image", "image[]"}
 
 
