@@ -204,8 +204,12 @@ def test_serve_keeps_the_loading_bar_out_of_its_log(model_folders: dict[str, Pat
             assert line is not None, "".join(log)  # the server stopped before listening
             log.append(line)
     finally:
-        process.kill()
-        process.wait(timeout=30)
+        process.terminate()  # a clean stop removes the server's temporary image folder
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
         reader.join(timeout=10)
         if process.stderr is not None:
             process.stderr.close()

@@ -247,7 +247,11 @@ def serving(
         yield url, process, log
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # a clean stop removes the server's temporary image folder
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait(timeout=30)
         reader.join(timeout=10)
         if process.stderr is not None:
