@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -46,3 +47,15 @@ def live_server(app: Any, **config: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
         sock.close()
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """Stop a server process started by a test: SIGTERM first, so it shuts down cleanly (and
+    removes its temporary image folder), then SIGKILL if it does not."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait(timeout=30)

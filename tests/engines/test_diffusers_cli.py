@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from live import stop_process
+
 _SKIP = os.environ.get("IMAGEGEN_SKIP_DIFFUSERS") == "1"  # read before conftest clears IMAGEGEN_*
 
 pytestmark = [
@@ -204,12 +206,7 @@ def test_serve_keeps_the_loading_bar_out_of_its_log(model_folders: dict[str, Pat
             assert line is not None, "".join(log)  # the server stopped before listening
             log.append(line)
     finally:
-        process.terminate()  # a clean stop removes the server's temporary image folder
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process)
         reader.join(timeout=10)
         if process.stderr is not None:
             process.stderr.close()

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from srvkit import KEY
 
 from imagegen.cli import cli
+from live import stop_process
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -246,13 +247,7 @@ def serving(
             url = match[1] if match else None
         yield url, process, log
     finally:
-        if process.poll() is None:
-            process.terminate()  # a clean stop removes the server's temporary image folder
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        process.wait(timeout=30)
+        stop_process(process)
         reader.join(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
