@@ -454,6 +454,11 @@ class ImageStream(_StreamState):
     def __next__(self) -> StreamEvent:
         return next(self._iterator)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the stream is done: read to its end, or closed."""
+        return self._closed
+
     def close(self) -> None:
         """Stop reading and close the connection (idempotent)."""
         if self._closed:
@@ -523,6 +528,11 @@ class AsyncImageStream(_StreamState):
 
     async def __anext__(self) -> StreamEvent:
         return await self._iterator.__anext__()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream is done: read to its end, or closed."""
+        return self._closed
 
     async def aclose(self) -> None:
         """Stop reading and close the connection (idempotent)."""

@@ -145,14 +145,13 @@ def test_module_level_functions_use_a_shared_client_from_the_environment(
         "/v1/images/edits",
         "/v1/images/variations",
     ]
-    # New settings in the environment: a new client; the old one stays open until exit.
+    # New settings in the environment: a new client, the old one closed (no stream reads it).
     monkeypatch.setenv("OPENAI_API_KEY", "sk-later-key")
     imagegen.generate("a fox")
     assert server.last.headers["authorization"] == "Bearer sk-later-key"
     assert _api._default_client() is not first
-    assert first._http is not None and not first._http.client.is_closed
-    _api._close_replaced()
-    assert first._http.client.is_closed
+    assert first._http is not None and first._http.client.is_closed
+    assert _api._replaced == []
     assert imagegen.generate.__name__ == "generate"
 
 
@@ -170,9 +169,25 @@ def test_a_stream_survives_a_new_shared_client(
     assert next(events).is_partial
     monkeypatch.setenv("OPENAI_API_KEY", "sk-another-key")  # the shared client is replaced
     imagegen.generate("a hat")
+    [(old, _)] = _api._replaced  # kept open: its stream is still being read
     assert [event.type for event in events] == ["image_generation.completed"]
-    stream.close()
-    _api._close_replaced()
+    assert stream.closed
+    imagegen.generate("a hat")  # the next call closes it
+    assert _api._replaced == [] and old._http is not None and old._http.client.is_closed
+
+
+@pytest.mark.usefixtures("fresh_shared_client")
+def test_changing_settings_many_times_keeps_no_client_open(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    clients = []
+    for index in range(20):
+        monkeypatch.setenv("OPENAI_API_KEY", f"sk-key-{index}")
+        imagegen.generate("a fox")
+        clients.append(_api._default_client())
+    assert _api._replaced == []
+    assert all(c._http is not None and c._http.client.is_closed for c in clients[:-1])
 
 
 @pytest.mark.usefixtures("fresh_shared_client")
