@@ -435,7 +435,7 @@ def test_a_fully_opaque_white_mask_edits_everything() -> None:
         (Image.new("RGB", (16, 16), (100, 100, 100)), "read as black and white"),
         (Image.new("RGBA", (16, 16), (0, 0, 0, 255)), "read as black and white"),
         (Image.new("RGBA", (16, 16), (200, 50, 50, 255)), "read as black and white"),
-        (Image.new("RGBA", (16, 16), (255, 255, 255, 1)), "alpha = 0"),
+        (Image.new("RGBA", (16, 16), (0, 0, 0, 1)), "alpha = 0"),
     ],
 )
 def test_a_mask_that_marks_nothing_is_refused(source: Image.Image, how: str) -> None:
@@ -443,6 +443,26 @@ def test_a_mask_that_marks_nothing_is_refused(source: Image.Image, how: str) -> 
     error = refused(check_edit_inputs, [png((16, 16))], mask, GPT_IMAGE_1)
     assert error.param == "mask" and error.message.startswith("The mask marks nothing to edit: ")
     assert how in error.message and "--" not in error.message
+
+
+def test_a_black_and_white_mask_with_a_soft_alpha_edge_is_read_as_black_and_white() -> None:
+    # No pixel at alpha 0: the alpha would edit nothing, so the drawing is what counts.
+    source = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
+    source.paste((255, 255, 255, 255), (0, 0, 8, 16))
+    source.putpixel((15, 15), (0, 0, 0, 254))
+    mask = load_input(encoded(source), param="mask")
+    region = edited(check_edit_inputs([png((16, 16))], mask, GPT_IMAGE_1))
+    assert region[:, :8].min() == 255 and region[:, 8:].max() == 0
+
+
+def test_a_16_bit_grey_mask_is_scaled_not_clipped() -> None:
+    # Pillow's convert("L") clips 16-bit values: 3000 of 65535 (a 5% grey) would read as white.
+    values = np.zeros((16, 16), dtype=np.uint16)
+    values[:, :8] = 65535
+    values[:, 8:] = 3000
+    mask = load_input(encoded(Image.fromarray(values)), param="mask")
+    region = edited(check_edit_inputs([png((16, 16))], mask, GPT_IMAGE_1))
+    assert region[:, :8].min() == 255 and region[:, 8:].max() == 0
 
 
 def test_a_mask_with_some_transparency_is_read_by_its_alpha_alone() -> None:

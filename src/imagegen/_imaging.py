@@ -279,40 +279,54 @@ def _lowest(channel: PILImage.Image) -> int:
     return cast("tuple[int, int]", channel.getextrema())[0]
 
 
+def _grey(image: PILImage.Image) -> PILImage.Image:
+    """The mask as 8-bit grey. Pillow's `convert("L")` clips 16-bit and 32-bit grey rather than
+    scaling it, which would read a 5% grey (3000 of 65535) as white."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        import numpy as np
+
+        values = np.asarray(image).astype(np.uint32) >> 8  # 16-bit range to 8-bit
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
+    return image.convert("L")
+
+
 def _mask_alpha(image: PILImage.Image, has_alpha: bool) -> tuple[PILImage.Image, bool]:
     """The mask's alpha in OpenAI's sense (`L`, 0 = edit), and whether the mask's own alpha
     was used (rather than its black and white)."""
     if has_alpha:
         alpha = image.convert("RGBA").getchannel("A")
-        # The rule: only an alpha channel that is 255 everywhere is ignored. Such a channel holds
-        # no information (OpenAI would edit nothing with it), while any pixel below 255 shows
-        # that transparency was drawn on purpose, and then only alpha = 0 marks the edit area.
-        if _lowest(alpha) < 255:
+        # The rule: the mask's alpha is used when it marks something, that is when some pixel
+        # is fully transparent (OpenAI's rule: only alpha = 0 marks the area to edit). An alpha
+        # channel without a single 0 would edit nothing: a fully opaque one (editors save
+        # black-and-white masks that way) or one with only a soft edge. Then the mask's black
+        # and white is read instead, as for a mask without alpha.
+        if _lowest(alpha) == 0:
             return alpha, True
     # white (>= 128) = edit → alpha 0; black = keep → alpha 255
-    return image.convert("L").point(lambda v: 0 if v >= 128 else 255), False
+    return _grey(image).point(lambda v: 0 if v >= 128 else 255), False
 
 
 def to_alpha_mask(mask: InputImage) -> InputImage:
     """Return `mask` as OpenAI wants it: a PNG whose alpha = 0 marks the area to edit.
 
-    A PNG mask with transparency is taken as it is (other formats are converted to PNG, keeping
-    their alpha). A mask without transparency, with no alpha channel or a fully opaque one, is
-    read as black and white, white (>= 128) = edit, and converted. A mask that marks no pixel to
-    edit is refused: sent on, it would make an edit that changes nothing.
+    A PNG mask with fully transparent pixels is taken as it is (other formats are converted to
+    PNG, keeping their alpha). A mask without any (no alpha channel, a fully opaque one, or one
+    with only a soft edge) is read as black and white, white (>= 128) = edit, and converted. A
+    mask that marks no pixel to edit is refused: sent on, it would make an edit that changes
+    nothing.
     """
     from PIL import Image
 
     image = open_image(mask.data, param="mask", name=mask.name)
     alpha, own_alpha = _mask_alpha(image, mask.has_alpha)
     if _lowest(alpha) > 0:
-        how = (
-            "fully transparent pixels (alpha = 0) mark the area to edit, and it has none"
-            if own_alpha
-            else "a mask without transparent pixels is read as black and white, white marking "
-            "the area to edit, and it has no white"
+        raise InvalidRequestError(
+            "The mask marks nothing to edit: it has no fully transparent pixel (alpha = 0, "
+            "OpenAI's mark), and read as black and white (white = edit) it has no white.",
+            param="mask",
         )
-        raise InvalidRequestError(f"The mask marks nothing to edit: {how}.", param="mask")
     if own_alpha and mask.format == "png":
         return mask
     out = Image.new("RGBA", image.size, (0, 0, 0, 255))

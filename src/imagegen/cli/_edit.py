@@ -34,7 +34,7 @@ _IMAGE_PATH = click.Path(exists=True, dir_okay=False, allow_dash=True)
     type=click.Path(exists=True, dir_okay=False),
     metavar="PATH",
     help="Image the size of the (first) image, usually a PNG. Fully transparent pixels "
-    "(alpha = 0) mark the area to edit. A mask without transparency (no alpha, fully opaque "
+    "(alpha = 0) mark the area to edit. A mask without such pixels (no alpha, an opaque "
     "alpha, or a JPEG) is read as black and white, white = edit, and sent as a PNG alpha mask.",
 )
 @request_options("edits")
@@ -45,9 +45,9 @@ def edit(ctx: click.Context, /, **_: Any) -> None:
     """Edit or extend the --image files as the --prompt says.
 
     The mask works as OpenAI's: where it is fully transparent (alpha = 0) the image is
-    edited, elsewhere it is kept. A mask without transparency (a black-and-white picture,
-    with or without an opaque alpha channel) is read the way most editors draw it, white =
-    edit, and converted for you.
+    edited, elsewhere it is kept. A mask without fully transparent pixels (a black-and-white
+    picture, with or without an opaque alpha channel) is read the way most editors draw it,
+    white = edit, and converted for you.
     Without a mask, dall-e-2 edits the image's own transparent pixels.
 
     Without -o or -f the images are saved in the current folder as
