@@ -39,7 +39,16 @@ from ._errors import APIResponseError, ImagegenError
 from ._imaging import EXTENSIONS, sniff_format
 
 logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
-_FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif"}
+# Extensions of the formats Images APIs return, and the format each names.
+FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def split_image_suffix(path: Path) -> tuple[str, str]:
+    """`path`'s name as (stem, image extension), the extension '' unless it is one of
+    `FORMAT_OF_SUFFIX`: in `2024.01.05-cat` or `out.v2` the dot is part of the name."""
+    suffix = path.suffix if path.suffix.lower() in FORMAT_OF_SUFFIX else ""
+    return path.name[: len(path.name) - len(suffix)], suffix
+
 
 __all__ = [
     "atomic_write",
@@ -91,11 +100,12 @@ def target_path(
 ) -> Path:
     """`base` with `tag` before its extension: `out.png` + `-1` -> `out-1.png`.
 
-    Without an extension the image format's is added: `out` + `-1` + png -> `out-1.png`.
+    Without an image extension the image format's is added: `out` + `-1` + png ->
+    `out-1.png`, `out.v2` -> `out.v2.png`.
     """
     path = Path(base).expanduser()
-    suffix = path.suffix or EXTENSIONS.get(image_format or "", "")
-    stem = path.stem if path.suffix else path.name
+    stem, suffix = split_image_suffix(path)
+    suffix = suffix or EXTENSIONS.get(image_format or "", "")
     return path.with_name(f"{stem}{tag}{suffix}")
 
 
@@ -198,7 +208,7 @@ def write_image(
         raise APIResponseError("The server sent an empty image.")
     image_format = sniff_format(head)
     path = target_path(base, tag, image_format)
-    named = _FORMAT_OF_SUFFIX.get(path.suffix.lower())
+    named = FORMAT_OF_SUFFIX.get(path.suffix.lower())
     if named and image_format and named != image_format:
         # The bytes are the server's and are written as they came (nothing paid for is lost,
         # nothing re-encoded); the name is the caller's. Say that they disagree.

@@ -107,18 +107,24 @@ def test_a_sidecar_too_long_suggests_no_metadata(api: Recorder, base_url: str) -
     assert result.stdout == name + "\n"
 
 
-@pytest.mark.parametrize("name", ["x.txt", "x.out", "shot.2024", "out/x.PDF"])
-def test_an_extension_that_is_not_an_image_format_is_refused(
-    api: Recorder, base_url: str, name: str
+@pytest.mark.parametrize(
+    ("name", "saved"),
+    [
+        ("x.txt", "x.txt.png"),
+        ("shot.2024", "shot.2024.png"),
+        ("2024.01.05-cat", "2024.01.05-cat.png"),
+        ("out/x.PDF", "out/x.PDF.png"),
+    ],
+)
+def test_a_dot_that_is_not_an_image_extension_is_part_of_the_name(
+    api: Recorder, base_url: str, name: str, saved: str
 ) -> None:
+    # The image's own extension is added, so no file is named for a format it does not hold.
     result = invoke("generate", "x", "--base-url", base_url, "-o", name)
-    assert result.exit_code == 2
-    suffix = Path(name).suffix
-    assert error_line(result) == (
-        f"Error: -o/--out-file {name!r}: '{suffix}' is not an image extension; use a .png, .jpg "
-        "or .webp name (or no extension, to get the image's own). (see 'imagegen generate --help')"
-    )
-    assert api.requests == []
+    assert result.exit_code == 0, result.output
+    assert result.stdout == saved + "\n"
+    assert Path(saved).read_bytes().startswith(b"\x89PNG")
+    assert "output_format" not in api.api_requests[0].json
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ File names, for every image of the run in order (all prompts, all images, one co
   a file: each name is claimed atomically (`save(..., overwrite=False)`), and a name that is
   taken, beforehand or by another run at the same moment, is skipped for the next number.
 - The extension of `-o` picks the format (`.png`, `.jpg` / `.jpeg`, `.webp`); a name without
-  one gets the image's; any other extension is refused before anything is sent.
+  one of those gets the image's (`out.v2` -> `out.v2.png`); other image formats (`.gif`) are
+  refused before anything is sent.
 - Streamed partial images are named after the next image to be saved and numbered in the order
   they arrive since the image before it: `NAME.partial-0.png`, `NAME.partial-1.png`, then
   `NAME.png`. A server that sends the partial images of several images before any completed
@@ -37,10 +38,10 @@ import click
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
+from .._saving import FORMAT_OF_SUFFIX, split_image_suffix
 from ._progress import Console
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
-FORMAT_OF_EXTENSION = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 # Image formats no Images API returns: a name like `-o x.gif` would get PNG bytes.
 OTHER_IMAGE_EXTENSIONS = frozenset(
     {".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2", ".svg"}
@@ -140,11 +141,6 @@ def _check_name(path: Path, flag: str) -> None:
         raise click.UsageError(
             f"{flag}: images come as PNG, JPEG or WebP, not {suffix.lstrip('.').upper()}; {_USE}."
         )
-    if suffix and suffix not in FORMAT_OF_EXTENSION:
-        raise click.UsageError(
-            f"{flag}: '{path.suffix}' is not an image extension; {_USE} (or no extension, "
-            "to get the image's own)."
-        )
     if _exists_as_other(path):
         raise click.UsageError(
             f"{flag} exists and is not a regular file (a device or a pipe?); images are saved "
@@ -162,8 +158,9 @@ def _exists_as_other(path: Path) -> bool:
 
 def _suffixes(path: Path, output_format: str | None) -> list[str]:
     """The extensions the files named after `path` may get."""
-    if path.suffix:
-        return [path.suffix]
+    suffix = split_image_suffix(path)[1]
+    if suffix:
+        return [suffix]
     if output_format in EXTENSIONS:
         return [EXTENSIONS[output_format]]
     return sorted(set(EXTENSIONS.values()))  # the server chooses: any it may send
@@ -172,7 +169,7 @@ def _suffixes(path: Path, output_format: str | None) -> list[str]:
 def _longest_name(
     path: Path, images: int, partials: int, output_format: str | None, metadata: bool
 ) -> str:
-    stem = path.stem if path.suffix else path.name
+    stem = split_image_suffix(path)[0]
     suffix = max(_suffixes(path, output_format), key=len)
     number = f"-{images - 1}" if images > 1 else ""
     partial = f".partial-{partials - 1}" if partials else ""
@@ -182,7 +179,7 @@ def _longest_name(
 
 def _check_targets(path: Path, images: int, output_format: str | None, flag: str) -> None:
     """A file the run would replace must be a file, not a folder or a device."""
-    stem = path.stem if path.suffix else path.name
+    stem = split_image_suffix(path)[0]
     for index in range(images):
         for suffix in _suffixes(path, output_format):
             target = path.with_name(f"{stem}{f'-{index}' if index else ''}{suffix}")
@@ -209,7 +206,7 @@ def output_format_for(
     """
     if out_file is None or names_folder(out_file):
         return requested
-    wanted = FORMAT_OF_EXTENSION.get(Path(out_file).suffix.lower())
+    wanted = FORMAT_OF_SUFFIX.get(Path(out_file).suffix.lower())
     if wanted is None:
         return requested
     if requested is not None and requested != wanted:
@@ -259,8 +256,9 @@ class Namer:
     def _stem(self, index: int, suffix: str) -> tuple[Path, str]:
         if self._template is not None:
             # As the library does, a name without an extension gets the image format's.
-            base = self._template.with_suffix("") if self._template.suffix else self._template
-            suffix = self._template.suffix or suffix
+            stem_name, own = split_image_suffix(self._template)
+            base = self._template.with_name(stem_name)
+            suffix = own or suffix
         else:
             if self._base is None:
                 self._base = time.strftime("imagegen-%Y%m%d-%H%M%S")
@@ -401,7 +399,7 @@ def _url_format(url: str | None) -> str | None:
     if not url:
         return None
     suffix = Path(url.split("?", 1)[0]).suffix.lower()
-    return FORMAT_OF_EXTENSION.get(suffix)
+    return FORMAT_OF_SUFFIX.get(suffix)
 
 
 def _launch(path: Path, console: Console) -> None:
