@@ -304,6 +304,11 @@ def test_unknown_azure_routes_are_404_with_the_path_sent(server: str) -> None:
     )
     wrong_method = httpx2.get(server + GENERATE, params=query, headers=headers)
     assert GENERATE in assert_openai_error(wrong_method, 405)["message"]
+    # Not redirected to the /v1/ route, where the deployment would no longer pick the model.
+    slash = httpx2.post(
+        server + GENERATE + "/", params=query, headers=headers, json={"prompt": "x"}
+    )
+    assert GENERATE + "/" in assert_openai_error(slash, 404)["message"]
 
 
 def test_access_log_names_the_path_sent(server: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -36,9 +36,11 @@ __all__ = ["AZURE_PREFIX", "AzureRoutesMiddleware", "deployment_model"]
 AZURE_PREFIX = "/openai/"
 _DEPLOYMENT_KEY = "imagegen.azure_deployment"
 
-# Matched on the raw path: a deployment named like `org/model` arrives as `org%2Fmodel`.
+# Matched on the raw path: a deployment named like `org/model` arrives as `org%2Fmodel`. A
+# trailing slash is not matched (a 404, as on Azure): rewritten, Starlette would redirect it to
+# the `/v1/` path, where the deployment no longer decides the model.
 _AZURE_PATH = re.compile(
-    rb"^/openai(?P<v1>/v1)?(?:/deployments/(?P<deployment>[^/]+)(?=/images/))?(?P<rest>/.+)$"
+    rb"^/openai(?P<v1>/v1)?(?:/deployments/(?P<deployment>[^/]+)(?=/images/))?(?P<rest>/.*[^/])$"
 )
 
 
