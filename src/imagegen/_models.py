@@ -223,7 +223,7 @@ def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> _Re
 _EXPECTED = {"int": "an integer", "string": "a string", "bool": "a boolean"}
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     """A value's type in JSON's words, as OpenAI's messages give it."""
     if value is None:
         return "null"
@@ -255,7 +255,7 @@ def _request_error(error: Any) -> InvalidRequestError:
     if kind.endswith("_type") or not isinstance(value, str):
         # OpenAI's words and code for a JSON value of the wrong type.
         return InvalidRequestError(
-            f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} "
+            f"Invalid type for '{param}': expected {expected}, but got {json_type(value)} "
             "instead.",
             param=param,
             code="invalid_type",

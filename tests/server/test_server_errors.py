@@ -515,3 +515,22 @@ def test_json_edit_images_are_named_by_their_place(http: httpx2.Client) -> None:
     response = http.post("/v1/images/edits", json={"prompt": "x", "images": refs})
     error = assert_openai_error(response, 400, param="image")
     assert "images[1]" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("images", "param"),
+    [
+        ("data:image/png;base64,AAAA", "images"),
+        ({"image_url": "data:image/png;base64,AAAA"}, "images"),
+        (["data:image/png;base64,AAAA"], "images[0]"),
+        ([{"image_url": 5}], "images[0].image_url"),
+    ],
+)
+def test_json_edit_images_of_the_wrong_type_are_400_invalid_type(
+    http: httpx2.Client, images: Any, param: str
+) -> None:
+    body = {"model": "gpt-image-1", "prompt": "x", "images": images}
+    error = assert_openai_error(
+        http.post("/v1/images/edits", json=body), 400, param=param, code="invalid_type"
+    )
+    assert error["message"].startswith(f"Invalid type for '{param}': expected ")

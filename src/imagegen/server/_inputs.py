@@ -20,7 +20,7 @@ from starlette.requests import Request
 from .._capabilities import MAX_DATA_URL_CHARS, Endpoint, ModelCapabilities
 from .._errors import InvalidRequestError
 from .._imaging import CONTENT_TYPES, InputImage, format_sizes, load_input
-from .._models import _Request, parse_request
+from .._models import _Request, json_type, parse_request
 from .._service import ImageService
 from ._errors import HTTPError
 from ._settings import ServerSettings
@@ -261,9 +261,10 @@ def _decode_reference(
 ) -> InputImage:
     if not isinstance(ref, dict):
         raise InvalidRequestError(
-            f'Invalid {param}: expected an object like {{"image_url": "data:image/png;base64,'
-            '..."}.',
+            f"Invalid type for '{param}': expected an object like "
+            f'{{"image_url": "data:image/png;base64,..."}}, but got {json_type(ref)} instead.',
             param=param,
+            code="invalid_type",
         )
     if ref.get("file_id") is not None:
         raise InvalidRequestError(
@@ -273,7 +274,13 @@ def _decode_reference(
         )
     url = ref.get("image_url")
     where = f"{param}.image_url"
-    if not isinstance(url, str) or not url:
+    if url is not None and not isinstance(url, str):
+        raise InvalidRequestError(
+            f"Invalid type for '{where}': expected a string, but got {json_type(url)} instead.",
+            param=where,
+            code="invalid_type",
+        )
+    if not url:
         raise InvalidRequestError(
             f"Missing {where}: give the image as a data URL (data:image/png;base64,...).",
             param=where,
@@ -352,7 +359,13 @@ def _json_edit(
             f"JSON edits are for GPT image models; send {caps.name} edits as multipart/form-data.",
             param="model",
         )
-    if not isinstance(refs, list) or not refs:
+    if refs is not None and not isinstance(refs, list):
+        raise InvalidRequestError(
+            f"Invalid type for 'images': expected an array, but got {json_type(refs)} instead.",
+            param="images",
+            code="invalid_type",
+        )
+    if not refs:
         raise InvalidRequestError(
             'Missing required parameter: images (a list of {"image_url": "data:..."}).',
             param="images",
