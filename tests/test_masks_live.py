@@ -33,14 +33,14 @@ class RecordingEngine(Engine):
         self.jobs: list[Job] = []
 
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
-        raise NotImplementedError
+        raise AssertionError("the mask tests only edit")
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         self.jobs.append(job)
         return EngineResult([job.images[0].resize((job.width, job.height))] * job.n)
 
     def vary(self, job: Job) -> EngineResult:
-        raise NotImplementedError
+        raise AssertionError("the mask tests only edit")
 
 
 @pytest.fixture
