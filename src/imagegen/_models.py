@@ -255,8 +255,7 @@ def _request_error(error: Any) -> InvalidRequestError:
     if kind.endswith("_type") or not isinstance(value, str):
         # OpenAI's words and code for a JSON value of the wrong type.
         return InvalidRequestError(
-            f"Invalid type for '{param}': expected {expected}, but got {json_type(value)} "
-            "instead.",
+            f"Invalid type for '{param}': expected {expected}, but got {json_type(value)} instead.",
             param=param,
             code="invalid_type",
         )
