@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, redact
+from ._headers import header_value_problem
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -136,18 +137,8 @@ class Settings:
         )
 
 
-def _env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = environ.get(name, "").strip()
-        if value:
-            return value
-    return None
-
-
 def _pick(explicit: str | None, environ: Mapping[str, str], *names: str) -> str | None:
-    if explicit:
-        return explicit
-    return _env(environ, names)
+    return _pick_from(explicit, "", environ, *names)[0]
 
 
 def _pick_from(
@@ -158,31 +149,21 @@ def _pick_from(
     if explicit and explicit.strip():
         return explicit.strip(), argument
     for name in names:
-        value = environ.get(name, "").strip()
-        if value:
+        if value := environ.get(name, "").strip():
             return value, name
     return None, argument
 
 
 def _header_safe(value: str | None, source: str, *, what: str) -> str | None:
-    """`value`, if HTTP can carry it in a header; else a `ConfigurationError` that says which
-    character is wrong and where the value came from, without showing it."""
+    """`value`, if HTTP can carry it in a header, spaces excluded; else a `ConfigurationError`
+    that says which character is wrong and where the value came from, without showing it."""
     if value is None:
         return None
-    for position, char in enumerate(value, start=1):
-        if "!" <= char <= "~":
-            continue
-        if char in " \t":
-            kind = "a space"
-        elif char in "\r\n":
-            kind = "a line break"
-        elif char.isascii():
-            kind = f"the control character U+{ord(char):04X}"
-        else:
-            kind = f"the non-ASCII character U+{ord(char):04X}"
+    problem = header_value_problem(value, spaces=False)
+    if problem is not None:
         raise ConfigurationError(
-            f"The {what} from {source} has {kind} at position {position}, which cannot be sent "
-            f"in an HTTP header; copy the {what} again."
+            f"The {what} from {source} {problem}, which cannot be sent in an HTTP header; copy "
+            f"the {what} again."
         )
     return value
 
@@ -249,9 +230,9 @@ def resolve_settings(
         *_pick_from(project, "project=... (--project)", env, *_ENV_PROJECT), what="project ID"
     )
 
-    env_azure = bool(_env(env, ("AZURE_OPENAI_ENDPOINT",)))
+    env_azure = bool(_pick(None, env, "AZURE_OPENAI_ENDPOINT"))
     use_azure = bool(azure_endpoint) or (
-        not base_url and not _env(env, _ENV_BASE_URL) and env_azure
+        not base_url and not _pick(None, env, *_ENV_BASE_URL) and env_azure
     )
     if use_azure:
         return _azure_settings(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from ._capabilities import (
     validate_params,
 )
 from ._errors import InvalidRequestError
+from ._headers import header_problem
 from ._imaging import (
     ImageInput,
     InputImage,
@@ -42,8 +42,6 @@ __all__ = [
     "PATHS",
     "Call",
     "form_fields",
-    "header_problem",
-    "header_value_problem",
     "multipart_files",
     "prepare_call",
 ]
@@ -122,48 +120,6 @@ _METHODS: dict[Endpoint, str] = {
     "edits": "edit",
     "variations": "create_variation",
 }
-
-# RFC 9110's `token`, what h11 accepts as a header name.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def _header_name_problem(name: object) -> str | None:
-    """Why `name` cannot be an HTTP header name, or `None` if it can."""
-    if not isinstance(name, str):
-        return f"a header name must be text, not {type(name).__name__}"
-    if not _TOKEN.fullmatch(name):
-        return "a header name is letters, digits and !#$%&'*+-.^_`|~, without spaces"
-    return None
-
-
-def header_value_problem(value: object) -> str | None:
-    """Why `value` cannot be sent as an HTTP header value, or `None` if it can.
-
-    The answer names the first bad character and its position but never quotes the value:
-    header values carry keys and tokens. httpx2 encodes values as ASCII, and h11 refuses line
-    breaks, which would otherwise surface mid-request as an encoding crash or a "network" error.
-    """
-    if not isinstance(value, str):
-        return f"it must be text, not {type(value).__name__}"
-    for position, char in enumerate(value, start=1):
-        if char in "\r\n":
-            return f"contains a line break (character {position})"
-        if ord(char) > 0x7F:
-            return (
-                f"contains a character that is not ASCII ({char!r}, U+{ord(char):04X}, "
-                f"character {position})"
-            )
-        if (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F:
-            return f"contains a control character (U+{ord(char):04X}, character {position})"
-    return None
-
-
-def header_problem(name: object, value: object) -> str | None:
-    """Why `name: value` cannot be sent as an HTTP header, or `None` if it can."""
-    problem = _header_name_problem(name)
-    if problem is None and (problem := header_value_problem(value)) is not None:
-        problem = f"its value {problem}"
-    return problem
 
 
 def _check_extra_headers(headers: Mapping[str, str | None]) -> None:

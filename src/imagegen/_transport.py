@@ -63,8 +63,9 @@ from ._errors import (
     make_status_error,
     redact,
 )
+from ._headers import header_problem
 from ._models import CompletedEvent, ImagesResponse
-from ._request import PATHS, Call, form_fields, header_problem, multipart_files
+from ._request import PATHS, Call, form_fields, multipart_files
 from ._retry import AttemptFailed, async_retrying, parse_retry_after, retrying, status_failure
 from ._streaming import StreamContext, WireEvent, aiter_events, embedded_error, iter_events
 from ._types import NotGiven

@@ -103,10 +103,10 @@ BAD_HEADERS = [
     ("space in name", "Bad Name", "x", "header name is letters"),
     ("colon in name", "X-A:", "x", "header name is letters"),
     ("empty name", "", "x", "header name is letters"),
-    ("line break", "X-A", "a\nb", "line break (character 2)"),
-    ("carriage return", "X-A", "ab\r", "line break (character 3)"),
-    ("NUL", "X-A", "a\0", "control character (U+0000"),
-    ("not ASCII", "X-A", "é", "not ASCII ('é', U+00E9, character 1)"),
+    ("line break", "X-A", "a\nb", "has a line break at position 2"),
+    ("carriage return", "X-A", "ab\r", "has a line break at position 3"),
+    ("NUL", "X-A", "a\0", "has the control character U+0000 at position 2"),
+    ("not ASCII", "X-A", "é", "has the non-ASCII character U+00E9 at position 1"),
     ("not text", "X-A", 5, "must be text"),
 ]
 
