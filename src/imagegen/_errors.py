@@ -47,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ContentPolicyError",
+    "EXTRA_BODY_PARAMETER",
     "EngineError",
     "ImagegenError",
     "InsufficientQuotaError",
@@ -60,6 +61,10 @@ __all__ = [
     "make_status_error",
     "redact",
 ]
+
+# `InvalidRequestError.code` for a method's own parameter put in extra_body (`param` names it):
+# the command line words it with the parameter's flag.
+EXTRA_BODY_PARAMETER = "parameter_in_extra_body"
 
 # OpenAI, Azure and most compatible servers echo part of a bad key back ("Incorrect API key
 # provided: sk-ab***yz"); anything shaped like a secret is masked before it reaches a message.

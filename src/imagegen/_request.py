@@ -27,7 +27,7 @@ from ._capabilities import (
     get_capabilities,
     validate_params,
 )
-from ._errors import InvalidRequestError
+from ._errors import EXTRA_BODY_PARAMETER, InvalidRequestError
 from ._headers import header_problem
 from ._imaging import (
     ImageInput,
@@ -142,6 +142,7 @@ def _check_extra_body(endpoint: Endpoint, body: Mapping[str, Any]) -> None:
                 f"it in extra_body (--extra), which is for options {method}() does not have, "
                 "such as seed.",
                 param=key,
+                code=EXTRA_BODY_PARAMETER,
             )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 import click
 
 from .._errors import (
+    EXTRA_BODY_PARAMETER,
     AuthenticationError,
     ConfigurationError,
     ContentPolicyError,
@@ -127,6 +128,8 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
         if isinstance(categories, list) and categories:
             message += f" (categories: {', '.join(map(str, categories))})"
     param = param if isinstance(param, str) else None
+    if isinstance(exc, InvalidRequestError) and exc.code == EXTRA_BODY_PARAMETER and param:
+        return _extra_body_parameter(ctx, param)
     flag = (
         config_flag_for(ctx, param) if isinstance(exc, ConfigurationError) else flag_for(ctx, param)
     )
@@ -148,6 +151,16 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
         else:
             message += " Check the key: pass --api-key or set OPENAI_API_KEY."
     return f"{flag}: {message}" if flag else message
+
+
+def _extra_body_parameter(ctx: click.Context | None, key: str) -> str:
+    own = option_flag(ctx, key) if ctx is not None else None
+    kind = "flag" if own is None or own.startswith("-") else "argument"
+    use = f"give it with {own}" if own else "it cannot be set with --extra"
+    return (
+        f"--extra {key}: {key} has its own {kind}, so {use}; --extra is for parameters the "
+        "command has no flag for, such as seed."
+    )
 
 
 # The arguments of `resolve_settings`, which the connection flags carry under the same names.

@@ -30,7 +30,7 @@ from .._capabilities import (
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import debug_enabled, flag_for, handle_errors, known_secrets, option_flag
+from ._errors import debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
@@ -133,7 +133,6 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
             for request in requests:
                 _check_prompt(endpoint, request, caps)
         extras = {name: dict(p[name]) for name in _EXTRAS if p.get(name)}
-        _check_extra(ctx, endpoint, extras.get("extra_body", {}))
         writer = Writer(
             console,
             format_=p.get("format_"),
@@ -265,20 +264,6 @@ def _request_params(p: dict[str, Any], endpoint: Endpoint, count: int) -> dict[s
                 "-o NAME.png, or print them with -f base64."
             )
     return params
-
-
-def _check_extra(ctx: click.Context, endpoint: Endpoint, body: dict[str, Any]) -> None:
-    """A parameter with its own flag is refused in --extra, naming that flag (the library
-    refuses it too, in Python's words: the flag would skip the model's checks)."""
-    for key in body:
-        if key in ENDPOINT_PARAMS[endpoint]:
-            flag = option_flag(ctx, key)
-            kind = "flag" if flag is None or flag.startswith("-") else "argument"
-            use = f"give it with {flag}" if flag else "it cannot be set with --extra"
-            raise click.UsageError(
-                f"--extra {key}: {key} has its own {kind}, so {use}; --extra is for parameters "
-                "the command has no flag for, such as seed."
-            )
 
 
 def _check_connection_flags(p: dict[str, Any]) -> None:
