@@ -206,6 +206,11 @@ def _installed(module: str) -> bool:
         return True
 
 
+def _listed(names: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
 def unknown_option_error(
     engine: str, option: str, accepted: Iterable[str], note: str = ""
 ) -> ConfigurationError:
@@ -217,9 +222,8 @@ def unknown_option_error(
             f"Unknown option {option!r}: the {engine} engine takes no options; leave it out.",
             param="options",
         )
-    listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
     return ConfigurationError(
-        f"Unknown option {option!r} for the {engine} engine, which takes {listed}"
+        f"Unknown option {option!r} for the {engine} engine, which takes {_listed(names)}"
         + (f" ({note})" if note else "")
         + ".",
         param="options",
@@ -231,7 +235,7 @@ def missing_dependencies_message(cls: type[Engine], name: str) -> str | None:
     missing = cls.missing_dependencies()
     if not missing:
         return None
-    names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+    names = _listed(missing)
     hint = cls.install_hint or f"install the packages that provide {names}."
     verb = "is" if len(missing) == 1 else "are"
     return f"Engine {name!r} needs {names}, which {verb} not installed: {hint}"
