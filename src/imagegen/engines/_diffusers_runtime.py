@@ -1,5 +1,5 @@
-"""What runs on the device for the diffusers engine: the loaded pipelines and their worker
-thread, seeds, working sizes, previews decoded from the latents, and token counts.
+"""What runs on the device for the diffusers engine: the loaded pipelines and their device
+worker, seeds, working sizes, previews decoded from the latents, and token counts.
 
 torch is never imported here: the loaded module is handed in (`Loaded.torch`), so importing
 this module stays as cheap as importing the engine.
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import inspect
 import secrets
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._capabilities import Endpoint
 from .._models import ImagesUsage, InputTokensDetails
 from . import Job, PartialCallback
+from ._diffusers_batching import DeviceWorker
 from ._diffusers_options import Family
 
 if TYPE_CHECKING:
@@ -29,35 +28,19 @@ __all__ = [
     "Previews",
     "count_tokens",
     "device_key",
-    "device_worker",
     "partial_steps",
     "takes_step_callback",
 ]
 
 SEED_MODULUS = 2**63  # torch seeds are 64-bit; larger or negative seeds wrap
 
-# One pipeline call at a time per device, on one thread per device: a pipeline (its scheduler
-# state above all) is not thread-safe, two calls on one GPU only compete for its memory, and
-# on the CPU a single calling thread keeps one OpenMP thread team instead of one per server
-# worker thread (idle teams spin and slow the busy one). Shared by every engine in the
-# process, so two engines on one device queue behind each other too.
-_DEVICE_WORKERS: dict[str, ThreadPoolExecutor] = {}
-_DEVICE_WORKERS_GUARD = threading.Lock()
 
-
-def device_worker(device: str) -> ThreadPoolExecutor:
-    with _DEVICE_WORKERS_GUARD:
-        if device not in _DEVICE_WORKERS:
-            name = f"imagegen-diffusers-{device.replace(':', '')}"
-            _DEVICE_WORKERS[device] = ThreadPoolExecutor(1, thread_name_prefix=name)
-        return _DEVICE_WORKERS[device]
-
-
-def device_key(torch: Any, device: str) -> str:
-    """`cuda` and `cuda:0` are one device, and share one worker."""
+def device_key(torch: Any, device: str, repeat: int = 1) -> str:
+    """The worker's name: `cuda` and `cuda:0` are one device, and share one worker; the
+    second worker asked for on one device (`cpu,cpu`) is `cpu#2`."""
     if device == "cuda":
-        return f"cuda:{torch.cuda.current_device()}"
-    return device
+        device = f"cuda:{torch.cuda.current_device()}"
+    return device if repeat == 1 else f"{device}#{repeat}"
 
 
 def partial_steps(total: int, count: int) -> list[int]:
@@ -73,7 +56,7 @@ class Loaded:
 
     torch: Any
     device: str
-    worker: ThreadPoolExecutor  # runs every pipeline call on this device, one at a time
+    worker: DeviceWorker  # runs every pipeline call on this device, one at a time
     family: Family
     multiple: int  # sizes the pipelines accept are multiples of this
     native_size: tuple[int, int]
@@ -108,7 +91,7 @@ class Loaded:
 
 
 class Previews:
-    """`callback_on_step_end`: decodes the latents at evenly spaced steps into partial images."""
+    """One job's previews: decodes its latents at evenly spaced steps into partial images."""
 
     def __init__(
         self,
@@ -122,13 +105,12 @@ class Previews:
         self.on_partial = on_partial
         self.finish = finish
 
-    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
+    def __call__(self, pipe: Any, step: int, latents: Any) -> None:
         total = getattr(pipe, "num_timesteps", None) or 0
         plan = partial_steps(int(total), self.count)
         if step in plan:
-            for index, image in enumerate(self.decode(pipe, tensors["latents"])):
+            for index, image in enumerate(self.decode(pipe, latents)):
                 self.on_partial(index, plan.index(step), self.finish(image))
-        return tensors
 
     def decode(self, pipe: Any, latents: Any) -> list[PILImage.Image]:
         torch = self.loaded.torch
