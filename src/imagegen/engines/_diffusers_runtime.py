@@ -7,8 +7,10 @@ this module stays as cheap as importing the engine.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ __all__ = [
     "SEED_MODULUS",
     "Loaded",
     "Previews",
-    "count_tokens",
+    "TokenCounter",
     "device_key",
     "partial_steps",
     "takes_step_callback",
@@ -60,6 +62,7 @@ class Loaded:
     family: Family
     multiple: int  # sizes the pipelines accept are multiples of this
     native_size: tuple[int, int]
+    tokens: TokenCounter
     text2img: Any = None
     img2img: Any = None
     inpaint: Any = None
@@ -153,16 +156,29 @@ def takes_step_callback(pipe: Any) -> bool:
     )
 
 
-def count_tokens(pipe: Any, prompt: str) -> ImagesUsage | None:
-    """The prompt's tokens as the text encoder receives them (start and end tokens included,
-    cut at the model's limit); None when the pipeline has no tokenizer to count with."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is None or not prompt:
-        return None
-    ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    count = len(ids)
-    return ImagesUsage(
-        input_tokens=count,
-        total_tokens=count,
-        input_tokens_details=InputTokensDetails(text_tokens=count),
-    )
+class TokenCounter:
+    """Counts a prompt's tokens as the text encoder receives them (start and end tokens
+    included, cut at the model's limit); None when the pipeline has no tokenizer.
+
+    It counts with its own copy of the tokenizer, one call at a time: a fast tokenizer keeps
+    its padding and truncation settings on itself, so counting with the pipeline's own, from a
+    request's thread, could change how the device thread pads a prompt mid-call (and with it
+    the picture).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
+        self._lock = threading.Lock()
+
+    def __call__(self, prompt: str) -> ImagesUsage | None:
+        tokenizer = self._tokenizer
+        if tokenizer is None or not prompt:
+            return None
+        with self._lock:
+            limit = tokenizer.model_max_length
+            count = len(tokenizer(prompt, truncation=True, max_length=limit).input_ids)
+        return ImagesUsage(
+            input_tokens=count,
+            total_tokens=count,
+            input_tokens_details=InputTokensDetails(text_tokens=count),
+        )

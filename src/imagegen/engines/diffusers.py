@@ -47,7 +47,7 @@ from ._diffusers_options import (
 from ._diffusers_runtime import (
     Loaded,
     Previews,
-    count_tokens,
+    TokenCounter,
     device_key,
     takes_step_callback,
 )
@@ -334,6 +334,7 @@ class DiffusersEngine(Engine):
             family=detect_family(self.model_path, type(pipe).__name__, scheduler),
             multiple=max(8, 2 * scale),
             native_size=(int(sample) * scale, int(sample) * scale),
+            tokens=TokenCounter(getattr(pipe, "tokenizer", None)),
         )
         if isinstance(pipe, diffusers.StableDiffusionImageVariationPipeline):
             loaded.variation = pipe
@@ -495,7 +496,7 @@ class DiffusersEngine(Engine):
             {**settings, "width": width, "height": height},
             prompt=job.prompt,
         )
-        return EngineResult(images, usage=count_tokens(loaded.text2img, job.prompt))
+        return EngineResult(images, usage=loaded.tokens(job.prompt))
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         loaded = self._start(job)
@@ -506,7 +507,6 @@ class DiffusersEngine(Engine):
         if job.mask is None:
             if loaded.img2img is None:
                 raise self._unsupported("edits")
-            pipe = loaded.img2img
             settings = self._settings(loaded, job, applies, "edits", "img2img")
             images = self._run(
                 "img2img",
@@ -520,7 +520,6 @@ class DiffusersEngine(Engine):
         else:
             if loaded.inpaint is None:
                 raise self._unsupported("edits")
-            pipe = loaded.inpaint
             settings = self._settings(loaded, job, applies, "edits", "inpaint")
             from PIL import Image
 
@@ -542,7 +541,7 @@ class DiffusersEngine(Engine):
                 image=_resized(source, (width, height)),
                 mask_image=_resized(job.mask, (width, height), mask=True),
             )
-        return EngineResult(images, usage=count_tokens(pipe, job.prompt))
+        return EngineResult(images, usage=loaded.tokens(job.prompt))
 
     def vary(self, job: Job) -> EngineResult:
         loaded = self._start(job)
