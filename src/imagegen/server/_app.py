@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 from starlette.types import Scope
 
 from .._capabilities import MAX_DATA_URL_CHARS
@@ -21,6 +22,7 @@ from ._azure import AzureRoutesMiddleware
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
 from ._limits import BodyLimitMiddleware, EngineGate
+from ._metrics import Metrics, MetricsMiddleware
 from ._routes import ServerState, routes
 from ._settings import MB, ServerSettings
 from ._storage import ImageStore
@@ -82,6 +84,7 @@ def create_app(
     settings = settings or ServerSettings()
     keys = settings.resolved_api_keys()
     chosen: Engine | str = settings.engine if engine is None else engine
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -102,6 +105,9 @@ def create_app(
             )
             store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
             release.callback(store.close)
+            # An engine with several devices, or merging jobs into one call, runs best with
+            # that many jobs in it at once.
+            slots = max(settings.max_concurrency, ready.capacity())
             state = ServerState(
                 settings=settings,
                 service=ImageService(
@@ -110,9 +116,10 @@ def create_app(
                     png_compress_level=settings.png_compress_level,
                 ),
                 store=store,
-                gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
-                decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),
+                gate=EngineGate(concurrency=slots, max_queue=settings.max_queue),
+                decode_limiter=anyio.CapacityLimiter(max(2, slots)),
             )
+            release.callback(metrics.attach(state.service, state.gate))
             if not keys:
                 logger.warning(
                     "No API key is configured: the server answers every client that can reach "
@@ -121,7 +128,7 @@ def create_app(
             logger.info(
                 "engine %r ready (concurrency %d, queue %d)",
                 ready.name,
-                settings.max_concurrency,
+                slots,
                 settings.max_queue,
             )
             async with anyio.create_task_group() as tasks:
@@ -130,9 +137,10 @@ def create_app(
                 tasks.cancel_scope.cancel()
 
     return Starlette(
-        routes=routes,
+        routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"])],
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(AuthMiddleware, keys=keys),
             # After authentication (an unknown caller learns nothing of the routes), before the
             # body limits, which then see the `/v1/` route an Azure URL stands for.

@@ -20,6 +20,7 @@ from ._azure import deployment_model
 from ._errors import request_id_of
 from ._inputs import ParsedRequest, read_edit, read_generation, read_variation
 from ._limits import EngineGate
+from ._metrics import note_model
 from ._settings import ServerSettings
 from ._sse import EventStreamResponse, stream_job
 from ._storage import FILES_PREFIX, ImageStore
@@ -84,6 +85,7 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
     streaming = False
     try:
         parsed = await read(request, service, state.settings, model)
+        note_model(request.scope, parsed.request.model or service.default_model)
         job = await anyio.to_thread.run_sync(
             service.prepare,
             endpoint,
