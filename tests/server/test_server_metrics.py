@@ -11,29 +11,18 @@ from collections.abc import Iterator
 import httpx2
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from srvkit import KEY, BlockingEngine, SolidEngine, capture_thread, make_settings, png
 
 from imagegen.server import create_app
 from live import live_server
+from promkit import Samples, value
+from promkit import scrape as scrape_all
 
 AUTH = {"authorization": f"Bearer {KEY}"}
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def scrape(url: str, headers: dict[str, str] | None = None) -> Samples:
-    response = httpx2.get(url + "/metrics", headers=AUTH if headers is None else headers)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    return scrape_all(url, AUTH if headers is None else headers)
 
 
 @pytest.fixture

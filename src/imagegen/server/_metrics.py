@@ -201,22 +201,28 @@ class MetricsMiddleware:
             return
         scope.setdefault("state", {})  # shared with the copies routes make of the scope
         endpoint = _endpoint(str(scope.get("path", "")))
-        status = 0
+        started = False
+
+        def count(status: int) -> None:
+            model = self.metrics.model_label(scope)
+            self.metrics.requests.labels(endpoint, model, str(status)).inc()
 
         async def watched_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                # Counted before the answer goes out: a client that reads it, then scrapes,
+                # finds its request counted.
+                started = True
+                count(int(message["status"]))
             await send(message)
 
         try:
             await self.app(scope, receive, watched_send)
         except ClientDisconnect:
-            status = status or 499
+            if not started:
+                count(499)  # the client left before any answer; nginx's number for it
             raise
         except Exception:
-            status = status or 500
+            if not started:
+                count(500)  # the outer middleware answers it
             raise
-        finally:
-            label = str(status or 499)  # no answer at all: the client left first
-            self.metrics.requests.labels(endpoint, self.metrics.model_label(scope), label).inc()
