@@ -80,3 +80,10 @@ def test_the_flags_reach_the_engine(model_folders: dict[str, Path]) -> None:
         stop_process(process)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_a_device_list_keeps_its_commas_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagegen.server import ServerSettings
+
+    monkeypatch.setenv("IMAGEGEN_ENGINE_OPTIONS", "device=cuda:0, cuda:1,steps=4")
+    assert ServerSettings().engine_options == {"device": "cuda:0,cuda:1", "steps": "4"}

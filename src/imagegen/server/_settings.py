@@ -41,6 +41,18 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
 
 
+def _option_pairs(value: str) -> list[str]:
+    """`key=value` pairs separated by commas; a part without `=` continues the value before it,
+    so a list keeps its commas (`device=cuda:0,cuda:1,steps=4`)."""
+    pairs: list[str] = []
+    for part in _split(value):
+        if "=" not in part and pairs:
+            pairs[-1] += "," + part
+        else:
+            pairs.append(part)
+    return pairs
+
+
 class ServerSettings(BaseModel):
     """Everything `create_app` and `imagegen serve` can be told. See the module docstring."""
 
@@ -107,7 +119,9 @@ class ServerSettings(BaseModel):
             if name == "api_keys":
                 merged[name] = _split(raw)
             elif name == "engine_options":
-                merged[name] = parse_options(_split(raw), source=ENV_PREFIX + "ENGINE_OPTIONS")
+                merged[name] = parse_options(
+                    _option_pairs(raw), source=ENV_PREFIX + "ENGINE_OPTIONS"
+                )
             else:
                 merged[name] = raw.strip()
         return merged
