@@ -12,12 +12,12 @@ This module imports only click and the (light) capability table, so `imagegen --
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 
-from .._capabilities import ENDPOINT_PARAMS, ENUMS, MODELS, Endpoint
+from .._capabilities import ENDPOINT_PARAMS, ENUMS, GIF, MODELS, Endpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +95,30 @@ _MODEL_HELP = (
     "(compatible servers have their own)."
 )
 
+
+def _svg_options(func: F) -> F:
+    """`svg`, an object on the wire, is set by two flags (see `svg_param`)."""
+    func = click.option(
+        "--svg-reasoning-effort",
+        metavar=_choices("svg.reasoning.effort"),
+        help="--output-format svg: how hard the SVG author reasons.",
+    )(func)
+    return click.option(
+        "--svg-model", metavar="NAME", help="--output-format svg: the model that writes the SVG."
+    )(func)
+
+
+def svg_param(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The wire `svg` object from --svg-model and --svg-reasoning-effort; None if neither."""
+    model, effort = params.get("svg_model"), params.get("svg_reasoning_effort")
+    if model is None and effort is None:
+        return None
+    svg: dict[str, Any] = {} if model is None else {"model": model}
+    if effort is not None:
+        svg["reasoning"] = {"effort": effort}
+    return svg
+
+
 # One declaration per wire parameter, applied in this order (the order of `--help`).
 _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
     "model": click.option("-m", "--model", metavar="NAME", help=_MODEL_HELP),
@@ -131,8 +155,9 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
     "output_format": click.option(
         "--output-format",
         metavar=_choices("output_format"),
-        help="GPT image models: format of the returned images. With -o it defaults to the "
-        "file's extension (.jpg/.jpeg: jpeg, .webp: webp, .png: png).",
+        help="GPT image models: format of the returned images (gif: animated, svg: vector; "
+        "neither streams). With -o it defaults to the file's extension (.jpg/.jpeg: jpeg, "
+        ".webp: webp, .gif: gif, .svg: svg, .png: png).",
     ),
     "output_compression": click.option(
         "--output-compression",
@@ -151,7 +176,34 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
         help="DALL-E models: what the server returns (URLs last 60 minutes). GPT image models "
         "always return b64_json; url is turned into b64_json with a warning.",
     ),
-    "user": click.option("--user", metavar="ID", help="End-user ID, for abuse monitoring."),
+    "user": click.option(
+        "--user", metavar="ID", help="End-user ID, for abuse monitoring (deprecated by OpenAI)."
+    ),
+    "safety_identifier": click.option(
+        "--safety-identifier",
+        metavar="ID",
+        help="Stable end-user ID for safety monitoring (a hash of a username); preferred over "
+        "--user.",
+    ),
+    "complexity": click.option(
+        "--complexity",
+        metavar=_choices("complexity"),
+        help="GPT image models: how much planning goes into the image, apart from --quality.",
+    ),
+    "frame_count": click.option(
+        "--frame-count",
+        type=int,
+        metavar="2-16",
+        help=f"--output-format gif: frames of the animation [default {GIF.default_frames}].",
+    ),
+    "frame_duration_ms": click.option(
+        "--frame-duration-ms",
+        type=int,
+        metavar="MS",
+        help="--output-format gif: how long each frame shows, rounded to 10 ms "
+        f"[default {GIF.default_duration_ms}].",
+    ),
+    "svg": _svg_options,
     "stream": click.option(
         "--stream",
         is_flag=True,
