@@ -12,12 +12,23 @@ This module imports only click and the (light) capability table, so `imagegen --
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 
-from .._capabilities import ENDPOINT_PARAMS, ENUMS, GIF, MODELS, Endpoint
+from .._capabilities import (
+    ENDPOINT_PARAMS,
+    ENUMS,
+    FLEXIBLE_MAX_EDGE,
+    FLEXIBLE_MAX_RATIO,
+    FLEXIBLE_MULTIPLE,
+    GIF,
+    MODELS,
+    Endpoint,
+    ModelCapabilities,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,22 +88,61 @@ def _choices(name: str) -> str:
     return "[" + "|".join(ENUMS[name]) + "]"
 
 
-def _qualities() -> str:
-    """`dall-e-2: standard|auto; ...; GPT image models: low|medium|high|auto`, from the table."""
-    by_values: dict[tuple[str, ...], list[str]] = {}
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def _names(models: list[ModelCapabilities]) -> str:
+    """`gpt-image-1.5, gpt-image-2.5-{sunburst,flare}`: siblings that differ only in their last
+    word written once."""
+    entries: dict[str, list[str]] = {}  # stem (or the whole name) -> last words
+    for caps in models:
+        stem, _, last = caps.name.rpartition("-")
+        if stem and last.isalpha():
+            entries.setdefault(stem + "-", []).append(last)
+        else:
+            entries[caps.name] = []
+    shown = []
+    for key, lasts in entries.items():
+        if not lasts:
+            shown.append(key)
+        else:
+            shown.append(key + (lasts[0] if len(lasts) == 1 else "{" + ",".join(lasts) + "}"))
+    return ", ".join(shown)
+
+
+def _by_model(rule: Callable[[ModelCapabilities], str | None]) -> str:
+    """`dall-e-2: A; dall-e-3: B; gpt-image-1.5, ...: C`, from the table: models grouped by
+    what `rule` says of them (None: left out); dated snapshots go with their model."""
+    groups: dict[str, list[ModelCapabilities]] = {}
     for caps in MODELS.values():
-        if caps.qualities:
-            label = "GPT image models" if caps.is_gpt_image else caps.name
-            names = by_values.setdefault(caps.qualities, [])
-            if label not in names:
-                names.append(label)
-    return "; ".join(f"{', '.join(names)}: {'|'.join(q)}" for q, names in by_values.items())
+        said = rule(caps)
+        if said is not None and not _SNAPSHOT.search(caps.name):
+            groups.setdefault(said, []).append(caps)
+    return "; ".join(f"{_names(models)}: {said}" for said, models in groups.items())
+
+
+def _qualities() -> str:
+    return _by_model(lambda caps: "|".join(caps.qualities) if caps.qualities else None)
+
+
+def _sizes() -> str:
+    def sizes(caps: ModelCapabilities) -> str | None:
+        if caps.flexible_sizes:
+            return (
+                f"any WxH with both edges multiples of {FLEXIBLE_MULTIPLE}, the long edge at "
+                f"most {FLEXIBLE_MAX_EDGE} and at most {FLEXIBLE_MAX_RATIO}x the short one"
+            )
+        listed = next(iter(caps.sizes.values()), None)
+        return "|".join(listed) if listed else None
+
+    return _by_model(sizes)
 
 
 _MODEL_HELP = (
     "Model name; the default is gpt-image-2 for generate and edit, dall-e-2 for variation. "
-    f"Known: {', '.join(sorted(MODELS))}. Other names go to the server unchecked "
-    "(compatible servers have their own)."
+    f"Known: {', '.join(sorted(MODELS))}. Retired by OpenAI (refused there, sent to other "
+    f"servers): {', '.join(name for name, caps in MODELS.items() if caps.retired)}. Other "
+    "names go to the server unchecked (compatible servers have their own)."
 )
 
 
@@ -135,10 +185,7 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
         "--size",
         type=SizeType(),
         metavar="WxH",
-        help="WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. dall-e-2: 256x256|512x512|"
-        "1024x1024; dall-e-3: 1024x1024|1792x1024|1024x1792; gpt-image-1*: auto|1024x1024|"
-        "1536x1024|1024x1536; gpt-image-2: any WxH with both edges multiples of 16, the long "
-        "edge at most 3840 and at most 3x the short one.",
+        help=f"WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. {_sizes()}.",
     ),
     "quality": click.option("-q", "--quality", metavar="QUALITY", help=_qualities() + "."),
     "style": click.option(

@@ -7,7 +7,7 @@
   the gradient as a `<linearGradient>`, the glows as `<radialGradient>`s, the card as a rounded
   `<rect>` and the prompt as `<text>` lines, wrapped as in the still, with the size below.
   Edits: the edited image, embedded as a PNG `<image>`, with the prompt as the `<title>`.
-- **Markup**: the area an edit's markup draws on, widened a little, is the area edited.
+- **Markup**: the box around what an edit's markup draws, widened a little, is the area edited.
 - **Complexity**: how many glows the background gets (low 2, medium and unset 4, high 7).
 """
 
@@ -22,7 +22,7 @@ from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from ._lettering import MIN_FONT, fit_text, font_size, line_spacing, printable
 
@@ -226,9 +226,16 @@ def svg_picture(image: Image.Image, prompt: str) -> str:
 
 
 def markup_region(markup: Image.Image) -> Image.Image:
-    """The area to edit (`L`, 255 = edit): where the markup draws, widened by 2 % of the short
-    side so that the edit covers the strokes' surroundings too."""
-    drawn = markup.convert("RGBA").getchannel("A").point(lambda a: 255 if a > 0 else 0)
-    # A box blur costs the same at any radius; any pixel it reaches is within the radius.
-    spread = drawn.filter(ImageFilter.BoxBlur(max(1, round(min(markup.size) * 0.02))))
-    return spread.point(lambda v: 255 if v > 0 else 0)
+    """The area to edit (`L`, 255 = edit): the box around what the markup draws (a circle
+    marks what is inside it too), widened by 2 % of the short side. Nothing drawn: nothing."""
+    region = Image.new("L", markup.size, 0)
+    box = markup.convert("RGBA").getchannel("A").getbbox()
+    if box is not None:
+        grow = max(1, round(min(markup.size) * 0.02))
+        x0, y0, x1, y1 = box
+        width, height = markup.size
+        region.paste(
+            255,
+            (max(0, x0 - grow), max(0, y0 - grow), min(width, x1 + grow), min(height, y1 + grow)),
+        )
+    return region
