@@ -18,7 +18,9 @@ from imagegen._errors import InvalidRequestError, Problem
 from imagegen._models import parse_request
 
 
-def check(endpoint: Endpoint, model: str | None, files: tuple[str, ...] = (), **params: Any) -> None:
+def check(
+    endpoint: Endpoint, model: str | None, files: tuple[str, ...] = (), **params: Any
+) -> None:
     params.setdefault("prompt", "A cute baby lion")
     if model is not None:
         params["model"] = model
