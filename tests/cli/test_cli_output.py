@@ -428,3 +428,35 @@ def test_partial_images_of_several_images_sent_first_follow_their_order() -> Non
         "fox.png",
         "fox-1.png",
     ]
+
+
+def test_revised_prompts_go_to_stderr_one_line_per_image(api: Recorder, base_url: str) -> None:
+    api.image_fields = {"revised_prompt": "A fluffy lion cub\nin warm light."}
+    saved = invoke("generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-o", "lion.png")
+    assert saved.exit_code == 0, saved.output
+    assert saved.stdout == "lion.png\n"  # scripts read the paths
+    assert saved.stderr == "Revised prompt (lion.png): A fluffy lion cub in warm light.\n"
+
+    printed = invoke(
+        "generate", "x", "-m", "dall-e-2", "-n", "2", "--base-url", base_url, "-f", "base64"
+    )
+    assert printed.exit_code == 0, printed.output
+    assert all(base64.b64decode(line).startswith(PNG) for line in printed.stdout.splitlines())
+    assert printed.stderr.splitlines() == ["Revised prompt: A fluffy lion cub in warm light."] * 2
+
+    as_json = invoke("generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-f", "json")
+    assert (
+        json.loads(as_json.stdout)["data"][0]["revised_prompt"]
+        == "A fluffy lion cub\nin warm light."
+    )
+    assert as_json.stderr == ""  # in the response already
+    quiet = invoke(
+        "generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-o", "q.png", "--quiet"
+    )
+    assert (quiet.stdout, quiet.stderr) == ("q.png\n", "")
+
+
+def test_no_revised_prompt_line_without_one(api: Recorder, base_url: str) -> None:
+    result = invoke("generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-o", "l.png")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

@@ -234,6 +234,50 @@ def test_show_opens_printed_images_in_the_viewer(
     assert Path(shown).read_bytes().startswith(PNG)
 
 
+def test_show_returns_at_once_and_prints_nothing_of_the_viewer(
+    api: Recorder, base_url: str, tmp_path: Path
+) -> None:
+    """A viewer that outlives the command (xdg-open often waits for the program it starts)
+    leaves no `ResourceWarning: subprocess N is still running`, nor its own chatter, on stderr,
+    even with every warning an error, and still opens each image after the command ended."""
+    opened = tmp_path / "opened.txt"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    viewer = bin_dir / "xdg-open"
+    viewer.write_text(f'#!/bin/sh\necho chatter >&2\nsleep 1\necho "$1" >> "{opened}"\n')
+    viewer.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for output in (["-o", "s.png", "-n", "2"], ["-f", "base64"]):
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-X", "dev", "-m", "imagegen", "generate", "x",
+             "--base-url", base_url, "--show", *output],
+            capture_output=True, env={**env, "TMPDIR": str(tmp_path)}, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == b""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if opened.exists() and len(opened.read_text().splitlines()) == 3:
+            break
+        time.sleep(0.05)
+    shown = opened.read_text().splitlines()
+    assert sorted(shown[:2]) == ["s-1.png", "s.png"]
+    assert Path(shown[2]).read_bytes().startswith(PNG)  # the printed image, from a file
+
+
+def test_show_without_a_viewer_says_so(api: Recorder, base_url: str, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "empty-bin"
+    bin_dir.mkdir()
+    done = run_process(
+        "generate", "x", "--base-url", base_url, "--show", "-o", "s.png", env={"PATH": str(bin_dir)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"s.png\n"
+    assert done.stderr.decode() == (
+        "Warning: Could not open s.png: no image viewer found (xdg-open, display, eog).\n"
+    )
+
+
 def test_runs_started_together_never_share_an_auto_name(
     api: Recorder, base_url: str, tmp_path: Path
 ) -> None:

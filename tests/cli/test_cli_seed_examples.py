@@ -66,7 +66,7 @@ EXAMPLES = _examples()
 def _options(args: list[str]) -> dict[str, str]:
     """The flags of a command and their values (every flag of the examples takes one)."""
     found = {}
-    for flag, value in zip(args, args[1:]):
+    for flag, value in zip(args, args[1:], strict=False):
         if flag.startswith("-") and not value.startswith("-"):
             found[flag] = value
     return found
@@ -115,7 +115,7 @@ def test_seed_example(steps: list[Step], server: str) -> None:
         out, err = result.stdout.splitlines(), result.stderr.splitlines()
         shown = f"{step.command}\nstdout: {out}\nstderr: {err}"
         assert len(out) == len(expected_out) and len(err) == len(expected_err), shown
-        for documented, actual in zip(expected_out + expected_err, out + err):
+        for documented, actual in zip(expected_out + expected_err, out + err, strict=True):
             assert _matches(documented, actual, server), f"{documented!r} != {actual!r}"
         if step.error is None:
             assert result.exit_code == 0, shown

@@ -226,7 +226,8 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     uses = " or ".join(f"-m {name}" for name in names)
     if MODELS[names[0]].family == "dall-e":
         uses += " (on a server that still has it)"
-    return f" {' and '.join(names)} take{'s' * (len(names) == 1)} {shown}: use {uses}, or leave {short} out."
+    who = f"{names[0]} takes" if len(names) == 1 else f"{' and '.join(names)} take"
+    return f" {who} {shown}: use {uses}, or leave {short} out."
 
 
 def _extra_body_parameter(ctx: click.Context | None, key: str) -> str:

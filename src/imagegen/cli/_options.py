@@ -146,9 +146,8 @@ def _size_rule(endpoint: Endpoint) -> Callable[[ModelCapabilities], str | None]:
 
 
 def _size_help(endpoint: Endpoint) -> str:
-    return (
-        f"WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. {_by_model(endpoint, _size_rule(endpoint))}."
-    )
+    rules = _by_model(endpoint, _size_rule(endpoint))
+    return f"WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. {rules}."
 
 
 def _quality_help(endpoint: Endpoint) -> str:
@@ -273,8 +272,8 @@ def request_options(endpoint: Endpoint) -> Callable[[F], F]:
         for name in reversed(names):
             func = _REQUEST_OPTIONS[name](func)
             if name in _ENDPOINT_HELP:
-                option = getattr(func, "__click_params__")[-1]  # the one just declared
-                option.help = _ENDPOINT_HELP[name](endpoint)
+                declared: list[click.Option] = func.__click_params__  # type: ignore[attr-defined]
+                declared[-1].help = _ENDPOINT_HELP[name](endpoint)  # the option just declared
         return func
 
     return decorate
