@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._capabilities import (
+    DEFAULT_MODELS,
     ENDPOINT_PARAMS,
     ENUMS,
     MAX_DATA_URL_CHARS,
@@ -56,13 +57,6 @@ PATHS: dict[Endpoint, str] = {
     "edits": "/images/edits",
     "variations": "/images/variations",
 }
-
-DEFAULT_MODELS: dict[Endpoint, str] = {
-    "generations": "gpt-image-2",
-    "edits": "gpt-image-2",
-    "variations": "dall-e-2",
-}
-
 
 @dataclass
 class Call:

@@ -19,8 +19,14 @@ from typing import Any, TypeVar
 
 import click
 
-from .._capabilities import ENDPOINT_PARAMS, ENUMS, MODELS, Endpoint, ModelCapabilities
-from .._request import DEFAULT_MODELS
+from .._capabilities import (
+    DEFAULT_MODELS,
+    ENDPOINT_PARAMS,
+    ENUMS,
+    MODELS,
+    Endpoint,
+    ModelCapabilities,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

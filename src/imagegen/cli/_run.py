@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from .._capabilities import (
+    DEFAULT_MODELS,
     ENDPOINT_PARAMS,
     Endpoint,
     ModelCapabilities,
@@ -246,8 +247,6 @@ def _quiet_model_libraries() -> None:
 
 
 def _default_model(endpoint: Endpoint) -> str:
-    from .._request import DEFAULT_MODELS
-
     # An in-process engine without -m answers under the default model's rules too, so the
     # default decides what `-o x.jpg` asks for and how long a stdin prompt may be.
     return DEFAULT_MODELS[endpoint]
