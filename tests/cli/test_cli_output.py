@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import invoke
+from cli_helpers import FakeViewer, invoke
 from cli_recorder import Recorder, image_bytes
 from PIL import Image
 
@@ -276,21 +276,11 @@ def test_url_with_gpt_image_warns_and_still_prints(api: Recorder, base_url: str)
 def test_show_opens_saved_files_in_the_viewer(
     api: Recorder, base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened = tmp_path / "opened.txt"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    viewer = bin_dir / "xdg-open"
-    viewer.write_text(f'#!/bin/sh\necho "$1" >> "{opened}"\n')
-    viewer.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    viewer = FakeViewer(tmp_path)
+    monkeypatch.setenv("PATH", viewer.path)
     result = invoke("generate", "x", "--base-url", base_url, "-n", "2", "-o", "s.png", "--show")
     assert result.exit_code == 0, result.output
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if opened.exists() and len(opened.read_text().splitlines()) == 2:
-            break
-        time.sleep(0.05)
-    assert sorted(opened.read_text().splitlines()) == ["s-1.png", "s.png"]
+    assert sorted(viewer.wait_opened(2)) == ["s-1.png", "s.png"]
 
 
 def _square() -> str:
