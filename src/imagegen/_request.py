@@ -58,6 +58,7 @@ PATHS: dict[Endpoint, str] = {
     "variations": "/images/variations",
 }
 
+
 @dataclass
 class Call:
     """One checked request: wire parameters (only those set), input images, extras."""

@@ -4,8 +4,8 @@ The commands and their output are read from the docs' "From the seeds' examples"
 what the docs show is what the command line does: each `$ imagegen ...` line runs against
 imagegen's own server (`create_app("placeholder")`, which serves the DALL·E models too), and
 what it prints must match the lines under it (`...` stands for any text). A command shown
-failing must exit 2 (1 for the server's own refusal) with a one-line error that names the
-change the next command makes: `-m dall-e-2`, `-f base64`, `leave -s out`.
+failing must exit 2 (1 for the server's own refusal) with error lines (one per problem) that
+name the change the next command makes: `-m dall-e-2`, `-f base64`, `leave -s out`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cli_helpers import error_line, invoke
+from cli_helpers import invoke
 from PIL import Image
 
 from imagegen.server import create_app
@@ -42,6 +42,7 @@ class Step:
 
     @property
     def error(self) -> str | None:
+        """The first error line shown, if the command is shown failing."""
         return next((line for line in self.output if line.startswith("Error: ")), None)
 
 
@@ -124,9 +125,11 @@ def test_seed_example(steps: list[Step], server: str) -> None:
                     with Image.open(line) as picture:
                         assert picture.format == "PNG"
             continue
-        line = error_line(result)
-        assert result.exit_code == (1 if "Server answered" in line else 2), shown
-        _assert_names_the_fix(line, step, steps[number + 1])
+        # One line per problem of the request, every one an error, no traceback.
+        assert err and all(line.startswith("Error: ") for line in err), shown
+        errors = " ".join(err)
+        assert result.exit_code == (1 if "Server answered" in errors else 2), shown
+        _assert_names_the_fix(errors, step, steps[number + 1])
 
 
 def _assert_names_the_fix(error: str, step: Step, fixed: Step) -> None:
