@@ -29,6 +29,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
+    "DEFAULT_MODELS",
     "ENDPOINT_PARAMS",
     "ENUMS",
     "FLEXIBLE_MAX_PIXELS",
@@ -53,6 +54,14 @@ _ENDPOINTS: tuple[Endpoint, ...] = ("generations", "edits", "variations")
 MB = 1024 * 1024
 # OpenAI's cap on one JSON edit `image_url` (a 15 MB image as base64).
 MAX_DATA_URL_CHARS = 20_971_520
+
+# The model a request that names none is sent with (OpenAI's defaults; our choice, not a fact
+# of any model, so not in the catalogue).
+DEFAULT_MODELS: dict[Endpoint, str] = {
+    "generations": "gpt-image-2",
+    "edits": "gpt-image-2",
+    "variations": "dall-e-2",
+}
 
 _SIZE_RE = re.compile(r"^(\d{1,6})x(\d{1,6})$")
 # Parameters that are files, not fields of the body.

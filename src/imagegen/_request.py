@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._capabilities import (
+    DEFAULT_MODELS,
     ENDPOINT_PARAMS,
     ENUMS,
     MAX_DATA_URL_CHARS,
@@ -62,12 +63,6 @@ PATHS: dict[Endpoint, str] = {
     "generations": "/images/generations",
     "edits": "/images/edits",
     "variations": "/images/variations",
-}
-
-DEFAULT_MODELS: dict[Endpoint, str] = {
-    "generations": "gpt-image-2",
-    "edits": "gpt-image-2",
-    "variations": "dall-e-2",
 }
 
 
@@ -222,18 +217,14 @@ def prepare_call(
     if to_openai and not in_process:
         check_retired(model, endpoint)  # nothing else matters: OpenAI would refuse the model
 
+    dropped_url = False
     if "response_format" in wire and (in_process or _drops_url(str(model))):
         asked = wire.pop("response_format")
         if asked not in ENUMS["response_format"]:  # a typo is an error even where it is dropped
             problems.add(
                 f"Invalid response_format {asked!r}: use one of url, b64_json.", "response_format"
             )
-        elif asked == "url":
-            target = "an in-process engine" if in_process else f"model {model}"
-            logger.warning(
-                "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
-                target,
-            )
+        dropped_url = asked == "url"
 
     call = Call(
         endpoint=endpoint,
@@ -270,6 +261,12 @@ def prepare_call(
                 if caps is not None:
                     check_variation_input(call.images[0], caps)
     problems.raise_any()
+    if dropped_url:  # said only of a request that passed the checks, not before its error
+        target = "an in-process engine" if in_process else f"model {model}"
+        logger.warning(
+            "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
+            target,
+        )
     return call
 
 

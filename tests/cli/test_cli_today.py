@@ -186,15 +186,15 @@ def test_a_retired_model_is_refused_for_openai_with_its_replacement(
 
 
 def test_help_knows_the_catalogue() -> None:
-    from imagegen.cli._options import _MODEL_HELP, _qualities, _sizes
+    from imagegen.cli._options import _model_help, _quality_help, _size_help
 
     assert (
         "gpt-image-2.5-{sunburst,flare}, gpt-image-2.6-{sunburst,flare}: low|medium|high|"
-        "xhigh|max|auto" in _qualities()
+        "xhigh|max|auto." in _quality_help("generations")
     )
     assert (
         "gpt-image-2, gpt-image-2.5-{sunburst,flare}, gpt-image-2.6-{sunburst,flare}: any "
-        "WxH" in _sizes()
+        "WxH" in _size_help("edits")
     )
-    assert "sent to other servers): dall-e-2, dall-e-3, gpt-image-1." in _MODEL_HELP
+    assert "sent to other servers): dall-e-2, dall-e-3, gpt-image-1." in _model_help("generations")
     assert "[png|jpeg|webp|gif|svg]" in invoke("generate", "--help").stdout
