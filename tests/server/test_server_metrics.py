@@ -93,9 +93,13 @@ def test_metrics_need_the_key_when_the_server_has_one(server: str) -> None:
 def test_metrics_are_open_without_a_key() -> None:
     with live_server(create_app("placeholder", make_settings())) as url:
         httpx2.post(url + "/v1/images/generations", json={"prompt": "x", "size": "8x8"})
+        gif = {"prompt": "x", "size": "16x16", "output_format": "gif", "n": 2}
+        assert httpx2.post(url + "/v1/images/generations", json=gif).status_code == 200
         samples = scrape(url, headers={})
     requests = "imagegen_requests_total"
-    assert value(samples, requests, endpoint="generations", model="placeholder", status="200") == 1
+    assert value(samples, requests, endpoint="generations", model="placeholder", status="200") == 2
+    # GIF answers count as images too (an engine returns them as frames, not `images`).
+    assert value(samples, "imagegen_images_total", endpoint="generations", model="placeholder") == 3
 
 
 def test_azure_routes_count_as_their_endpoint_and_deployment() -> None:

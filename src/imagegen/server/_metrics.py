@@ -172,7 +172,7 @@ class Metrics:
         self.call_seconds.labels(device).observe(call.seconds)
 
     def _job_done(self, job: Job, result: EngineResult, seconds: float) -> None:
-        images = len(result.images)
+        images = job.n  # checked by the service; GIF and SVG answers carry no `images`
         self.engine_seconds.labels(job.endpoint, job.model).observe(seconds)
         self.images.labels(job.endpoint, job.model).inc(images)
         self._recent.add(images)
