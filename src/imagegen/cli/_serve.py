@@ -230,6 +230,9 @@ def serve_command(
             log_config=_log_config(log_level),
             log_level=log_level,
             access_log=False,  # the app writes its own access log, without query strings
+            # h11 whatever else is installed: "auto" would take httptools when present (the
+            # ray extra brings it), which parses and refuses requests differently.
+            http="h11",
             timeout_graceful_shutdown=settings.graceful_timeout,
         )
     finally:
