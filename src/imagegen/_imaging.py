@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,16 @@ PNG_COMPRESS_LEVEL = 1
 WEBP_LOSSLESS_EFFORT = 25
 
 
+# An SVG document: an optional byte order mark, XML declaration, comments and doctype, then
+# the `<svg` element.
+_SVG_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--.*?-->|<!DOCTYPE[^>]*>)\s*)*<svg[\s>/]",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
 def sniff_format(data: bytes) -> str | None:
-    """`png`, `jpeg`, `webp` or `gif` from the magic bytes; `None` if none of these."""
+    """`png`, `jpeg`, `webp`, `gif` or `svg` from the first bytes; `None` if none of these."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -77,6 +86,8 @@ def sniff_format(data: bytes) -> str | None:
         return "webp"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
+    if _SVG_START.match(data):
+        return "svg"
     return None
 
 
@@ -205,7 +216,7 @@ def load_input(
     if not data:
         raise InvalidRequestError(f"{called} is empty (0 bytes).", param=param)
     fmt = sniff_format(data)
-    if fmt is None:
+    if fmt is None or fmt == "svg":
         raise InvalidRequestError(f"{called} is not a PNG, JPEG or WebP image.", param=param)
     try:
         with Image.open(io.BytesIO(data)) as probe:
