@@ -86,10 +86,11 @@ MAX_RETRIES_LIMIT = 100
 # hear "try again at 14:05" than watch a command sit silent for longer than a minute.
 DEFAULT_MAX_RETRY_WAIT = 60.0
 MiB = 1024 * 1024
-# Ten 3840x2160 PNGs of noise (the largest, least compressible answer gpt-image-2 gives: 33 MB
-# of base64 each) fit with room to spare; an answer is held in memory about twice while parsed.
+# gpt-image-2's largest image is 3840x2160: as a PNG of noise, which PNG cannot compress, 25 MB
+# (33 MB with an alpha channel), 33 MB (44 MB) of base64. Ten of them fit in one answer; while
+# it is parsed an answer is held in memory about twice (see `_answers`).
 DEFAULT_MAX_RESPONSE_SIZE = 512 * MiB
-# Twice such a PNG (25 MB, 33 MB with an alpha channel).
+# Twice the RGB one, so any image an API makes fits.
 DEFAULT_MAX_IMAGE_SIZE = 64 * MiB
 
 _ENV_KEY = ("OPENAI_API_KEY", "OPENAI_TOKEN")

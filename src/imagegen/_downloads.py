@@ -31,7 +31,7 @@ from ._errors import APIResponseError
 
 __all__ = ["Reach", "is_public", "private_allowed", "reach_for"]
 
-_FLAG = "allow_private_downloads=True (--private-downloads)"
+_FLAG = "allow_private_downloads (--private-downloads)"
 
 
 def is_public(address: str) -> bool:

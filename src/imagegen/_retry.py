@@ -141,8 +141,8 @@ class _Decide(retry_base):
             _add_note(
                 error,
                 f"The server asks to wait {_seconds(hint)} before retrying (Retry-After), longer "
-                f"than the {_seconds(self.max_wait)} this client waits (max_retry_wait, "
-                f"--max-retry-wait): try again after {_when(hint)}, or raise that limit.",
+                f"than the {_seconds(self.max_wait)} this client waits: try again after "
+                f"{_when(hint)}, or raise max_retry_wait (--max-retry-wait).",
             )
             return False
         if retry_state.attempt_number > self.max_retries:

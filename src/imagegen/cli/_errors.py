@@ -118,9 +118,7 @@ _PYTHON_AND_FLAG = re.compile(
 
 def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
     """The message for `exc`, led by the flag it concerns."""
-    message = one_line(exc.message)
-    if isinstance(exc, (ConfigurationError, InvalidRequestError)):
-        message = _PYTHON_AND_FLAG.sub(r"\1", message)
+    message = _PYTHON_AND_FLAG.sub(r"\1", one_line(exc.message))
     param = getattr(exc, "param", None)
     if isinstance(exc, ContentPolicyError):
         details = exc.moderation_details

@@ -38,7 +38,7 @@ import click
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
-from .._saving import FORMAT_OF_SUFFIX, split_image_suffix
+from .._saving import FORMAT_OF_SUFFIX, b64_chunks, image_head, split_image_suffix
 from ._progress import Console
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
@@ -356,6 +356,8 @@ class Writer:
             if self.show:
                 _launch(path, self.console)
             return
+        if self.format in ("url", "base64") and image.b64_json:
+            image_head(b64_chunks(image.b64_json))  # what is not an image is refused, as in save
         if self.format == "url":
             if getattr(image, "url", None):
                 self.console.out(image.url)
