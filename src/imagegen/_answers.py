@@ -16,13 +16,14 @@ a 150 MB answer of base64 costs about 300 MB while it is parsed, not five times 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 from pydantic import ValidationError
 
+from ._downloads import Reach
 from ._errors import APIResponseError, make_status_error, redact
 from ._models import CompletedEvent, ImagesResponse
 from ._network import Deadline
@@ -48,9 +49,9 @@ class Plan:
     call: Deadline | None
     stream: bool
     limit: int | None
-    what: str  # "The answer from <url>", "The image at <url>"
+    what: Callable[[], str]  # "The answer from <url>", made only when needed (URLs are slow)
     setting: str  # the argument and flag that raise `limit`
-    reach: Any = None  # for a download, where it may connect (`_downloads.Reach`)
+    reach: Reach | None = None  # for a download, where it may connect
 
     def attempt(self) -> Deadline | None:
         """The deadline of an attempt starting now."""
@@ -82,7 +83,7 @@ class Body:
         assert self.plan is not None and self.limit is not None
         said = f" ({_mib(size)})" if size else ""
         return APIResponseError(
-            f"{self.plan.what} is larger than {_mib(self.limit)}{said}, the most this client "
+            f"{self.plan.what()} is larger than {_mib(self.limit)}{said}, the most this client "
             f"reads; raise {self.plan.setting} if that is expected. Nothing was kept."
         )
 

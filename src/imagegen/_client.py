@@ -50,9 +50,10 @@ from ._config import (
 )
 from ._errors import ConfigurationError
 from ._imaging import ImageInput
+from ._network import make_timeout
 from ._request import Call, prepare_call
 from ._results import ImagesResult, ImageStream
-from ._transport import HTTPTransport, make_timeout
+from ._transport import HTTPTransport
 from ._types import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:

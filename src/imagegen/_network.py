@@ -11,9 +11,10 @@ threads or tasks each have their own.
 It is enforced under httpx2, in the network backend of the connection pools of every client
 imagegen builds (`install`): each connect, read and write gets at most the time left, and one
 that starts after the deadline fails at once, as a read that timed out. A server trickling
-bytes is cut off when the deadline passes, not after the trickle ends. (A caller's own
-`http_client` keeps its backend: there each operation is given the time left when it starts,
-and the deadline is checked between chunks, which bounds the wait to about twice the limit.)
+bytes is cut off when the deadline passes, not after the trickle ends. A caller's own
+`http_client` keeps its backend; there each request is given the time left as its httpx2
+timeouts, and the deadline is checked between chunks of the body, which bounds a trickled body
+but not a trickled status line.
 
 **Addresses.** While a URL result is downloaded a `Reach` (see `_downloads`) is in force too:
 the address each new connection actually reached must be one it allows, which closes the gap
@@ -25,6 +26,7 @@ target (whose addresses `_downloads` checks before sending).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextvars import ContextVar
@@ -34,9 +36,49 @@ from typing import Any, Protocol, TypeVar
 import httpcore2
 import httpx2
 
-__all__ = ["Deadline", "Reach", "aiter_within", "install", "iter_within", "within"]
+from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
+from ._errors import ConfigurationError
+from ._types import NotGiven
+
+__all__ = [
+    "Deadline",
+    "Reach",
+    "aiter_within",
+    "install",
+    "iter_within",
+    "make_timeout",
+    "within",
+]
 
 _T = TypeVar("_T")
+
+
+def make_timeout(value: Any) -> httpx2.Timeout:
+    """The client's timeout from the caller's value.
+
+    Not given: 600 s for each attempt, 10 s of them to connect. `None` or `0`: no limit (as the
+    seeds' `TimeoutSec 0`); connecting still gives up after 10 s, since a dead host or proxy
+    never answers. A number: that many seconds. An `httpx2.Timeout` is used as it is, its
+    `read` value also bounding each attempt as a whole.
+    """
+    if isinstance(value, NotGiven):
+        return httpx2.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+    if isinstance(value, httpx2.Timeout):
+        return value
+    if value is None or (isinstance(value, (int, float)) and value == 0):
+        return httpx2.Timeout(None, connect=DEFAULT_CONNECT_TIMEOUT)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or not math.isfinite(value)
+    ):
+        raise ConfigurationError(
+            f"Invalid timeout {value!r}: give seconds as a positive number, or 0 / None for no "
+            "limit (--timeout)."
+        )
+    seconds = float(value)
+    return httpx2.Timeout(seconds, connect=min(DEFAULT_CONNECT_TIMEOUT, seconds))
 
 
 @dataclass(frozen=True)

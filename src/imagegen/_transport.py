@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import ssl
 import time
@@ -38,7 +37,7 @@ import anyio
 import httpx2
 
 from ._answers import Answer, Body, Plan, failure, images, images_as_events
-from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Limits, Settings
+from ._config import Limits, Settings
 from ._downloads import private_allowed, reach_for
 from ._errors import (
     APIError,
@@ -51,7 +50,7 @@ from ._errors import (
 )
 from ._headers import header_problem
 from ._models import ImagesResponse
-from ._network import Deadline, aiter_within, install, iter_within, within
+from ._network import Deadline, aiter_within, install, iter_within, make_timeout, within
 from ._proxies import Proxy, connection_error, proxy_routes, proxy_secrets
 from ._request import PATHS, Call, form_fields, multipart_files
 from ._retry import AttemptFailed, async_retrying, retrying
@@ -62,40 +61,12 @@ from ._version import __version__
 if TYPE_CHECKING:
     from httpx2._utils import URLPattern
 
-__all__ = ["AsyncHTTPTransport", "HTTPTransport", "make_timeout", "shared_downloader"]
+__all__ = ["AsyncHTTPTransport", "HTTPTransport", "shared_downloader"]
 
 _T = TypeVar("_T")
 _MAX_REDIRECTS = 10
 
 USER_AGENT = f"imagegen/{__version__} (python; httpx2/{httpx2.__version__})"
-
-
-def make_timeout(value: Any) -> httpx2.Timeout:
-    """The client's timeout from the caller's value.
-
-    Not given: 600 s for each attempt, 10 s of them to connect. `None` or `0`: no limit (as the
-    seeds' `TimeoutSec 0`); connecting still gives up after 10 s, since a dead host or proxy
-    never answers. A number: that many seconds. An `httpx2.Timeout` is used as it is, its
-    `read` value also bounding each attempt as a whole.
-    """
-    if isinstance(value, NotGiven):
-        return httpx2.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
-    if isinstance(value, httpx2.Timeout):
-        return value
-    if value is None or (isinstance(value, (int, float)) and value == 0):
-        return httpx2.Timeout(None, connect=DEFAULT_CONNECT_TIMEOUT)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or not math.isfinite(value)
-    ):
-        raise ConfigurationError(
-            f"Invalid timeout {value!r}: give seconds as a positive number, or 0 / None for no "
-            "limit (--timeout)."
-        )
-    seconds = float(value)
-    return httpx2.Timeout(seconds, connect=min(DEFAULT_CONNECT_TIMEOUT, seconds))
 
 
 @functools.lru_cache(maxsize=4)
@@ -160,8 +131,8 @@ class _HTTPBase:
     def _check_one_authorization(self, headers: Mapping[str, str], source: str) -> None:
         # httpx2 replaces an Authorization header with Basic authentication from the URL's
         # `user:password@`; `_config` refuses a key with such a URL, this one a header.
-        if _has_login(self.settings.base_url) and any(
-            name.lower() == "authorization" for name in headers
+        if any(name.lower() == "authorization" for name in headers) and _has_login(
+            self.settings.base_url
         ):
             raise ConfigurationError(
                 f"An Authorization header in {source} and a user name and password in the base "
@@ -191,7 +162,7 @@ class _HTTPBase:
             call=self._call_deadline(timeouts),
             stream=stream,
             limit=self.limits.max_response_size,
-            what=f"The answer from {self._shown(request.url)}",
+            what=lambda: f"The answer from {self._shown(request.url)}",
             setting="max_response_size (--max-response-mb)",
         )
 
@@ -208,7 +179,7 @@ class _HTTPBase:
             call=call or self._call_deadline(timeouts),
             stream=False,
             limit=self.limits.max_image_size,
-            what=f"The image at {reach.url}",
+            what=lambda: f"The image at {reach.url}",
             setting="max_image_size (--max-image-mb)",
             reach=reach,
         )
