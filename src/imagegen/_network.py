@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -209,25 +209,21 @@ class _Backend(httpcore2.NetworkBackend):
         self._inner = inner
         self._check_peer = check_peer
 
+    # Options beyond the timeout (local address, socket options) pass through as they came.
     def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
+        self, host: str, port: int, timeout: float | None = None, *args: Any, **options: Any
     ) -> httpcore2.NetworkStream:
         left = _time_left(timeout, httpcore2.ConnectTimeout)
-        stream = self._inner.connect_tcp(host, port, left, local_address, socket_options)
+        stream = self._inner.connect_tcp(host, port, left, *args, **options)
         if self._check_peer:
             _check_peer(stream, stream.close)
         return _Stream(stream)
 
     def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        self, path: str, timeout: float | None = None, *args: Any, **options: Any
     ) -> httpcore2.NetworkStream:
         left = _time_left(timeout, httpcore2.ConnectTimeout)
-        return _Stream(self._inner.connect_unix_socket(path, left, socket_options))
+        return _Stream(self._inner.connect_unix_socket(path, left, *args, **options))
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -262,22 +258,16 @@ class _AsyncBackend(httpcore2.AsyncNetworkBackend):
         self._inner = inner
 
     async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
+        self, host: str, port: int, timeout: float | None = None, *args: Any, **options: Any
     ) -> httpcore2.AsyncNetworkStream:
         left = _time_left(timeout, httpcore2.ConnectTimeout)
-        inner = await self._inner.connect_tcp(host, port, left, local_address, socket_options)
-        return _AsyncStream(inner)
+        return _AsyncStream(await self._inner.connect_tcp(host, port, left, *args, **options))
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        self, path: str, timeout: float | None = None, *args: Any, **options: Any
     ) -> httpcore2.AsyncNetworkStream:
         left = _time_left(timeout, httpcore2.ConnectTimeout)
-        return _AsyncStream(await self._inner.connect_unix_socket(path, left, socket_options))
+        return _AsyncStream(await self._inner.connect_unix_socket(path, left, *args, **options))
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
