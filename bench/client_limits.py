@@ -7,6 +7,7 @@ multiple of the payload, or for the trickle the time taken as a multiple of `--t
 - json-150MB: a 150 MB `b64_json` answer, read and parsed with the default limits (accepted;
   the cost is the parse), and with `max_response_size=64 MiB` (refused at the limit).
 - sse-300MB: a stream whose one `data:` line is 300 MB (refused at the event limit).
+- download-300MB: a URL result whose image is 300 MB (refused at `max_image_size`, 64 MiB).
 - trickle: an answer trickled one byte a second, `timeout=3`.
 
     python bench/client_limits.py                       # this checkout
@@ -18,6 +19,7 @@ Options a checkout does not have (the limits, before they existed) are left out 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -55,6 +57,11 @@ class _Handler(BaseHTTPRequestHandler):
                 prefix, suffix = b'{"created": 1, "data": [{"b64_json": "', b'"}]}'
                 parts = [prefix, *_parts(JSON_SIZE, b"QUFB"), suffix]
                 self._send("application/json", parts, chunked=case == "chunked")
+            elif case == "download":
+                port = self.server.server_address[1]
+                url = f"http://127.0.0.1:{port}/files/big.png"
+                body = json.dumps({"created": 1, "data": [{"url": url}]}).encode()
+                self._send("application/json", [body])
             elif case == "sse":
                 self._send("text/event-stream", [b"data: ", *_parts(SSE_SIZE, b"A"), b"\n\n"])
             elif case == "trickle":
@@ -69,6 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(1)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def do_GET(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._send("image/png", [b"\x89PNG\r\n\x1a\n", *_parts(SSE_SIZE, b"A")], chunked=True)
 
     def _send(self, content_type: str, parts: list[bytes], chunked: bool = False) -> None:
         self.send_response(200)
@@ -95,6 +106,8 @@ outcome = "ok"
 try:
     if case.startswith("sse"):
         client.generate("x", stream=True).result()
+    elif case == "download":
+        client.generate("x", model="dall-e-2", response_format="url")[0].bytes()
     else:
         client.generate("x")
 except imagegen.ImagegenError as exc:
@@ -147,6 +160,7 @@ def main() -> None:
         ("json 150 MB, max_response_size 64 MiB", "json", capped),
         ("json 150 MB chunked, max_response_size 64 MiB", "chunked", capped),
         ("sse line 300 MB, default limits", "sse", {}),
+        ("download 300 MB image, default limits", "download", {}),
         ("trickle 1 byte/s, timeout 3 s", "trickle", {"timeout": 3}),
     ]
     print(f"imagegen from {args.src or 'this checkout'}; limits: {'yes' if limits else 'no'}")
@@ -160,7 +174,7 @@ def main() -> None:
                 print(f"{label:46} {r['outcome']}")
                 continue
             added = float(r["peak"]) - float(r["before"])  # type: ignore[arg-type]
-            payload = SSE_SIZE if case == "sse" else JSON_SIZE
+            payload = SSE_SIZE if case in ("sse", "download") else JSON_SIZE
             ratio = "" if case == "trickle" else f"{added * MiB / payload:.2f}"
             seconds = float(r["seconds"])  # type: ignore[arg-type]
             print(f"{label:46} {r['outcome']:17} {added:7.0f}MB {ratio:>9} {seconds:8.1f}")
