@@ -84,11 +84,13 @@ class LineSplitter:
         return line
 
     def feed(self, chunk: bytes) -> list[str]:
-        if self._after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]  # the second half of a `\r\n` split between two chunks
         if not chunk:
             return []
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the second half of a `\r\n` split between two chunks
         self._after_cr = chunk.endswith(b"\r")
+        if not chunk:
+            return []
         parts = _LINE_END.split(chunk)
         lines = [self._take(part) for part in parts[:-1]]
         self._add(parts[-1])

@@ -19,6 +19,7 @@ from scripted import TINY_PNG, Reply, ScriptedServer
 
 import imagegen
 from imagegen._config import DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_RESPONSE_SIZE, MiB
+from imagegen._streaming import iter_lines
 from imagegen.cli import cli
 
 HUGE = 300 * MiB  # offered, never sent whole: the client stops reading at its limit
@@ -149,3 +150,21 @@ def test_the_command_line_names_its_flag() -> None:
     assert "--max-response-mb" in result.stderr and "larger than 2 MiB" in result.stderr
     assert "max_response_size" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_lines_are_split_the_same_wherever_the_chunks_break() -> None:
+    """`\r\n`, `\n` and `\r` end lines (as SSE says), even with a `\r\n` split between two
+    chunks or a chunk holding nothing but a line ending."""
+    body = b"event: a\r\ndata: 1\r\n\r\ndata: 2\n\ndata: 3\r\rdata: \xc3\xa9\r\n"
+    expected = ["event: a", "data: 1", "", "data: 2", "", "data: 3", "", "data: é"]
+    for first in range(len(body) + 1):
+        for second in range(first, len(body) + 1):
+            chunks = [body[:first], body[first:second], body[second:]]
+            assert list(iter_lines(chunks)) == expected, (first, second)
+    assert list(iter_lines([b"a\r", b"\n", b"\n", b"b"])) == ["a", "", "b"]
+
+
+def test_a_line_is_held_to_its_limit_across_chunks() -> None:
+    with pytest.raises(imagegen.APIResponseError, match="more than one image takes"):
+        list(iter_lines([b"data: " + b"A" * 600, b"A" * 600, b"\n"], limit=1000))
+    assert list(iter_lines([b"A" * 500, b"A" * 500, b"\n"], limit=1000)) == ["A" * 1000]
