@@ -18,7 +18,8 @@
   JPEG, WebP, GIF or SVG); anything else, an HTML page, a script, text, is refused with an
   `APIResponseError` saying what it looks like, and no file (not even a temporary one) is made.
 - Metadata: PNG files get text chunks inserted right after the header; the image data chunks
-  are copied byte for byte, so the pixels cannot change. Other formats get `<file>.json`.
+  are copied byte for byte, so the pixels cannot change. Other formats (JPEG, WebP, GIF, SVG)
+  get `<file>.json`.
   Metadata without a `size` gets the image's own `WxH`, read from its header.
 """
 
@@ -43,7 +44,14 @@ from ._imaging import EXTENSIONS, sniff_format
 
 logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
 # Extensions of the formats Images APIs return, and the format each names.
-FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+FORMAT_OF_SUFFIX = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+    ".gif": "gif",
+    ".svg": "svg",
+}
 
 
 def split_image_suffix(path: Path) -> tuple[str, str]:
@@ -67,8 +75,9 @@ __all__ = [
 _B64_CHUNK = 1024 * 1024
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR_END = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 data bytes, CRC
-# Bytes read to tell a format: enough for PNG's header and for an SVG's prologue and comments.
-_SNIFF_BYTES = 16 * 1024
+# Bytes read before the format is decided: an SVG may open with a declaration, comments and a
+# doctype before its `<svg`.
+_SNIFF_BYTES = 4096
 _NOT_CANONICAL = ("\n", "\r", " ")
 
 
