@@ -103,7 +103,9 @@ def _redact_value(value: Any, secrets: tuple[str | None, ...]) -> Any:
             _redact_value(key, secrets): _redact_value(item, secrets) for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return type(value)(_redact_value(item, secrets) for item in value)
+        items = [_redact_value(item, secrets) for item in value]
+        # A named tuple (`Problem`) takes its fields one by one.
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return value
 
 

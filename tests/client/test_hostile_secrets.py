@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from scripted import Reply, ScriptedServer
 
 import imagegen
+from imagegen._errors import Problem, redact_error
 from imagegen.cli import cli
 
 # Not shaped like an OpenAI key, so only the client's knowledge of it can mask it.
@@ -227,3 +228,12 @@ def test_the_command_line_refuses_both_in_one_line() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "--base-url" in result.stderr and "--api-key" in result.stderr
     assert KEY not in result.stderr and PASSWORD not in result.stderr
+
+
+def test_every_problem_of_a_refused_request_keeps_its_shape_when_scrubbed() -> None:
+    error = imagegen.InvalidRequestError(
+        f"bad {KEY}", param="size", problems=[Problem("size", f"bad {KEY}"), Problem("n", "ok")]
+    )
+    redact_error(error, KEY)
+    assert error.problems == (Problem("size", "bad ***"), Problem("n", "ok"))
+    assert_clean(error, KEY)
