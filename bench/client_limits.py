@@ -2,10 +2,11 @@
 
 Each case runs in a child process against a local server (`http.server`, in this process) and
 reports the child's peak resident memory (ru_maxrss) above what it held before the call, as a
-multiple of the payload, or for the trickle the time taken as a multiple of `--timeout`:
+multiple of the payload, and the seconds the call took (for the trickle, against `timeout`):
 
 - json-150MB: a 150 MB `b64_json` answer, read and parsed with the default limits (accepted;
-  the cost is the parse), and with `max_response_size=64 MiB` (refused at the limit).
+  the cost is the parse), and with `max_response_size=64 MiB`, its length declared (refused
+  before reading) or not (chunked: refused at the limit).
 - sse-300MB: a stream whose one `data:` line is 300 MB (refused at the event limit).
 - download-300MB: a URL result whose image is 300 MB (refused at `max_image_size`, 64 MiB).
 - trickle: an answer trickled one byte a second, `timeout=3`.

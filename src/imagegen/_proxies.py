@@ -1,4 +1,5 @@
-"""Proxies: which one a URL goes through, whether its URL can work, and its secrets.
+"""Proxies: which one a URL goes through, whether its URL can work, and its secrets; and
+httpx2's connection errors as imagegen's (`connection_error`), blaming the right one.
 
 httpx2 picks a proxy itself (the `proxy` argument, else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY
 with NO_PROXY); the same routes are built here so that a failure to connect through one can
