@@ -29,19 +29,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engines")]  # live, promkit, tiny_models
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engines")]  # test helpers
 
 PROMPT = "a lighthouse on a cliff at dawn"
 
@@ -104,29 +102,17 @@ def _plain(model: str, options: dict[str, str]) -> Iterator[str]:
 
 @contextmanager
 def _on_ray(model: str, options: dict[str, str], cpus: int) -> Iterator[str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import ray
-        from ray import serve
+    from ray import serve
 
     from imagegen.server import ServerSettings, ray_app
+    from raykit import local_ray_serve
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with local_ray_serve(num_cpus=cpus) as url:
         settings = ServerSettings(
             engine="diffusers", model=model, engine_options=options, max_queue=1000
         )
         serve.run(ray_app(settings), name="imagegen", route_prefix="/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+        yield url
 
 
 def _blocks(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ from imagegen.engines.diffusers import DiffusersEngine
 from imagegen.server import ServerSettings, ray_app
 from live import stop_process
 from promkit import scrape, value
+from raykit import local_ray_serve
 
 pytestmark = [pytest.mark.ray, pytest.mark.diffusers]
 
@@ -46,36 +46,11 @@ KEY = "sk-ray-test-0123456789"
 DEADLINE = 300  # seconds; a replica loading torch on a busy CI machine is slow, never this slow
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def ray_proxy() -> Iterator[str]:
     """A local Ray instance with Serve's HTTP proxy on 127.0.0.1; its base URL."""
-    import ray
-    from ray import serve
-
-    port = _free_port()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Ray's own start-up notices are not ours to fail on
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}},
-        )
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+    with local_ray_serve(num_cpus=2) as url:
+        yield url
 
 
 def deploy(settings: ServerSettings) -> None:

@@ -114,24 +114,25 @@ class Metrics:
             ["endpoint", "model"],
             registry=registry,
         )
+        per_call = ["device"]
         self.batch_requests = Histogram(
             "imagegen_batch_requests",
             "Requests served by one call of the engine's model, by device.",
-            ["device"],
+            per_call,
             buckets=_SIZES,
             registry=registry,
         )
         self.batch_images = Histogram(
             "imagegen_batch_images",
             "Images made by one call of the engine's model, by device.",
-            ["device"],
+            per_call,
             buckets=_SIZES,
             registry=registry,
         )
         self.call_seconds = Histogram(
             "imagegen_model_call_seconds",
             "Seconds of one call of the engine's model, by device.",
-            ["device"],
+            per_call,
             buckets=_SECONDS,
             registry=registry,
         )
