@@ -19,10 +19,14 @@ Transparent inputs are flattened onto white first (the VAE sees RGB). Any size u
 resized to exactly the requested one. Image `i` of a request is seeded `seed + i`.
 `background=transparent` is refused: these models paint opaque images only.
 
+Each device (`device=cuda:0,cuda:1`, or `auto`: every GPU) gets its own copy of the pipelines
+and a worker thread; a request goes to the least busy device, where compatible requests may
+share one pipeline call (`max_batch_size`, `batch_wait_ms`).
+
 torch and diffusers are imported by `load()`, never when this module is imported. The settings
-(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; what runs
-on the device (its worker thread, seeds, previews, token counts) in `_diffusers_runtime`. See
-`docs/diffusers.md`.
+(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; the device
+workers and batching in `_diffusers_batching`; what runs on the device (seeds, previews, token
+counts) in `_diffusers_runtime`. See `docs/diffusers.md`.
 """
 
 from __future__ import annotations
@@ -159,6 +163,7 @@ class DiffusersEngine(Engine):
     requires: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
     install_hint: ClassVar[str] = _INSTALL_STEPS
     option_help: ClassVar[Mapping[str, str] | None] = OPTION_HELP
+    reports_calls: ClassVar[bool] = True  # a pipeline call may serve several requests
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         # Every check that needs no torch and no weights runs here, so a bad model or option
@@ -183,8 +188,6 @@ class DiffusersEngine(Engine):
     @classmethod
     def check_options(cls, options: Mapping[str, str]) -> None:
         parse_engine_options(options)  # names in any case, aliases, and the values too
-
-    reports_calls: ClassVar[bool] = True
 
     def capacity(self) -> int:
         """Devices times `max_batch_size`: the jobs that may run at once, every device making
