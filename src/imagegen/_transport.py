@@ -402,6 +402,7 @@ class _HTTPBase:
             retry_after=parse_retry_after(response.headers),
             text=text[:1000],
             secrets=self.secrets,
+            headers=response.headers,
         )
         location = response.headers.get("location")
         if response.is_redirect and location:
@@ -508,10 +509,10 @@ class HTTPTransport(_HTTPBase):
         request.read()  # a multipart body becomes bytes, so every retry resends the same
         return request
 
-    def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
-        """Send a non-streaming call; return the parsed answer and its request id."""
+    def images(self, call: Call) -> tuple[ImagesResponse, httpx2.Headers]:
+        """Send a non-streaming call; return the parsed answer and the response's headers."""
         response = self._send(self.build(call), stream=False)
-        return self._parse(response), response.headers.get("x-request-id")
+        return self._parse(response), response.headers
 
     def open_stream(self, call: Call) -> tuple[Iterator[WireEvent], Callable[[], None], str | None]:
         """Start a streaming call; return its events, a close function and the request id."""
@@ -628,9 +629,9 @@ class AsyncHTTPTransport(_HTTPBase):
         await request.aread()
         return request
 
-    async def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
+    async def images(self, call: Call) -> tuple[ImagesResponse, httpx2.Headers]:
         response = await self._send(await self.build(call), stream=False)
-        return self._parse(response), response.headers.get("x-request-id")
+        return self._parse(response), response.headers
 
     async def open_stream(
         self, call: Call
