@@ -33,7 +33,7 @@ from .._models import parse_request
 from ._errors import HTTPError, error_body, internal_error_message
 from ._files import _limit, _not_found, listing, owner_of, service_of
 from ._inputs import _check_text, _json_edit
-from ._jobstore import LEASE_SECONDS, RUNNABLE, JobStore, new_id
+from ._jobstore import LEASE_SECONDS, RUNNABLE, JobStore, new_id, worker_id
 from ._limits import Ticket
 from ._routes import ServerState
 
@@ -58,7 +58,7 @@ class BatchService:
         self.state = state
         self.store = JobStore(folder)
         self.keyed = keyed
-        self.worker_id = new_id("worker_")
+        self.worker_id = worker_id()
         self._wake = anyio.Event()
 
     def wake(self) -> None:

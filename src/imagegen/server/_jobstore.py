@@ -13,7 +13,8 @@ at worst an orphan content file, removed at the next start.
 
 Several servers may share a data folder: a batch is run by the server holding its lease
 (`worker`, `lease_until`), renewed while it runs, given back at shutdown, and taken over by
-another (or the restarted) server once it lapses.
+another (or the restarted) server once it lapses, or at once if its holder was a process of
+the same machine that is gone (killed).
 
 The folder and the database are created on first use, so a server that never sees a file
 upload writes nothing there.
@@ -25,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import sys
 import threading
@@ -33,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LEASE_SECONDS", "JobStore", "default_data_dir", "new_id"]
+__all__ = ["LEASE_SECONDS", "RUNNABLE", "JobStore", "default_data_dir", "new_id", "worker_id"]
 
 LEASE_SECONDS = 15.0
 DB_NAME = "imagegen.sqlite3"
@@ -84,6 +86,29 @@ def default_data_dir() -> Path:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(12)}"
+
+
+def worker_id() -> str:
+    """Who holds a lease: this machine, this process, this server."""
+    return f"{socket.gethostname()}|{os.getpid()}|{secrets.token_hex(6)}"
+
+
+def _gone(worker: str) -> bool:
+    """Whether a lease holder is a server process of this machine that no longer runs."""
+    host, _, rest = worker.partition("|")
+    pid_text = rest.partition("|")[0]
+    if os.name != "posix" or host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine's (or Windows, where os.kill ends a process)
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, owned by another user
+    return False
 
 
 class JobStore:
@@ -321,22 +346,24 @@ class JobStore:
     # -- the worker's side ---------------------------------------------------------------
 
     def claim(self, worker: str) -> str | None:
-        """Take the lease of the oldest batch that needs running and is not someone else's."""
+        """Take the lease of the oldest batch that needs running and is not someone else's:
+        no lease, a lapsed one, or one of a server of this machine that is gone (killed)."""
         now = time.time()
         with self._transaction() as db:
             placeholders = ", ".join("?" for _ in RUNNABLE)
-            row = db.execute(
-                f"SELECT id FROM batches WHERE status IN ({placeholders}) AND (worker IS NULL "
-                "OR worker = ? OR lease_until < ?) ORDER BY created_at, id LIMIT 1",
-                (*RUNNABLE, worker, now),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE batches SET worker = ?, lease_until = ? WHERE id = ?",
-                (worker, now + LEASE_SECONDS, row[0]),
-            )
-            return str(row[0])
+            rows = db.execute(
+                f"SELECT id, worker, lease_until FROM batches WHERE status IN ({placeholders}) "
+                "ORDER BY created_at, id",
+                RUNNABLE,
+            ).fetchall()
+            for batch_id, holder, lease_until in rows:
+                if holder is None or holder == worker or lease_until < now or _gone(holder):
+                    db.execute(
+                        "UPDATE batches SET worker = ?, lease_until = ? WHERE id = ?",
+                        (worker, now + LEASE_SECONDS, batch_id),
+                    )
+                    return str(batch_id)
+            return None
 
     def renew(self, batch_id: str, worker: str) -> bool:
         with self._transaction() as db:
