@@ -99,26 +99,33 @@ def test_parse_duration_reads_openais_reset_headers() -> None:
     assert parse_duration(None) is None
 
 
-def test_window_halves_once_per_round_and_grows_by_one_per_round() -> None:
+def test_window_is_cut_once_per_round_and_grows_by_one_per_round() -> None:
     clock = Clock()
     pacer = Pacer(8, clock=clock)
+    # 429s to a first burst, before any answer came back, say nothing about the window.
+    pacer.pushback(pacer.epoch, wait=None, precise=False)
+    assert pacer.window == 8
+    pacer.success(clock.now - 0.5)
     epoch = pacer.epoch
     pacer.pushback(epoch, wait=None, precise=False)
     assert pacer.window == 4 and pacer.allowed == 4
-    # Answers to requests sent before the cut do not cut again.
+    # Neither answers to requests sent before the cut, nor those sent before a success came
+    # back since, cut again.
     pacer.pushback(epoch, wait=None, precise=False)
-    assert pacer.window == 4
     pacer.pushback(pacer.epoch, wait=None, precise=False)
-    assert pacer.window == 2
-    for _ in range(2):  # about one more per round of answers: 2 + 1/2 + 1/2.5
-        pacer.success(clock.now)
-    assert pacer.window == pytest.approx(2.9)
+    assert pacer.window == 4
+    pacer.success(clock.now - 0.5)
+    pacer.pushback(pacer.epoch, wait=None, precise=False)
+    assert pacer.window == 3  # two answered together: two were in flight, and one more
+    for _ in range(2):  # about one more per round of answers: 3 + 1/3 + 1/3.33
+        pacer.success(clock.now - 0.5)
+    assert pacer.window == pytest.approx(3 + 1 / 3 + 1 / (3 + 1 / 3))
     for _ in range(100):
-        pacer.success(clock.now)
+        pacer.success(clock.now - 0.5)
     assert pacer.window == 8  # never above the limit
 
 
-def test_window_never_falls_below_what_the_server_sustained() -> None:
+def test_window_is_never_cut_below_one_more_than_the_server_sustained() -> None:
     clock = Clock()
     pacer = Pacer(8, clock=clock)
     # Four requests a second, each taking 0.75 s: three in flight on average.
@@ -127,8 +134,19 @@ def test_window_never_falls_below_what_the_server_sustained() -> None:
         pacer.success(clock.now - 0.75)
     assert pacer.sustained() == 3
     for _ in range(5):
+        clock.now += 0.25
+        pacer.success(clock.now - 0.75)
         pacer.pushback(pacer.epoch, wait=None, precise=False)
-    assert pacer.window == 3
+    assert pacer.window == 4
+
+
+def test_once_pushed_back_starts_are_spread_over_a_round_trip() -> None:
+    clock = Clock()
+    pacer = Pacer(4, clock=clock)
+    pacer.success(clock.now - 0.4)
+    assert pacer.interval() == 0  # never pushed back: no pacing
+    pacer.pushback(pacer.epoch, wait=None, precise=False)
+    assert pacer.window == 2 and pacer.interval() == pytest.approx(0.2)  # 0.4 s / 2
 
 
 def test_gate_holds_new_starts_for_the_servers_hint() -> None:
@@ -143,20 +161,57 @@ def test_gate_holds_new_starts_for_the_servers_hint() -> None:
     assert pacer.ready_in() == pytest.approx(2.0)
 
 
-def test_rate_limit_headers_space_the_starts_and_hold_an_empty_allowance() -> None:
+def test_the_servers_stated_rate_spaces_the_starts_on_average() -> None:
     clock = Clock()
     pacer = Pacer(4, clock=clock)
-    pacer.success(clock.now, {"x-ratelimit-limit-requests": "120"})
-    assert pacer.spacing == pytest.approx(0.5)
-    pacer.success(
-        clock.now,
-        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"},
-    )
+    pacer.success(clock.now - 0.1, {"x-ratelimit-limit-requests": "120"})
+    assert pacer.interval() == pytest.approx(0.5)
+    pacer._start()
+    assert pacer.ready_in() == pytest.approx(0.25)  # up to half a spacing early...
+    clock.now += 0.25
+    pacer._start()
+    assert pacer.ready_in() == pytest.approx(0.5)  # ...and then the spacing again
+    clock.now += 0.5
+    pacer._start()
+    clock.now += 0.9  # a start made late: the next may come early, by up to half a spacing
+    pacer._start()
+    assert pacer.ready_in() == pytest.approx(0.25)
+
+
+def test_429s_slow_a_stated_rate_instead_of_cutting_the_window() -> None:
+    clock = Clock()
+    pacer = Pacer(4, clock=clock)
+    headers = {"x-ratelimit-limit-requests": "120"}
+    # The first 429s, learning the rate, say nothing new.
+    pacer.pushback(pacer.epoch, wait=None, precise=False, headers=headers)
+    assert pacer.interval() == pytest.approx(0.5) and pacer.window == 4
+    pacer.success(clock.now - 0.1, headers)
+    pacer.pushback(pacer.epoch, wait=None, precise=False, headers=headers)
+    assert pacer.interval() == pytest.approx(0.625) and pacer.window == 4
+    for _ in range(50):  # one request at a time, 0.5 s apart
+        clock.now += 0.5
+        pacer.success(clock.now - 0.1, headers)
+    assert pacer.interval() == pytest.approx(0.5)  # worn off
+    # A 503 is overload, not the rate: it cuts the window.
+    pacer.pushback(pacer.epoch, wait=None, precise=False, rate_limited=False, headers=headers)
+    assert pacer.window == 2
+
+
+def test_a_429_with_no_allowance_left_holds_until_the_next_request_is_allowed() -> None:
+    clock = Clock()
+    pacer = Pacer(4, clock=clock)
+    empty = {
+        "x-ratelimit-limit-requests": "120",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "20s",
+    }
+    # On a success the count is a latency old: no hold.
+    pacer.success(clock.now - 0.1, empty)
+    assert pacer.ready_in() < 0
+    pacer.pushback(pacer.epoch, wait=None, precise=False, headers=empty)
     assert pacer.ready_in() == pytest.approx(0.5)  # one request comes back after 60/120 s
-    pacer.success(
-        clock.now, {"x-ratelimit-limit-requests": "bad", "x-ratelimit-remaining-requests": "x"}
-    )
-    assert pacer.spacing == pytest.approx(0.5)
+    pacer.success(clock.now, {"x-ratelimit-limit-requests": "bad"})
+    assert pacer.interval() >= 0.5
 
 
 def test_places_go_to_retries_first_then_in_order_and_never_above_the_window() -> None:

@@ -134,7 +134,13 @@ class _Sender:
                 hint = error.retry_after
                 if error.status_code in _PUSHBACK_STATUSES:
                     precise = "retry-after-ms" in error.headers
-                    pacer.pushback(epoch, wait=hint, precise=precise, headers=error.headers)
+                    pacer.pushback(
+                        epoch,
+                        wait=hint,
+                        precise=precise,
+                        rate_limited=error.status_code == 429,
+                        headers=error.headers,
+                    )
                 if hint is not None and 0 < hint <= RETRY_AFTER_CAP:
                     wait = hint
             if verdict == RETRY and wait is not None and isinstance(error, APIStatusError):

@@ -3,18 +3,25 @@
 Three controls, each fed by what the server says:
 
 - **A concurrency window** (AIMD, as TCP's congestion window). It starts at `limit`; every
-  success widens it by `1/window` (about one more request per round of answers), every 429 or
-  503 halves it, once per round: answers to requests sent before the last cut do not cut again.
-  It never falls below what the server was sustaining (Little's law: recent successes per
-  second times their latency, rounded up), so a rate limit that rejects the extra request costs
-  that request a wait, not the batch its throughput.
+  success widens it by `1/window` (about one more request per round of answers); a 503, or a
+  429 from a server that does not say its rate, halves it, once per round: neither answers to
+  requests sent before the last cut nor those sent before a success came back since (a 429
+  comes back at once, a success a latency later) cut it again. It never falls below one more
+  than the server was sustaining (Little's law: recent successes per second times their
+  latency, rounded up): under a rate limit the extra request is refused now and then, which
+  costs that request a wait, while a window cut below what the limit allows would cost the
+  whole batch its throughput. Once the server has pushed back, starts are spread over a round
+  trip (the window over the latency) instead of leaving in bursts a limiter refuses.
 - **A gate**: after a 429 / 503 with `retry-after-ms` no request starts before that moment (the
   server's next free slot, for everyone). A `retry-after` in whole seconds says only that the
   slot comes within that second, so the gate holds one second less and only the refused row
   waits the whole hint.
-- **Rate-limit headers**, when the server sends OpenAI's: `x-ratelimit-limit-requests` (per
-  minute) spaces the starts `60 / limit` seconds apart, and `x-ratelimit-remaining-requests: 0`
-  holds every start until the next request is allowed (`x-ratelimit-reset-requests`).
+- **The server's rate**, when it sends OpenAI's headers: `x-ratelimit-limit-requests` (per
+  minute) spaces the starts `60 / limit` seconds apart on average (a start the event loop made
+  late lets the next one come up to half a spacing early, as a limiter counts); a 429 then
+  slows that pace by a quarter, which successes wear off, rather than cut the window; a 429
+  with `x-ratelimit-remaining-requests: 0` and no `Retry-After` holds every start until the
+  next request is allowed (`x-ratelimit-reset-requests`).
 
 Waiting requests are served by priority (retries before new rows), then in arrival order.
 """
@@ -36,7 +43,7 @@ from .._retry import RETRY_AFTER_CAP
 
 __all__ = ["Pacer", "Stopped", "parse_duration"]
 
-_HISTORY_SECONDS = 30.0
+_HISTORY_SECONDS = 10.0  # what the server sustained "lately"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -87,7 +94,12 @@ class Pacer:
         self.not_before = -math.inf
         self.spacing = 0.0
         self.pushbacks = 0
-        self._last_start = -math.inf
+        self._due = -math.inf  # when the next start is due, at the current interval
+        # Successes since the last cut: the window is cut only once answers have come back
+        # from it (429s to a first burst, before anything is known, do not cut it).
+        self._since_cut = 0
+        self._last_wait = 1.0  # the client's first backoff, until the server says better
+        self._slow = 1.0  # how much slower than the server's stated rate, after its 429s
         self._clock = clock
         self._successes: deque[tuple[float, float]] = deque()  # (started, finished)
         self._waiters: list[_Waiter] = []
@@ -101,28 +113,55 @@ class Pacer:
         """Requests that may be in flight now."""
         return max(1, min(self.limit, int(self.window)))
 
+    def interval(self) -> float:
+        """Seconds between two starts, on average."""
+        paced = self._round() / self.window if self.pushbacks else 0.0
+        return max(self.spacing * self._slow, paced)
+
+    def _round(self) -> float:
+        """A round trip: the latency of recent successes; before the first, the server's last
+        hint (or a second)."""
+        return self._latency() if self._recent() else self._last_wait
+
     def ready_in(self) -> float:
         """Seconds until the gate and the spacing let the next request start."""
-        return max(self.not_before, self._last_start + self.spacing) - self._clock()
+        return max(self.not_before, self._due - self.interval() / 2) - self._clock()
 
-    def sustained(self) -> int:
-        """Requests the server kept in flight lately: successes per second x their latency."""
+    def _recent(self) -> deque[tuple[float, float]]:
         now = self._clock()
         while self._successes and now - self._successes[0][1] > _HISTORY_SECONDS:
             self._successes.popleft()
-        if len(self._successes) < 2:
+        return self._successes
+
+    def _latency(self) -> float:
+        recent = self._recent()
+        return sum(done - started for started, done in recent) / len(recent)
+
+    def sustained(self) -> int:
+        """Requests the server kept in flight lately (the last few round trips): successes
+        per second times their latency."""
+        recent = self._recent()
+        if len(recent) < 2:
             return 1
-        first_start = min(started for started, _ in self._successes)
-        rate = len(self._successes) / max(now - first_start, 1e-6)
-        latency = sum(done - started for started, done in self._successes) / len(self._successes)
+        latency = self._latency()
+        now = self._clock()
+        span = min(_HISTORY_SECONDS, max(1.0, 4 * latency))
+        starts = [started for started, done in recent if now - done <= span]
+        if len(starts) < 2:
+            return 1
+        rate = len(starts) / max(now - min(starts), 1e-6)
         return max(1, math.ceil(rate * latency - 1e-9))
 
     # -- what the server said ------------------------------------------------------------
 
     def success(self, started: float, headers: Mapping[str, str] | None = None) -> None:
         self._successes.append((started, self._clock()))
+        self._since_cut += 1
         self.window = min(float(self.limit), self.window + 1.0 / self.window)
-        self._headers(headers)
+        self._slow = max(1.0, self._slow * 0.98)
+        # Only the limit: a success's remaining count was taken when the request was admitted,
+        # a whole latency ago, and holding starts on it would idle the batch.
+        self._headers(headers, remaining=False)
         self._wake()
 
     def pushback(
@@ -131,31 +170,47 @@ class Pacer:
         *,
         wait: float | None,
         precise: bool,
+        rate_limited: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """A 429 or 503 to a request sent at `epoch`; `wait` is the server's hint, if any."""
+        """A 429 (`rate_limited`) or 503 to a request sent at `epoch`; `wait` is the server's
+        hint, if any, `precise` if it came to the millisecond."""
         self.pushbacks += 1
-        if epoch == self.epoch:
-            cut = max(1.0, self.window / 2, float(min(self.sustained(), self.limit)))
-            self.window = min(self.window, cut)
-            self.epoch += 1
-        if wait is not None and 0 < wait <= RETRY_AFTER_CAP:
-            self._hold(wait if precise else wait - 1.0)
         self._headers(headers)
+        hint = wait if wait is not None and 0 < wait <= RETRY_AFTER_CAP else None
+        if hint is not None and not self._recent():
+            self._last_wait = hint
+        if epoch == self.epoch and self._since_cut:
+            if rate_limited and self.spacing:
+                self._slow = min(4.0, self._slow * 1.25)
+            else:
+                cut = max(1.0, self.window / 2, float(min(self.sustained() + 1, self.limit)))
+                self.window = min(self.window, cut)
+            self.epoch += 1
+            self._since_cut = 0
+        if hint is not None:
+            self._hold(hint if precise else hint - 1.0)
         self._wake()
 
     def _hold(self, seconds: float) -> None:
         if seconds > 0:
             self.not_before = max(self.not_before, self._clock() + seconds)
+            # One start at the gate, then the spacing again (not a burst to catch up).
+            self._due = max(self._due, self.not_before + self.interval() / 2)
 
-    def _headers(self, headers: Mapping[str, str] | None) -> None:
+    def _headers(self, headers: Mapping[str, str] | None, *, remaining: bool = True) -> None:
         if not headers:
             return
         limit = _integer(headers.get("x-ratelimit-limit-requests"))
         if limit is not None and limit > 0:
+            if not self.spacing:
+                # Requests sent before the rate was known ran into it; their answers say
+                # nothing new.
+                self.epoch += 1
+                self._since_cut = 0
             self.spacing = 60.0 / limit
-        remaining = _integer(headers.get("x-ratelimit-remaining-requests"))
-        if remaining is not None and remaining <= 0:
+        left = _integer(headers.get("x-ratelimit-remaining-requests"))
+        if remaining and left is not None and left <= 0:
             reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
             # OpenAI's reset is the time to refill the whole allowance; one request comes back
             # after 60 / limit seconds.
@@ -185,8 +240,7 @@ class Pacer:
                     delay = self.ready_in()
                     if delay <= 0:
                         heapq.heappop(self._waiters)
-                        self.in_flight += 1
-                        self._last_start = self._clock()
+                        self._start()
                         self._wake()
                         return self.epoch
                     with anyio.move_on_after(delay):
@@ -200,6 +254,10 @@ class Pacer:
                 heapq.heapify(self._waiters)
                 self._wake()
             raise
+
+    def _start(self) -> None:
+        self.in_flight += 1
+        self._due = max(self._due, self._clock()) + self.interval()
 
     def release(self) -> None:
         self.in_flight -= 1

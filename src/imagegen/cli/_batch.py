@@ -9,6 +9,7 @@ Ctrl-C (the first lets requests in flight finish, a second cancels them).
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -269,6 +270,8 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
                 more = f"\n  ... and {len(lines) - 50} more" if len(lines) > 50 else ""
                 raise Failure(f"{exc.head}:\n{shown}{more}", EXIT_USAGE) from None
             except batch_api.BatchInterrupted as exc:
+                # Asked to stop, and stopped: a further Ctrl-C must not cut the summary short.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
                 report, interrupted = exc.report, True
     if report is None:
         raise Failure("Interrupted before the batch started.", EXIT_INTERRUPTED)
