@@ -101,11 +101,9 @@ class Faults:
         self.slow_seconds = slow_seconds
         self.hint_ms = hint_ms
         self.counts: Counter[str] = Counter()
-        self.enabled = True
+        self.in_flight = self.most_in_flight = 0
 
     def _draw(self) -> str:
-        if not self.enabled:
-            return "ok"
         point = self.random.random()
         for name, share in self.shares:
             if point < share:
@@ -117,6 +115,14 @@ class Faults:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/images/"):
             return await self.app(scope, receive, send)
         self.counts["requests"] += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._serve(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Any, send: Any) -> Any:
         fault = self._draw()
         self.counts[fault] += 1
         hint = {"retry-after-ms": str(self.hint_ms), "retry-after": "1"}

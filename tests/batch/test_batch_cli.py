@@ -4,6 +4,7 @@ edits and variations, resuming, and the gallery."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,3 +289,41 @@ def test_the_manifest_holds_usage_and_revised_prompts_when_the_server_sends_them
     assert record["revised_prompts"] == ["A sly fox"]
     assert record["usage"]["output_tokens"] == 272
     assert "Revised: A sly fox" in (tmp_path / "p" / "index.html").read_text()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pseudo-terminal is POSIX")
+def test_on_a_terminal_the_progress_is_a_bar(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    (tmp_path / "p.txt").write_text("".join(f"prompt {i}\n" for i in range(30)))
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagegen", "batch", "p.txt", "--engine", "placeholder"]
+        + ["-s", "64x64"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert process.wait(timeout=120) == 0
+    assert process.stdout is not None
+    assert process.stdout.read().decode().strip().endswith("index.html")
+    process.stdout.close()
+    text = shown.decode(errors="replace")
+    assert "\x1b[" in text  # drawn and redrawn in place
+    assert "images/min" in text and "ETA" in text
+    assert "batch sending:" not in text  # not the plain lines
+    assert "30 rows: 30 done" in text

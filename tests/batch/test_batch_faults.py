@@ -47,6 +47,7 @@ def test_320_rows_through_faults_are_each_done_exactly_once(
     for kind in ("rate_limited", "server_error", "unavailable", "dropped", "dropped_after", "slow"):
         assert faults.counts[kind] > 0, kind
     assert report.ok, report.failures
+    assert faults.most_in_flight <= 8  # never more than --concurrency at once
     assert (report.total, report.done, report.failed, report.pending) == (ROWS, ROWS, 0, 0)
 
     # The manifest: one line per row, in row order, each done, its files on disk.
