@@ -372,6 +372,6 @@ def test_variations_cannot_go_through_the_batch_api(tmp_path: Path, server: str)
     source = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "x"}, {"image": "a.png"}])
     with pytest.raises(batch.BatchFileError) as refused:
         batch.run(source, defaults=DEFAULTS, base_url=server, api_key="x", via="batch-api")
-    assert [str(p) for p in refused.value.problems] == [
+    assert [str(p) for p in refused.value.row_problems] == [
         "row 2 (line 2), image: variations cannot go through the Batch API"
     ]

@@ -45,16 +45,23 @@ def test_a_bad_row_stops_everything_before_anything_is_sent(
         "A fox,,,\n"
         "A fox in the wrong size,100x100x,,\n"
         "Too many,,99,\n"
+        "Two problems,100x,,ultra\n"
         "Fine again,,,\n",
         encoding="utf-8",
     )
     result = invoke(str(source), "--base-url", url, "--api-key", KEY, "-m", "gpt-image-1")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"Error: {source}: 2 rows cannot be sent; nothing was sent:",
-        "  row 2 (line 3), size: Invalid size '100x100x' for gpt-image-1: use one of auto, "
+        f"Error: {source}: 3 rows cannot be sent; nothing was sent:",
+        "Error: row 2 (line 3), size: Invalid size '100x100x' for gpt-image-1: use one of auto, "
         "1024x1024, 1536x1024, 1024x1536.",
-        "  row 3 (line 4), n: Invalid n 99 for gpt-image-1: must be a whole number from 1 to 10.",
+        "Error: row 3 (line 4), n: Invalid n 99 for gpt-image-1: must be a whole number from 1 "
+        "to 10.",
+        # Every problem of a row, not only the first.
+        "Error: row 4 (line 5), size: Invalid size '100x' for gpt-image-1: use one of auto, "
+        "1024x1024, 1536x1024, 1024x1536.",
+        "Error: row 4 (line 5), quality: Invalid quality 'ultra' for gpt-image-1: use one of low, "
+        "medium, high, auto.",
     ]
     assert app.counts["requests"] == 0
     assert not (tmp_path / "rows").exists()

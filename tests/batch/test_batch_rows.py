@@ -107,7 +107,7 @@ def test_every_bad_row_is_reported_with_row_line_and_key(tmp_path: Path) -> None
     )
     with pytest.raises(BatchFileError) as caught:
         read_rows(source)
-    problems = caught.value.problems
+    problems = caught.value.row_problems
     assert [(p.row, p.line, p.param) for p in problems] == [
         (2, 2, "sise"),
         (3, 3, None),
@@ -128,22 +128,24 @@ def test_csv_header_problems_are_found_before_any_row(tmp_path: Path) -> None:
     source.write_text("prompt,modle,prompt\nA fox,gpt-image-1,B\n")
     with pytest.raises(BatchFileError) as caught:
         read_rows(source)
-    assert [(p.line, p.param) for p in caught.value.problems] == [(1, "modle"), (1, "prompt")]
-    assert "did you mean model?" in caught.value.problems[0].message
+    assert [(p.line, p.param) for p in caught.value.row_problems] == [(1, "modle"), (1, "prompt")]
+    assert "did you mean model?" in caught.value.row_problems[0].message
 
 
 def test_csv_integers_must_be_whole_numbers(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_text("prompt,n\nA,two\n")
     with pytest.raises(BatchFileError) as caught:
         read_rows(tmp_path / "r.csv")
-    assert str(caught.value.problems[0]) == "row 1 (line 2), n: must be a whole number (got 'two')"
+    assert (
+        str(caught.value.row_problems[0]) == "row 1 (line 2), n: must be a whole number (got 'two')"
+    )
 
 
 def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "p.txt").write_bytes(b"fine\ncaf\xe9\n")
     with pytest.raises(BatchFileError) as caught:
         read_rows(tmp_path / "p.txt")
-    assert str(caught.value.problems[0]) == (
+    assert str(caught.value.row_problems[0]) == (
         "line 2: not UTF-8 text (byte 0xE9); save the file as UTF-8"
     )
 
@@ -166,7 +168,7 @@ def test_unusable_files(tmp_path: Path, name: str, text: str | None, message: st
 def test_bad_defaults_are_named() -> None:
     with pytest.raises(BatchFileError, match="defaults: it cannot be sent") as caught:
         read_rows(Path("whatever.txt"), {"partial_images": 2})
-    assert caught.value.problems[0].param == "partial_images"
+    assert caught.value.row_problems[0].param == "partial_images"
 
 
 def test_one_problem_shared_by_many_rows_is_one_line(tmp_path: Path) -> None:

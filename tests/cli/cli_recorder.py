@@ -31,7 +31,13 @@ _MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 def image_bytes(fmt: str = "png", size: tuple[int, int] = (24, 16), colour: int = 0) -> bytes:
     """A real encoded image; `colour` varies the pixels so images of one answer differ."""
-    mode = "RGB" if fmt == "jpeg" else "RGBA"
+    if fmt == "svg":
+        width, height = size
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<rect width="{width}" height="{height}" fill="#{colour:02x}5a9f"/></svg>'
+        ).encode()
+    mode = "RGB" if fmt in ("jpeg", "gif") else "RGBA"
     picture = Image.new(mode, size, (40 + colour * 30 % 200, 90, 160, 255)[: len(mode)])
     out = io.BytesIO()
     picture.save(out, format=fmt.upper())
@@ -64,6 +70,7 @@ class Recorder:
         self._lock = threading.Lock()
         self.base_url = ""
         self.extra_fields: dict[str, Any] = {}
+        self.image_fields: dict[str, Any] = {}  # added to each item of `data` (revised_prompt)
         self.delay = 0.0  # seconds to wait before answering an API request
         self.stream_completed = True  # False: streams end after the partial images
 
@@ -73,6 +80,7 @@ class Recorder:
             self._errors.clear()
             self._numbered.clear()
             self.extra_fields = {}
+            self.image_fields = {}
             self.delay = 0.0
             self.stream_completed = True
 
@@ -156,6 +164,7 @@ class Recorder:
             data = [{"url": f"{self.base_url}/files/img-{i}.{fmt}"} for i in range(n)]
         else:
             data = [{"b64_json": base64.b64encode(img).decode()} for img in images]
+        data = [{**item, **self.image_fields} for item in data]
         body: dict[str, Any] = {"created": int(time.time()), "data": data, **self.extra_fields}
         if str(params.get("model", "")).startswith("gpt-image"):
             body.update(output_format=fmt, size="1024x1024", quality="low", background="opaque")

@@ -96,7 +96,7 @@ def check_rows(client: AsyncClient, rows: list[Row]) -> tuple[list[Planned], lis
         try:
             call = prepare_row(client, row)
         except InvalidRequestError as exc:
-            problems.append(RowProblem(row.number, row.line, exc.param, exc.message))
+            problems += [RowProblem(row.number, row.line, p.param, p.message) for p in exc.problems]
             continue
         fallback = "variation" if row.endpoint == "variations" else "image"
         planned.append(

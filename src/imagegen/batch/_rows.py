@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .._capabilities import ENDPOINT_PARAMS, Endpoint
-from .._errors import InvalidRequestError
+from .._errors import InvalidRequestError, Problem
 
 __all__ = ["FORMATS", "Row", "RowProblem", "read_rows", "row_from_fields"]
 
@@ -92,24 +92,29 @@ def _numbers(rows: list[int]) -> str:
 class BatchFileError(InvalidRequestError):
     """A batch file (or its defaults) has rows that cannot be sent; nothing was sent.
 
-    `problems` lists every one found, each naming its row, line and parameter; `lines()`
-    words them with rows that share a problem (a bad default) together.
+    `row_problems` lists every one found, each naming its row, line and parameter; `lines()`
+    words them with rows that share a problem (a bad default) together, and `problems` holds
+    the same lines as `InvalidRequestError`'s problems.
     """
 
     def __init__(self, source: str, problems: list[RowProblem]) -> None:
         self.source = source
-        self.problems = problems
+        self.row_problems = problems
         rows = {problem.row for problem in problems if problem.row is not None}
         what = f"{len(rows)} row{'s' if len(rows) != 1 else ''}" if rows else "it"
         self.head = f"{source}: {what} cannot be sent; nothing was sent"
         lines = self.lines()
         more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
-        super().__init__(f"{self.head}. {'; '.join(lines[:3])}{more}.", param=problems[0].param)
+        super().__init__(
+            f"{self.head}. {'; '.join(lines[:3])}{more}.",
+            param=problems[0].param,
+            problems=[Problem(problem.param, str(problem)) for problem in problems],
+        )
 
     def lines(self) -> list[str]:
         """One line per distinct problem, with every row that has it."""
         groups: dict[tuple[str | None, str], list[RowProblem]] = {}
-        for problem in self.problems:
+        for problem in self.row_problems:
             groups.setdefault((problem.param, problem.message), []).append(problem)
         lines: list[str] = []
         for (param, message), found in groups.items():

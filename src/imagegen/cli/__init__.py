@@ -81,13 +81,15 @@ class ImagegenGroup(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except Failure as exc:
-            click.echo(f"Error: {exc.message}", err=True)
+            for line in exc.message.splitlines():  # one line per problem of a request
+                click.echo(f"Error: {line}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `imagegen` alone: the help, as is
                 exc.show()
                 sys.exit(exc.exit_code)
-            click.echo(f"Error: {one_line(exc.format_message())}{usage_hint(exc)}", err=True)
+            hint = usage_hint(exc, sys.argv[1:] if args is None else args)
+            click.echo(f"Error: {one_line(exc.format_message())}{hint}", err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             # The reader went away (`| head -1`): stop quietly, as other Unix tools do.

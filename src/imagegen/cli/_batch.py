@@ -265,9 +265,10 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
                         **options,
                     )
             except batch_api.BatchFileError as exc:
+                # One line per problem, as for a single request.
                 lines = exc.lines()
-                shown = "\n".join(f"  {line}" for line in lines[:50])
-                more = f"\n  ... and {len(lines) - 50} more" if len(lines) > 50 else ""
+                shown = "\n".join(lines[:50])
+                more = f"\n... and {len(lines) - 50} more" if len(lines) > 50 else ""
                 raise Failure(f"{exc.head}:\n{shown}{more}", EXIT_USAGE) from None
             except batch_api.BatchInterrupted as exc:
                 # Asked to stop, and stopped: a further Ctrl-C must not cut the summary short.

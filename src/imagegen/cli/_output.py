@@ -10,9 +10,9 @@ File names, for every image of the run in order (all prompts, all images, one co
   the current folder (or that folder), numbered the same way. Auto-named files never replace
   a file: each name is claimed atomically (`save(..., overwrite=False)`), and a name that is
   taken, beforehand or by another run at the same moment, is skipped for the next number.
-- The extension of `-o` picks the format (`.png`, `.jpg` / `.jpeg`, `.webp`); a name without
-  one of those gets the image's (`out.v2` -> `out.v2.png`); other image formats (`.gif`) are
-  refused before anything is sent.
+- The extension of `-o` picks the format (`.png`, `.jpg` / `.jpeg`, `.webp`, `.gif`, `.svg`); a
+  name without one of those gets the image's (`out.v2` -> `out.v2.png`); other image formats
+  (`.bmp`) are refused before anything is sent.
 - Streamed partial images are named after the next image to be saved and numbered in the order
   they arrive since the image before it: `NAME.partial-0.png`, `NAME.partial-1.png`, then
   `NAME.png`. A server that sends the partial images of several images before any completed
@@ -40,13 +40,15 @@ from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
 from .._saving import FORMAT_OF_SUFFIX, split_image_suffix
 from ._progress import Console
+from ._viewer import show_bytes, show_file
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
-# Image formats no Images API returns: a name like `-o x.gif` would get PNG bytes.
+# Image formats no Images API returns: a name like `-o x.bmp` would get PNG bytes.
 OTHER_IMAGE_EXTENSIONS = frozenset(
-    {".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2", ".svg"}
+    {".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2"}
 )
-_USE = "use a .png, .jpg or .webp name"
+_USE = "use a .png, .jpg, .webp, .gif or .svg name"
+_NO_VIEWER = "no image viewer found (xdg-open, display, eog)."
 # Auto names taken by other runs in a row before giving up (each one is skipped).
 _MAX_TAKEN = 1000
 
@@ -139,7 +141,8 @@ def _check_name(path: Path, flag: str) -> None:
     suffix = path.suffix.lower()
     if suffix in OTHER_IMAGE_EXTENSIONS:
         raise click.UsageError(
-            f"{flag}: images come as PNG, JPEG or WebP, not {suffix.lstrip('.').upper()}; {_USE}."
+            f"{flag}: images come as PNG, JPEG, WebP, GIF or SVG, not "
+            f"{suffix.lstrip('.').upper()}; {_USE}."
         )
     if _exists_as_other(path):
         raise click.UsageError(
@@ -233,7 +236,7 @@ def image_format(b64_json: str | None, declared: str | None) -> str | None:
         return declared
     if b64_json:
         try:
-            head = base64.b64decode(b64_json[:24])
+            head = base64.b64decode(b64_json[:5464])  # 4 KB: an SVG's `<svg` may come late
         except (binascii.Error, ValueError):
             return None
         return sniff_format(head)
@@ -353,9 +356,11 @@ class Writer:
             namer, name_fmt = self.namer, fmt or _url_format(url)
             # A server that ignored output_format is reported by the library's save.
             path = self._save(image, lambda: namer.final(name_fmt), final=True)
-            if self.show:
-                _launch(path, self.console)
+            self._revised(image, f" ({path})")
+            if self.show and not show_file(path):
+                self.console.warn(f"Could not open {path}: {_NO_VIEWER}")
             return
+        self._revised(image, "")
         if self.format == "url":
             if getattr(image, "url", None):
                 self.console.out(image.url)
@@ -367,8 +372,15 @@ class Writer:
             self.console.out(b64)
         elif self.format == "byte":
             self.console.out_bytes(image.bytes())
-        if self.show:
-            _show_bytes(image.bytes(), self.console)
+        if self.show and not show_bytes(image.bytes()):
+            self.console.warn(f"Could not open the image: {_NO_VIEWER}")
+
+    def _revised(self, image: Any, where: str) -> None:
+        """dall-e-3 rewrites prompts: say how, on stderr (stdout carries paths or images), one
+        line per image. `-f json` prints it in the response already."""
+        revised = getattr(image, "revised_prompt", None)
+        if revised and self.format != "json" and not self.console.quiet:
+            self.console.err(f"Revised prompt{where}: {' '.join(revised.split())}")
 
     def _save(self, item: Any, name: Callable[[], Path], *, final: bool) -> Path:
         namer = self.namer
@@ -400,18 +412,3 @@ def _url_format(url: str | None) -> str | None:
         return None
     suffix = Path(url.split("?", 1)[0]).suffix.lower()
     return FORMAT_OF_SUFFIX.get(suffix)
-
-
-def _launch(path: Path, console: Console) -> None:
-    if click.launch(str(path)) != 0:
-        console.warn(f"Could not open {path} in an image viewer (no xdg-open?).")
-
-
-def _show_bytes(data: bytes, console: Console) -> None:
-    import io
-
-    from PIL import Image, ImageShow
-
-    with Image.open(io.BytesIO(data)) as picture:
-        if not ImageShow.show(picture):
-            console.warn("Could not open the image: no image viewer found (xdg-open, display).")

@@ -22,7 +22,9 @@ from typing import Any
 import click
 
 from .._capabilities import (
+    DEFAULT_MODELS,
     ENDPOINT_PARAMS,
+    FILE_PARAMS,
     Endpoint,
     ModelCapabilities,
     get_capabilities,
@@ -30,8 +32,9 @@ from .._capabilities import (
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import debug_enabled, flag_for, handle_errors, known_secrets
+from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
+from ._options import canonical_values, svg_param
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
 
@@ -65,6 +68,7 @@ class Request:
     prompt: str | None = None
     images: list[Any] = field(default_factory=list)
     mask: Any = None
+    markup: Any = None
     where: str = ""  # "line 3 of standard input", for messages about this request
 
 
@@ -109,12 +113,16 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
     """Send `requests` with the command's flags; save or print every image."""
     p = ctx.params
     console = Console(quiet=bool(p.get("quiet")))
+    canonical_values(p)
     with handle_errors(ctx):
         _check_text(ctx, requests)
         params = _request_params(p, endpoint, len(requests))
         _check_connection_flags(p)
         model = params.get("model") or _default_model(endpoint)
         caps = get_capabilities(model)
+        ctx.meta[ENDPOINT_AND_MODEL] = (endpoint, model)  # for the hints of error messages
+        if _wants_b64(p, params, caps):
+            params["response_format"] = "b64_json"
         output_format = output_format_for(p.get("out_file"), p.get("output_format"), caps, endpoint)
         if output_format is not None:
             params["output_format"] = output_format
@@ -188,7 +196,9 @@ def _one(
         answer = client.generate(request.prompt, **params)
     elif endpoint == "edits":
         images = request.images if len(request.images) > 1 else request.images[0]
-        answer = client.edit(images, request.prompt, mask=request.mask, **params)
+        answer = client.edit(
+            images, request.prompt, mask=request.mask, markup=request.markup, **params
+        )
     else:
         answer = client.create_variation(request.images[0], **params)
 
@@ -218,6 +228,19 @@ def _one(
             )
 
 
+def _wants_b64(p: dict[str, Any], params: dict[str, Any], caps: ModelCapabilities) -> bool:
+    """Whether to ask for `response_format=b64_json` where the user did not choose: DALL-E
+    models answer with URLs by default, which the run would only download (a second request,
+    to a link that may have expired by then) to save or print the bytes. PSOpenAI asks for
+    b64_json in those cases too. `-f url` and `-f json` keep the server's own answer."""
+    return (
+        caps.family == "dall-e"
+        and "response_format" not in params
+        and not p.get("engine")  # an in-process engine always answers base64
+        and p.get("format_") in (None, "base64", "byte")
+    )
+
+
 def _quiet_model_libraries() -> None:
     """Keep the progress bars and advice of Hugging Face libraries (which an engine such as
     diffusers loads) off stderr, which carries only our errors and warnings. Set in the
@@ -228,8 +251,6 @@ def _quiet_model_libraries() -> None:
 
 
 def _default_model(endpoint: Endpoint) -> str:
-    from .._request import DEFAULT_MODELS
-
     # An in-process engine without -m answers under the default model's rules too, so the
     # default decides what `-o x.jpg` asks for and how long a stdin prompt may be.
     return DEFAULT_MODELS[endpoint]
@@ -240,8 +261,11 @@ def _request_params(p: dict[str, Any], endpoint: Endpoint, count: int) -> dict[s
     params = {
         name: p[name]
         for name in sorted(ENDPOINT_PARAMS[endpoint])
-        if name not in ("image", "mask", "prompt") and p.get(name) is not None
+        if name not in FILE_PARAMS and name != "prompt" and p.get(name) is not None
     }
+    svg = svg_param(p)
+    if svg is not None:
+        params["svg"] = svg
     format_, out_file = p.get("format_"), p.get("out_file")
     if format_ and out_file is not None:
         raise click.UsageError(
@@ -330,6 +354,7 @@ def _describe(request: Request, params: dict[str, Any]) -> str:
         shown["prompt"] = request.prompt
     if request.images:
         shown["images"] = len(request.images)
-    if request.mask is not None:
-        shown["mask"] = True
+    for name in ("mask", "markup"):
+        if getattr(request, name) is not None:
+            shown[name] = True
     return ", ".join(f"{key}={value!r}" for key, value in shown.items())

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from .._capabilities import Endpoint
 from .._errors import ImagegenError, InvalidRequestError
 from .._models import parse_request
-from ._errors import HTTPError, error_body, internal_error_message
+from ._errors import _STATUS_BY_CODE, HTTPError, error_body, internal_error_message
 from ._files import _limit, _not_found, listing, owner_of, service_of
 from ._inputs import _check_text, _json_edit
 from ._jobstore import LEASE_SECONDS, RUNNABLE, JobStore, new_id, worker_id
@@ -47,7 +47,6 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 MAX_REQUESTS = 50_000
 COMPLETION_WINDOW = 24 * 3600
-_STATUS_BY_CODE = {"model_not_found": 404}
 _ENDING = "_ending"  # how a finalizing batch ends; kept in the store, never shown
 
 

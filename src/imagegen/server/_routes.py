@@ -90,6 +90,7 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
             parsed.request,
             parsed.images,
             parsed.mask,
+            parsed.markup,
             limiter=state.decode_limiter,
         )
         parsed.images.clear()  # the job holds decoded copies; let the raw bytes go
