@@ -334,3 +334,23 @@ def test_on_a_terminal_the_progress_is_a_bar(tmp_path: Path) -> None:
     assert "images/min" in text and "ETA" in text
     assert "batch sending:" not in text  # not the plain lines
     assert "30 rows: 30 done" in text
+
+
+def test_gif_svg_and_webp_rows_keep_their_format_in_the_name(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "a spinning coin", "output_format": "gif", "frame_count": 3},
+        {"prompt": "a logo", "output_format": "svg"},
+        {"prompt": "a photo", "output_format": "webp"},
+    ]
+    write_jsonl(tmp_path / "formats.jsonl", rows)
+    result = invoke("formats.jsonl", "--engine", "placeholder", "-s", "64x64")
+    assert result.exit_code == 0, result.stderr
+    records = manifest_lines(tmp_path / "formats")
+    assert [r["files"] for r in records] == [
+        ["0001-a-spinning-coin.gif"],
+        ["0002-a-logo.svg"],
+        ["0003-a-photo.webp"],
+    ]
+    for record in records:  # formats without PNG text keep their metadata beside them
+        assert (tmp_path / "formats" / (record["files"][0] + ".json")).is_file()
+    assert '<img src="0002-a-logo.svg"' in (tmp_path / "formats" / "index.html").read_text()

@@ -87,6 +87,30 @@ def test_csv_converts_integers_and_extra_json_and_splits_images(tmp_path: Path) 
     assert rows[2].params["output_compression"] == 80
 
 
+def test_csv_types_every_integer_and_object_parameter(tmp_path: Path) -> None:
+    source = tmp_path / "rows.csv"
+    source.write_text(
+        "prompt,output_format,frame_count,frame_duration_ms,svg,markup,image\n"
+        "An animation,gif,4,250,,,\n"
+        '"A logo",svg,,,"{""model"": ""svg-writer"", ""reasoning"": {""effort"": ""low""}}",,\n'
+        "Circle the cat,,,,,circle.png,cat.png\n"
+        'Bad object,svg,,,"not json",,\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(BatchFileError) as caught:
+        read_rows(source)
+    assert [str(p) for p in caught.value.row_problems] == [
+        "row 4 (line 5), svg: must be a JSON object (got 'not json')"
+    ]
+    source.write_text("\n".join(source.read_text().splitlines()[:-1]) + "\n")
+    rows = read_rows(source)
+    assert rows[0].params["frame_count"] == 4 and rows[0].params["frame_duration_ms"] == 250
+    assert rows[1].params["svg"] == {"model": "svg-writer", "reasoning": {"effort": "low"}}
+    base = source.parent.resolve()
+    assert rows[2].endpoint == "edits" and rows[2].markup == base / "circle.png"
+    assert rows[2].inputs == (base / "cat.png", base / "circle.png")
+
+
 def test_tsv_uses_tabs(tmp_path: Path) -> None:
     (tmp_path / "r.tsv").write_text("prompt\tquality\nA, B and C\thigh\n")
     rows = read_rows(tmp_path / "r.tsv")

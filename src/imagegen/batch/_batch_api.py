@@ -15,7 +15,6 @@ rows missing (cancelled, expired) leaves those rows pending, and the next run su
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -188,23 +187,14 @@ def _save_state(folder: Path, state: Mapping[str, Any]) -> None:
 # -- building the requests ----------------------------------------------------------------
 
 
-def _data_url(data: bytes, content_type: str) -> str:
-    return f"data:{content_type};base64," + base64.b64encode(data).decode("ascii")
-
-
 def request_line(ctx: RunContext, item: Planned) -> bytes:
     """The input file line of one row (blocking: reads its images)."""
     call = prepare_row(ctx.client, item.row)
-    body = call.body()
-    if call.endpoint == "edits":
-        body["images"] = [{"image_url": _data_url(i.data, i.content_type)} for i in call.images]
-        if call.mask is not None:
-            body["mask"] = {"image_url": _data_url(call.mask.data, call.mask.content_type)}
     line = {
         "custom_id": custom_id(item),
         "method": "POST",
         "url": _PATHS[call.endpoint],
-        "body": body,
+        "body": call.json_body(inline_images=True),
     }
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 

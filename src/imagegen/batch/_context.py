@@ -76,8 +76,9 @@ class RunContext:
         request = row.describe()
         if row.images:
             request["image"] = [relative_to(self.out_dir, path) for path in row.images]
-        if row.mask is not None:
-            request["mask"] = relative_to(self.out_dir, row.mask)
+        for name, path in (("mask", row.mask), ("markup", row.markup)):
+            if path is not None:
+                request[name] = relative_to(self.out_dir, path)
         return {"row": row.number, "line": row.line, "key": item.key, "request": request}
 
     # -- saving and recording --------------------------------------------------------------

@@ -71,7 +71,9 @@ async def _send(ctx: RunContext, item: Planned) -> ImagesResult:
         answer = await client.generate(extra_body=extra, **params)
     elif row.endpoint == "edits":
         images: Any = list(row.images) if len(row.images) > 1 else row.images[0]
-        answer = await client.edit(images, mask=row.mask, extra_body=extra, **params)
+        answer = await client.edit(
+            images, mask=row.mask, markup=row.markup, extra_body=extra, **params
+        )
     else:
         answer = await client.create_variation(row.images[0], extra_body=extra, **params)
     assert isinstance(answer, ImagesResult)  # rows never stream

@@ -49,6 +49,7 @@ def prepare_row(client: AsyncClient, row: Row) -> Call:
         dict(row.params),
         image=image,
         mask=row.mask,
+        markup=row.markup,
         extra_headers=None,
         extra_query=None,
         extra_body=dict(row.extra_body) or None,
@@ -75,6 +76,7 @@ def row_key(row: Row, call: Call) -> str:
         "extra_body": dict(row.extra_body),
         "images": [_digest(image.data) for image in call.images],
         "mask": _digest(call.mask.data) if call.mask is not None else None,
+        "markup": _digest(call.markup.data) if call.markup is not None else None,
     }
     text = json.dumps(identity, sort_keys=True, ensure_ascii=False, default=str)
     return _digest(text.encode("utf-8"))[:32]

@@ -8,8 +8,10 @@
 
 Keys and columns: `prompt`; every request parameter in OpenAI's wire names (`model`, `n`,
 `size`, `quality`, `style`, `background`, `moderation`, `output_format`, `output_compression`,
-`response_format`, `user`, `input_fidelity`); `image` (a path; in CSV several paths separated by
-`;`, in JSONL a string or a list) or `images`; `mask`; `endpoint` (`generate`, `edit` or
+`response_format`, `user`, `input_fidelity`, `safety_identifier`, `complexity`, ...; in CSV an
+object such as `svg` is written as JSON); `image` (a path; in CSV several paths separated by
+`;`, in JSONL a string or a list) or `images`; `mask` and `markup`; `endpoint` (`generate`,
+`edit` or
 `variation`, else decided by the row: image and prompt make an edit, an image alone a
 variation, a prompt alone a generation); `name` (the file name's words instead of the
 prompt's); `extra.KEY` (a field sent as is, such as `extra.seed`; in JSONL also an `extra_body`
@@ -28,6 +30,7 @@ import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,26 @@ FORMATS = (".txt", ".jsonl", ".csv", ".tsv")
 
 # Request parameters a row may set: every endpoint's, less what a batch never does.
 _NOT_IN_BATCH = {"stream", "partial_images"}
-_PARAMS = sorted(set().union(*ENDPOINT_PARAMS.values()) - {"prompt", "image", "mask"})
-_INTEGERS = {"n", "output_compression"}
+_FILES = {"image", "mask", "markup"}
+_PARAMS = sorted(set().union(*ENDPOINT_PARAMS.values()) - {"prompt"} - _FILES)
+
+
+@cache
+def _fields_of_type(*kinds: type) -> frozenset[str]:
+    """Parameters whose wire type is one of `kinds` (CSV cells are text: they are converted)."""
+    from .._models import request_class
+
+    found = set()
+    for endpoint in ENDPOINT_PARAMS:
+        for name, info in request_class(endpoint).model_fields.items():
+            args = getattr(info.annotation, "__args__", (info.annotation,))
+            if any(
+                isinstance(arg, type) and issubclass(arg, kinds) and arg is not bool for arg in args
+            ):
+                found.add(name)
+    return frozenset(found)
+
+
 _ENDPOINTS: dict[str, Endpoint] = {
     "generate": "generations",
     "generation": "generations",
@@ -51,7 +72,7 @@ _ENDPOINTS: dict[str, Endpoint] = {
     "variation": "variations",
     "variations": "variations",
 }
-_OWN_KEYS = {"prompt", "image", "images", "mask", "endpoint", "name", "extra_body"}
+_OWN_KEYS = {"prompt", "image", "images", "mask", "markup", "endpoint", "name", "extra_body"}
 KNOWN_KEYS = sorted(_OWN_KEYS | set(_PARAMS))
 EXTRA_PREFIX = "extra."
 
@@ -140,8 +161,14 @@ class Row:
     params: Mapping[str, Any]  # wire parameters, the prompt included; no files
     images: tuple[Path, ...] = ()
     mask: Path | None = None
+    markup: Path | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     name: str | None = None
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """Every input file: the images, then the mask and the markup."""
+        return (*self.images, *(p for p in (self.mask, self.markup) if p is not None))
 
     @property
     def prompt(self) -> str | None:
@@ -157,8 +184,9 @@ class Row:
         shown: dict[str, Any] = {"endpoint": self.endpoint, **self.params}
         if self.images:
             shown["image"] = [str(path) for path in self.images]
-        if self.mask is not None:
-            shown["mask"] = str(self.mask)
+        for name, path in (("mask", self.mask), ("markup", self.markup)):
+            if path is not None:
+                shown[name] = str(path)
         if self.extra_body:
             shown["extra_body"] = dict(self.extra_body)
         return shown
@@ -194,12 +222,21 @@ def _paths(value: Any, base: Path, key: str, *, split: bool) -> tuple[Path, ...]
 
 
 def _typed(key: str, value: Any, *, from_text: bool) -> Any:
-    """CSV cells are text: the integer parameters are converted; JSON keeps its own types."""
-    if from_text and key in _INTEGERS and isinstance(value, str):
-        text = value.strip()
+    """CSV cells are text: integer and object parameters are converted; JSON keeps its types."""
+    if not from_text or not isinstance(value, str):
+        return value
+    from pydantic import BaseModel
+
+    text = value.strip()
+    if key in _fields_of_type(int):
         if text.lstrip("-").isdigit():
             return int(text)
         raise ValueError(f"must be a whole number (got {value!r})")
+    if key in _fields_of_type(BaseModel, dict):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError(f"must be a JSON object (got {value!r})") from None
     return value
 
 
@@ -225,7 +262,7 @@ def row_from_fields(
     Raises `ValueError` as `(param, message)` for the first problem."""
     params = {k: v for k, v in defaults.items() if k in _PARAMS or k == "prompt"}
     images: tuple[Path, ...] = tuple(defaults.get("images") or ())
-    mask: Path | None = defaults.get("mask")
+    single = {name: defaults.get(name) for name in ("mask", "markup")}
     extra: dict[str, Any] = dict(defaults.get("extra_body") or {})
     endpoint_name: Any = defaults.get("endpoint")
     name: str | None = None
@@ -241,11 +278,11 @@ def row_from_fields(
                 extra.update(value)
             elif key in ("image", "images"):
                 images = _paths(value, base, key, split=from_text)
-            elif key == "mask":
+            elif key in single:
                 found = _paths(value, base, key, split=False)
                 if len(found) != 1:
                     raise ValueError("must be one path")
-                mask = found[0]
+                single[key] = found[0]
             elif key == "endpoint":
                 endpoint_name = value
             elif key == "name":
@@ -267,7 +304,7 @@ def row_from_fields(
     endpoint = _endpoint(endpoint_name, params, images)
     if endpoint != "variations" and not params.get("prompt"):
         raise ValueError("prompt", "no prompt (and no image for a variation)")
-    if endpoint == "generations" and (images or mask):
+    if endpoint == "generations" and (images or any(single.values())):
         raise ValueError("image", "a generation takes no image; use endpoint edit")
     if endpoint != "generations" and not images:
         kind = "an edit" if endpoint == "edits" else "a variation"
@@ -280,7 +317,8 @@ def row_from_fields(
         endpoint=endpoint,
         params=params,
         images=images,
-        mask=mask if endpoint == "edits" else None,
+        mask=single["mask"] if endpoint == "edits" else None,
+        markup=single["markup"] if endpoint == "edits" else None,
         extra_body=extra,
         name=name,
     )
@@ -312,8 +350,8 @@ def normalise_defaults(defaults: Mapping[str, Any] | None, *, base: Path) -> dic
                     key,
                     split=False,
                 )
-            elif key == "mask":
-                out["mask"] = _paths(str(value), base, key, split=False)[0]
+            elif key in ("mask", "markup"):
+                out[key] = _paths(str(value), base, key, split=False)[0]
             elif key == "extra_body":
                 out["extra_body"] = dict(value)
             elif key in _NOT_IN_BATCH:

@@ -112,9 +112,7 @@ def _gallery_rows(
             prompt=row.prompt,
             params=shown,
             files=tuple(record.get("files") or ()) if status == "done" else (),
-            inputs=tuple(
-                relative_to(folder, path) for path in (*row.images, *filter(None, [row.mask]))
-            ),
+            inputs=tuple(relative_to(folder, path) for path in row.inputs),
             error=error.get("message") if isinstance(error, dict) else None,
             revised_prompts=tuple(text for text in revised or () if text),
         )

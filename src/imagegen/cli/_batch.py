@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._capabilities import ENDPOINT_PARAMS
+from .._capabilities import ENDPOINT_PARAMS, FILE_PARAMS
 from ._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure
-from ._options import _REQUEST_OPTIONS, KeyValueType, connection_options
+from ._options import (
+    _ENDPOINT_HELP,
+    _REQUEST_OPTIONS,
+    KeyValueType,
+    canonical_values,
+    connection_options,
+    svg_param,
+)
 from ._progress import Console
 
 if TYPE_CHECKING:
@@ -26,8 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["batch"]
 
+# The request flags of every endpoint (as defaults for the rows), less files and streaming.
 _PARAMS = sorted(
-    set().union(*ENDPOINT_PARAMS.values()) - {"prompt", "image", "mask", "stream", "partial_images"}
+    set().union(*ENDPOINT_PARAMS.values()) - FILE_PARAMS - {"prompt", "stream", "partial_images"}
 )
 _PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
@@ -44,7 +52,27 @@ def _request_flags(func: Any) -> Any:
     )(func)
     for name in reversed([name for name in _REQUEST_OPTIONS if name in _PARAMS]):
         func = _REQUEST_OPTIONS[name](func)
+        if name in _ENDPOINT_HELP:
+            declared: list[click.Option] = func.__click_params__
+            declared[-1].help = _ENDPOINT_HELP[name]("generations") + " Rows may set their own."
     return func
+
+
+def _defaults(p: dict[str, Any]) -> dict[str, Any]:
+    """What the flags set for every row."""
+    canonical_values(p)
+    defaults: dict[str, Any] = {name: p[name] for name in _PARAMS if p.get(name) is not None}
+    svg = svg_param(p)
+    if svg is not None:
+        defaults["svg"] = svg
+    if p.get("image"):
+        defaults["images"] = list(p["image"])
+    for name in ("mask", "markup"):
+        if p.get(name):
+            defaults[name] = p[name]
+    if p.get("extra_body"):
+        defaults["extra_body"] = dict(p["extra_body"])
+    return defaults
 
 
 def _duration(seconds: float | None) -> str:
@@ -199,6 +227,7 @@ def _summary(report: BatchReport) -> str:
     "edits, rows without one variations.",
 )
 @click.option("--mask", metavar="PATH", help="Mask for every edit row that names none.")
+@click.option("--markup", metavar="PATH", help="Markup drawing for every edit row that names none.")
 @_request_flags
 @click.option(
     "--no-metadata",
@@ -235,13 +264,7 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
 
     p = ctx.params
     console = Console(quiet=bool(p.get("quiet")))
-    defaults: dict[str, Any] = {name: p[name] for name in _PARAMS if p.get(name) is not None}
-    if p.get("image"):
-        defaults["images"] = list(p["image"])
-    if p.get("mask"):
-        defaults["mask"] = p["mask"]
-    if p.get("extra_body"):
-        defaults["extra_body"] = dict(p["extra_body"])
+    defaults = _defaults(p)
     report: BatchReport | None = None
     interrupted = False
     with handle_errors(ctx):
