@@ -39,7 +39,7 @@ from ._models import (
     PartialImageEvent,
     SvgUsage,
 )
-from ._saving import b64_chunks, write_image
+from ._saving import b64_chunks, image_bytes, write_image
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -120,9 +120,14 @@ class _Source:
         else:
             raise APIResponseError("The server sent an image with neither b64_json nor url.")
 
+    @property
+    def where(self) -> str:
+        """Where the bytes come from, for messages: a URL without its query (a signature)."""
+        return f" at {_shown_url(self.url)}" if self.b64_json is None and self.url else ""
+
     def read(self) -> bytes:
         with self.chunks() as parts:
-            return b"".join(parts)
+            return image_bytes(parts, self.where)
 
 
 class GeneratedImage:
@@ -165,7 +170,8 @@ class GeneratedImage:
         return _Source(self.b64_json, self.url, self._result.downloader)
 
     def bytes(self) -> bytes:
-        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded."""
+        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
+        `APIResponseError` if the server sent anything else (an HTML page, a script)."""
         return self._source().read()
 
     def to_pil(self) -> PILImage.Image:
@@ -183,8 +189,11 @@ class GeneratedImage:
 
     def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
         meta = self.metadata if metadata else None
-        with self._source().chunks() as chunks:
-            return write_image(path, chunks, tag=tag, metadata=meta, overwrite=overwrite)
+        source = self._source()
+        with source.chunks() as chunks:
+            return write_image(
+                path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
+            )
 
     def show(self) -> None:
         """Open the image in the system's image viewer."""
@@ -375,7 +384,7 @@ class StreamEvent:
         )
 
     def bytes(self) -> bytes:
-        return b"".join(b64_chunks(self.event.b64_json))
+        return image_bytes(b64_chunks(self.event.b64_json))
 
     def to_pil(self) -> PILImage.Image:
         return _decode_pil(self.bytes())

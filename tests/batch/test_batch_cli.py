@@ -354,3 +354,27 @@ def test_gif_svg_and_webp_rows_keep_their_format_in_the_name(tmp_path: Path) -> 
     for record in records:  # formats without PNG text keep their metadata beside them
         assert (tmp_path / "formats" / (record["files"][0] + ".json")).is_file()
     assert '<img src="0002-a-logo.svg"' in (tmp_path / "formats" / "index.html").read_text()
+
+
+def test_a_rate_limit_asking_for_minutes_stops_the_batch_and_says_when(tmp_path: Path) -> None:
+    """Waiting ten minutes per row, or failing every row, would both be wrong: the batch stops,
+    the rows stay pending, and the message says when to run it again."""
+    seen: list[str] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http":
+            return
+        seen.append(scope["path"])
+        body = b'{"error": {"message": "Rate limit reached.", "type": "requests"}}'
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"600")]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    (tmp_path / "p.txt").write_text("".join(f"prompt {i}\n" for i in range(12)))
+    with serve(app) as url:
+        result = invoke("p.txt", "--base-url", url, "--api-key", KEY, "--concurrency", "2")
+    assert result.exit_code == 1
+    assert "Error: The batch stopped early: Server answered 429" in result.stderr
+    assert "try again after" in result.stderr
+    assert "12 rows: 0 done, 12 pending" in result.stderr
+    assert len(seen) <= 2  # not one request per row

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 
+from .._answers import Answer
 from .._errors import (
     APIConnectionError,
     APIError,
@@ -32,9 +32,11 @@ from .._errors import (
     make_status_error,
 )
 from .._models import ImagesResponse
+from .._network import aiter_within
 from .._results import ImagesResult
 from .._retry import backoff
 from .._saving import atomic_write
+from .._streaming import aiter_lines
 from ._context import RunContext
 from ._direct import RETRY, verdict_for
 from ._plan import Planned, prepare_row
@@ -73,7 +75,7 @@ class BatchAPI:
 
     async def _call(
         self, method: str, path: str, *, stream: bool = False, **options: Any
-    ) -> httpx2.Response:
+    ) -> Answer:
         """One call with the run's retries (same policy as image requests)."""
         attempt = 0
         while True:
@@ -81,14 +83,16 @@ class BatchAPI:
                 method,
                 self.base + path,
                 headers=self.http.headers,
-                params=self.http.query or None,
+                params={**self.http.query, **options.pop("params", {})} or None,
                 timeout=self.http.timeout,
                 **options,
             )
+            await request.aread()  # a multipart upload is sent again as it was
             try:
-                return await self.http._send(request, stream=stream)
+                with self.http._scrubbed():
+                    return await self.http._send(request, self.http._plan(request, stream=stream))
             except APIError as exc:
-                if verdict_for(exc) != RETRY or attempt >= self.ctx.max_retries:
+                if verdict_for(exc, self.ctx.max_wait) != RETRY or attempt >= self.ctx.max_retries:
                     raise
                 wait = getattr(exc, "retry_after", None) or backoff(attempt)
                 attempt += 1
@@ -96,9 +100,9 @@ class BatchAPI:
                     raise
 
     async def _json(self, method: str, path: str, **options: Any) -> dict[str, Any]:
-        response = await self._call(method, path, **options)
+        answer = await self._call(method, path, **options)
         try:
-            data = response.json()
+            data = json.loads(answer.body)
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -147,19 +151,18 @@ class BatchAPI:
         await self._json("POST", f"/batches/{batch_id}/cancel")
 
     async def lines(self, file_id: str) -> AsyncIterator[str]:
-        response = await self._call("GET", f"/files/{file_id}/content", stream=True)
+        """The lines of a file's content, read as they arrive (an output file holds every
+        image of the batch as base64: it is never held whole)."""
+        answer = await self._call("GET", f"/files/{file_id}/content", stream=True)
+        response = answer.response
+        chunks = aiter_within(answer.deadline, response.aiter_bytes())
         try:
-            try:
-                async for line in response.aiter_lines():
+            with self.http._scrubbed():
+                async for line in aiter_lines(self.http._aguarded(chunks, response.request.url)):
                     if line.strip():
                         yield line
-            except httpx2.HTTPError as exc:
-                error = self.http._transport_error(exc, response.request.url)
-            else:
-                return
         finally:
             await response.aclose()
-        raise error
 
 
 # -- the state file -----------------------------------------------------------------------

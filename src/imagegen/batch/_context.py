@@ -54,6 +54,11 @@ class RunContext:
     error: ImagegenError | None = None  # what stopped the run early
 
     @property
+    def max_wait(self) -> float:
+        """The longest wait taken when the server asks for one: the client's setting."""
+        return self.client._limits.max_retry_wait
+
+    @property
     def stopping(self) -> bool:
         return self.stop.is_set()
 

@@ -3,10 +3,11 @@
 The client runs with `max_retries=0`, so every answer reaches this loop: a 429 or 503 feeds the
 pacer before the row waits and tries again. What is retried, and how long a row waits, follow
 the client's policy (`imagegen._retry`): the same retryable statuses, the server's
-`Retry-After` up to 120 s, otherwise exponential backoff with jitter. A 429 or 503 that says how
-long to wait is pacing, not a failure: it does not use up `max_retries` (up to `MAX_PUSHBACKS`
-per row). Errors that would fail every row alike (a wrong key, no quota, no such server route,
-a rate limit asking for minutes) stop the batch instead of being repeated for each row.
+`Retry-After` up to the client's `max_retry_wait`, otherwise exponential backoff with jitter.
+A 429 or 503 that says how long to wait is pacing, not a failure: it does not use up
+`max_retries` (up to `MAX_PUSHBACKS` per row). Errors that would fail every row alike (a wrong
+key, no quota, no such server route, a rate limit asking for longer than `max_retry_wait`)
+stop the batch instead of being repeated for each row.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .._errors import (
     PermissionDeniedError,
 )
 from .._results import ImagesResult
-from .._retry import RETRY_AFTER_CAP, backoff, status_failure
+from .._retry import backoff, status_failure
 from ._context import RunContext
 from ._pacing import Pacer, Stopped
 from ._plan import Planned
@@ -41,8 +42,9 @@ _PUSHBACK_STATUSES = (429, 503)
 RETRY, FAIL, HALT = "retry", "fail", "halt"
 
 
-def verdict_for(error: ImagegenError) -> str:
-    """`retry`, `fail` (this row) or `halt` (the whole batch) after a failed attempt."""
+def verdict_for(error: ImagegenError, max_wait: float) -> str:
+    """`retry`, `fail` (this row) or `halt` (the whole batch) after a failed attempt; a wait
+    the server asks for that is longer than `max_wait` is not taken."""
     if isinstance(error, (AuthenticationError, PermissionDeniedError, InsufficientQuotaError)):
         return HALT
     if isinstance(error, NotFoundError) and error.code != "model_not_found":
@@ -51,7 +53,7 @@ def verdict_for(error: ImagegenError) -> str:
         return HALT
     if isinstance(error, APIStatusError):
         hint = error.retry_after
-        if hint is not None and hint > RETRY_AFTER_CAP:
+        if hint is not None and hint > max_wait:
             # Retryable, but not for minutes: the message says when to try again.
             wanted = error.status_code in _PUSHBACK_STATUSES or error.status_code >= 500
             return HALT if wanted else FAIL
@@ -126,7 +128,7 @@ class _Sender:
                 )
                 return
             assert error is not None
-            verdict = verdict_for(error)
+            verdict = verdict_for(error, ctx.max_wait)
             if verdict == HALT:
                 ctx.halt(error)
                 pacer.close()
@@ -143,7 +145,7 @@ class _Sender:
                         rate_limited=error.status_code == 429,
                         headers=error.headers,
                     )
-                if hint is not None and 0 < hint <= RETRY_AFTER_CAP:
+                if hint is not None and 0 < hint <= ctx.max_wait:
                     wait = hint
             if verdict == RETRY and wait is not None and isinstance(error, APIStatusError):
                 pushbacks += 1
@@ -166,7 +168,7 @@ class _Sender:
 
 async def send_rows(ctx: RunContext, todo: list[Planned], *, concurrency: int) -> None:
     """Send every row of `todo`, at most `concurrency` at once, until done or stopped."""
-    pacer = Pacer(concurrency)
+    pacer = Pacer(concurrency, max_wait=ctx.max_wait)
     sender = _Sender(ctx, pacer)
 
     async def close_on_stop() -> None:

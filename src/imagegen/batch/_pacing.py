@@ -84,10 +84,17 @@ class _Waiter:
 class Pacer:
     """See the module docstring. `clock` is monotonic seconds (replaceable in tests)."""
 
-    def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        max_wait: float = RETRY_AFTER_CAP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
+        self.max_wait = max_wait  # a longer hint is not a gate: the batch stops instead
         self.window = float(limit)
         self.in_flight = 0
         self.epoch = 0  # how many cuts so far; an answer cuts only if sent after the last one
@@ -177,7 +184,7 @@ class Pacer:
         hint, if any, `precise` if it came to the millisecond."""
         self.pushbacks += 1
         self._headers(headers)
-        hint = wait if wait is not None and 0 < wait <= RETRY_AFTER_CAP else None
+        hint = wait if wait is not None and 0 < wait <= self.max_wait else None
         if hint is not None and not self._recent():
             self._last_wait = hint
         if epoch == self.epoch and self._since_cut:
@@ -216,7 +223,7 @@ class Pacer:
             # after 60 / limit seconds.
             candidates = [s for s in (reset, self.spacing or None) if s is not None]
             if candidates:
-                self._hold(min(min(candidates), RETRY_AFTER_CAP))
+                self._hold(min(min(candidates), self.max_wait))
 
     # -- taking and giving back a place --------------------------------------------------
 

@@ -435,7 +435,9 @@ def connection_options(func: F) -> F:
             "--timeout",
             type=click.FloatRange(min=0),
             metavar="SECONDS",
-            help="Give up on a request after this long; 0 = no limit [default 600].",
+            help="Give up on an attempt after this long, however slowly the server answers; "
+            "with its retries a request ends within (retries + 1) x this; 0 = no limit "
+            "[default 600].",
         ),
         click.option(
             "--max-retries",
@@ -443,6 +445,32 @@ def connection_options(func: F) -> F:
             metavar="0-100",
             help="Retries after 429, 5xx, timeouts and dropped connections, with backoff "
             "[default 2].",
+        ),
+        click.option(
+            "--max-retry-wait",
+            type=click.FloatRange(min=0),
+            metavar="SECONDS",
+            help="Longest wait taken when the server asks for one (Retry-After); a longer one "
+            "fails at once, saying when to try again [default 60].",
+        ),
+        click.option(
+            "--max-response-mb",
+            type=click.IntRange(min=0),
+            metavar="MiB",
+            help="Largest answer read, in MiB; 0 = no limit [default 512].",
+        ),
+        click.option(
+            "--max-image-mb",
+            type=click.IntRange(min=0),
+            metavar="MiB",
+            help="Largest image downloaded, or streamed in one event, in MiB; 0 = no limit "
+            "[default 64].",
+        ),
+        click.option(
+            "--private-downloads/--no-private-downloads",
+            default=None,
+            help="Whether image URLs may point at private, loopback or link-local addresses "
+            "[default: only when the base URL does].",
         ),
         click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY]."),
         click.option(
