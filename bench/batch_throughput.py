@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import math
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,13 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-
-def _tiny_png() -> str:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+from _loopback import free_port, tiny_png, wait_for
 
 
 def _duration(seconds: float) -> str:
@@ -53,7 +45,7 @@ def serve(port: int, rpm: int, burst: int, latency: float, hints: str, headers: 
     interval = 60.0 / rpm
     tolerance = interval * (burst - 1)
     state = {"tat": 0.0, "ok": 0, "limited": 0}
-    image = _tiny_png()
+    image = tiny_png()
 
     def limit_headers(now: float) -> list[tuple[bytes, bytes]]:
         if not headers:
@@ -116,25 +108,6 @@ def serve(port: int, rpm: int, burst: int, latency: float, hints: str, headers: 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the benchmark server exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the benchmark server did not start")
-
-
 def _stats(base: str) -> dict[str, Any]:
     import httpx2
 
@@ -195,10 +168,10 @@ def _run(
     args: argparse.Namespace,
     client: Callable[[str, Path], Awaitable[tuple[int, int, float]]],
 ) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), *scenario])
     try:
-        _wait_for(port, server)
+        wait_for(port, server)
         base = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory() as folder:
             images, failed, elapsed = asyncio.run(client(base + "/v1", Path(folder)))

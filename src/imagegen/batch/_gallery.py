@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,15 +84,20 @@ def relative_to(folder: Path, path: Path) -> str:
         return path.as_uri()
 
 
+def _thumbs(paths: Iterable[str], width: int, alt: Callable[[str], str], kind: str) -> str:
+    """Images linking to themselves, shown `width` pixels wide, loaded as they scroll in."""
+    links = "".join(
+        f'<a href="{_href(path)}"><img src="{_href(path)}" width="{width}" loading="lazy" '
+        f'alt="{_e(alt(path))}"></a>'
+        for path in paths
+    )
+    return f'<div class="{kind}">{links}</div>'
+
+
 def _card(row: GalleryRow) -> str:
     parts = [f'<article class="card {_e(row.status)}" id="row-{row.number}">']
     if row.files:
-        thumbs = "".join(
-            f'<a href="{_href(name)}"><img src="{_href(name)}" width="{_THUMB}" '
-            f'loading="lazy" alt="{_e(row.prompt or name)}"></a>'
-            for name in row.files
-        )
-        parts.append(f'<div class="thumbs">{thumbs}</div>')
+        parts.append(_thumbs(row.files, _THUMB, lambda name: row.prompt or name, "thumbs"))
     parts.append(
         f'<div><span class="row">#{row.number}</span>'
         f'<span class="status">{_e(row.status)}</span></div>'
@@ -104,12 +109,7 @@ def _card(row: GalleryRow) -> str:
     if row.error:
         parts.append(f'<p class="error">{_e(row.error)}</p>')
     if row.inputs:
-        inputs = "".join(
-            f'<a href="{_href(path)}"><img src="{_href(path)}" width="80" loading="lazy" '
-            f'alt="input {_e(path)}"></a>'
-            for path in row.inputs
-        )
-        parts.append(f'<div class="thumbs inputs">{inputs}</div>')
+        parts.append(_thumbs(row.inputs, 80, lambda path: f"input {path}", "thumbs inputs"))
     if row.params:
         items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in row.params.items())
         parts.append(f"<dl>{items}</dl>")

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -128,12 +129,46 @@ def _finish(
     title: str,
     planned: list[Planned],
     problems: list[RowProblem],
-) -> dict[int, dict[str, Any]]:
+) -> None:
     """One line per row in the manifest, in row order; the gallery (blocking)."""
     records = manifest.load()
     manifest.rewrite(records[number] for number in sorted(records))
     write_gallery(folder, title, _gallery_rows(folder, planned, problems, records))
-    return records
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How to run a batch (the keyword arguments of `run` and `arun`), checked."""
+
+    out_dir: str | os.PathLike[str] | None = None
+    defaults: Mapping[str, Any] | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_retries: int = DEFAULT_BATCH_RETRIES
+    force: bool = False
+    skip_invalid: bool = False
+    via: Via = "api"
+    poll_interval: float = 30.0
+    metadata: bool = True
+    on_progress: Callable[[BatchProgress], None] | None = None
+
+    def __post_init__(self) -> None:
+        concurrency = self.concurrency
+        if (
+            isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 1 <= concurrency <= MAX_CONCURRENCY
+        ):
+            raise ConfigurationError(
+                f"Invalid concurrency {concurrency!r}: must be a whole number from 1 to "
+                f"{MAX_CONCURRENCY} (--concurrency)."
+            )
+        if self.via not in ("api", "batch-api"):
+            raise ConfigurationError(f"Invalid via {self.via!r}: use api or batch-api (--via).")
+        if not self.poll_interval > 0:
+            raise ConfigurationError(
+                f"Invalid poll_interval {self.poll_interval!r}: must be positive."
+            )
+        check_max_retries(self.max_retries)
 
 
 async def arun(
@@ -160,215 +195,41 @@ async def arun(
     rows stay for the next run); cancelling the task stops at once. Either way the manifest
     and the gallery are written before `arun` returns or re-raises.
     """
-    sink: list[BatchReport] = []
-    return await _arun(
-        source,
-        sink,
-        out_dir=out_dir,
-        defaults=defaults,
-        concurrency=concurrency,
-        max_retries=max_retries,
-        force=force,
-        skip_invalid=skip_invalid,
-        via=via,
-        poll_interval=poll_interval,
-        metadata=metadata,
-        on_progress=on_progress,
-        stop=stop,
-        **client_options,
-    )
+    options = _Options(
+        out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
+        metadata, on_progress,
+    )  # fmt: skip
+    return await _arun(source, options, client_options, stop=stop, sink=[])
 
 
-def _check_options(
-    concurrency: int, via: str, poll_interval: float, client_options: Mapping[str, Any]
-) -> None:
-    if (
-        isinstance(concurrency, bool)
-        or not isinstance(concurrency, int)
-        or not 1 <= concurrency <= MAX_CONCURRENCY
-    ):
-        raise ConfigurationError(
-            f"Invalid concurrency {concurrency!r}: must be a whole number from 1 to "
-            f"{MAX_CONCURRENCY} (--concurrency)."
-        )
-    if via not in ("api", "batch-api"):
-        raise ConfigurationError(f"Invalid via {via!r}: use api or batch-api (--via).")
-    if not poll_interval > 0:
-        raise ConfigurationError(f"Invalid poll_interval {poll_interval!r}: must be positive.")
-    if "max_retries" in client_options:  # pragma: no cover - a keyword of arun itself
-        raise ConfigurationError("max_retries is the batch's own option.")
-
-
-async def _arun(
+def run(
     source: str | os.PathLike[str],
-    sink: list[BatchReport],
     *,
-    out_dir: str | os.PathLike[str] | None,
-    defaults: Mapping[str, Any] | None,
-    concurrency: int,
-    max_retries: int,
-    force: bool,
-    skip_invalid: bool,
-    via: Via,
-    poll_interval: float,
-    metadata: bool,
-    on_progress: Callable[[BatchProgress], None] | None,
-    stop: anyio.Event | None,
+    out_dir: str | os.PathLike[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_retries: int = DEFAULT_BATCH_RETRIES,
+    force: bool = False,
+    skip_invalid: bool = False,
+    via: Via = "api",
+    poll_interval: float = 30.0,
+    metadata: bool = True,
+    on_progress: Callable[[BatchProgress], None] | None = None,
     **client_options: Any,
 ) -> BatchReport:
-    _check_options(concurrency, via, poll_interval, client_options)
-    check_max_retries(max_retries)
-    path = Path(source).expanduser()
-    rows = read_rows(path, defaults)
-    folder = Path(out_dir).expanduser() if out_dir is not None else path.with_suffix("")
-    from .._async_client import AsyncClient
-
-    # No retries inside the client: every answer reaches the batch's own loop, which paces.
-    async with AsyncClient(max_retries=0, **client_options) as client:
-        planned, problems = await anyio.to_thread.run_sync(check_rows, client, rows)
-        if via == "batch-api":
-            planned, more = _batch_api_problems(planned)
-            problems = sorted(problems + more, key=lambda p: p.row or 0)
-        if problems and not skip_invalid:
-            raise BatchFileError(str(path), problems)
-        with lock_folder(folder):
-            manifest = Manifest(folder)
-            try:
-                return await _send_and_finish(
-                    client,
-                    path,
-                    folder,
-                    manifest,
-                    planned,
-                    problems,
-                    sink,
-                    concurrency=concurrency,
-                    max_retries=max_retries,
-                    force=force,
-                    via=via,
-                    poll_interval=poll_interval,
-                    metadata=metadata,
-                    on_progress=on_progress,
-                    stop=stop,
-                    total=len(rows),
-                )
-            finally:
-                manifest.close()
-
-
-async def _send_and_finish(
-    client: Any,
-    path: Path,
-    folder: Path,
-    manifest: Manifest,
-    planned: list[Planned],
-    problems: list[RowProblem],
-    sink: list[BatchReport],
-    *,
-    concurrency: int,
-    max_retries: int,
-    force: bool,
-    via: Via,
-    poll_interval: float,
-    metadata: bool,
-    on_progress: Callable[[BatchProgress], None] | None,
-    stop: anyio.Event | None,
-    total: int,
-) -> BatchReport:
-    previous = await anyio.to_thread.run_sync(manifest.load)
-    todo = [
-        item
-        for item in planned
-        if force or not _is_done(previous.get(item.row.number), item, folder)
-    ]
-    tracker = Tracker(total, len(planned) - len(todo), on_progress=on_progress)
-    tracker.concurrency = concurrency
-    ctx = RunContext(client, folder, manifest, tracker, metadata, max_retries)
-    interrupted = False
-    batch_id: str | None = None
-    for problem in problems:  # skip_invalid: recorded as rows that cannot be sent
-        if problem.row is not None:
-            record: dict[str, Any] = {
-                "row": problem.row,
-                "line": problem.line,
-                "status": "invalid",
-                "files": [],
-                "error": {
-                    "type": "InvalidRequestError",
-                    "message": problem.message,
-                    "param": problem.param,
-                },
-            }
-            await anyio.to_thread.run_sync(manifest.append, record)
-    try:
-        async with anyio.create_task_group() as watch:
-
-            async def watch_stop(event: anyio.Event) -> None:
-                nonlocal interrupted
-                await event.wait()
-                interrupted = True
-                tracker.message = (
-                    "Stopping: the requests in flight finish first (interrupt again to cancel "
-                    "them)."
-                )
-                ctx.halt()
-                tracker.changed()
-
-            if stop is not None:
-                watch.start_soon(watch_stop, stop)
-            tracker.changed()
-            if via == "api":
-                await send_rows(ctx, todo, concurrency=concurrency)
-            else:
-                from ._batch_api import run_batch_api
-
-                batch_id = await run_batch_api(
-                    ctx, planned, todo, title=path.stem, poll_interval=poll_interval, force=force
-                )
-            watch.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            records = await anyio.to_thread.run_sync(
-                _finish, manifest, folder, path.name, planned, problems
-            )
-            tracker.phase = "finished"
-            if tracker.message and tracker.message.startswith("Stopping"):
-                tracker.message = None
-            report = BatchReport(
-                source=path,
-                out_dir=folder,
-                manifest=manifest.path,
-                gallery=folder / GALLERY_NAME,
-                total=total,
-                skipped=tracker.skipped,
-                done=tracker.done,
-                failed=tracker.failed,
-                invalid=len({p.row for p in problems if p.row is not None}),
-                images=tracker.images,
-                elapsed=tracker.elapsed,
-                interrupted=interrupted,
-                error=ctx.error,
-                failures=dict(tracker.failures),
-                batch_id=batch_id,
-            )
-            sink.append(report)
-            tracker.changed()
-    del records
-    return report
-
-
-def run(source: str | os.PathLike[str], **options: Any) -> BatchReport:
-    """`arun` for synchronous code: the same arguments, the same report.
+    """`arun` for synchronous code: the same arguments (but `stop`), the same report.
 
     Called from the main thread, the first Ctrl-C lets the requests in flight finish, a second
     one cancels them; either way the manifest and gallery are written and `BatchInterrupted`
     (a `KeyboardInterrupt` carrying the report) is raised.
     """
-    if "stop" in options:
-        raise ConfigurationError("stop is for arun; run() stops on Ctrl-C.")
+    options = _Options(
+        out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
+        metadata, on_progress,
+    )  # fmt: skip
     sink: list[BatchReport] = []
     if threading.current_thread() is not threading.main_thread():
-        return anyio.run(partial(_arun, source, sink, stop=None, **_with_defaults(options)))
+        return anyio.run(partial(_arun, source, options, client_options, stop=None, sink=sink))
     handles: dict[str, Any] = {}
     interrupts = 0
 
@@ -376,7 +237,7 @@ def run(source: str | os.PathLike[str], **options: Any) -> BatchReport:
         stop = anyio.Event()
         with anyio.CancelScope() as scope:
             handles.update(loop=asyncio.get_running_loop(), scope=scope, stop=stop)
-            return await _arun(source, sink, stop=stop, **_with_defaults(options))
+            return await _arun(source, options, client_options, stop=stop, sink=sink)
         return None
 
     def on_interrupt(signum: int, frame: Any) -> None:
@@ -398,18 +259,140 @@ def run(source: str | os.PathLike[str], **options: Any) -> BatchReport:
     return report
 
 
-def _with_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
-    merged: dict[str, Any] = {
-        "out_dir": None,
-        "defaults": None,
-        "concurrency": DEFAULT_CONCURRENCY,
-        "max_retries": DEFAULT_BATCH_RETRIES,
-        "force": False,
-        "skip_invalid": False,
-        "via": "api",
-        "poll_interval": 30.0,
-        "metadata": True,
-        "on_progress": None,
-    }
-    merged.update(options)
-    return merged
+async def _arun(
+    source: str | os.PathLike[str],
+    options: _Options,
+    client_options: Mapping[str, Any],
+    *,
+    stop: anyio.Event | None,
+    sink: list[BatchReport],
+) -> BatchReport:
+    path = Path(source).expanduser()
+    rows = read_rows(path, options.defaults)
+    folder = Path(options.out_dir).expanduser() if options.out_dir else path.with_suffix("")
+    from .._async_client import AsyncClient
+
+    # No retries inside the client: every answer reaches the batch's own loop, which paces.
+    async with AsyncClient(max_retries=0, **client_options) as client:
+        planned, problems = await anyio.to_thread.run_sync(check_rows, client, rows)
+        if options.via == "batch-api":
+            planned, more = _batch_api_problems(planned)
+            problems = sorted(problems + more, key=lambda p: p.row or 0)
+        if problems and not options.skip_invalid:
+            raise BatchFileError(str(path), problems)
+        with lock_folder(folder):
+            manifest = Manifest(folder)
+            try:
+                run = _Run(client, path, folder, manifest, planned, problems, options, len(rows))
+                return await run.execute(stop, sink)
+            finally:
+                manifest.close()
+
+
+@dataclass
+class _Run:
+    """One run, once the rows are checked and the folder is ours."""
+
+    client: Any
+    path: Path
+    folder: Path
+    manifest: Manifest
+    planned: list[Planned]
+    problems: list[RowProblem]
+    options: _Options
+    total: int
+    interrupted: bool = False
+
+    async def _record_invalid(self) -> None:
+        """With `skip_invalid`: the rows that cannot be sent, as such."""
+        for problem in self.problems:
+            if problem.row is not None:
+                record: dict[str, Any] = {
+                    "row": problem.row,
+                    "line": problem.line,
+                    "status": "invalid",
+                    "files": [],
+                    "error": {
+                        "type": "InvalidRequestError",
+                        "message": problem.message,
+                        "param": problem.param,
+                    },
+                }
+                await anyio.to_thread.run_sync(self.manifest.append, record)
+
+    async def _watch(self, stop: anyio.Event, ctx: RunContext) -> None:
+        await stop.wait()
+        self.interrupted = True
+        ctx.tracker.message = (
+            "Stopping: the requests in flight finish first (interrupt again to cancel them)."
+        )
+        ctx.halt()
+        ctx.tracker.changed()
+
+    async def execute(self, stop: anyio.Event | None, sink: list[BatchReport]) -> BatchReport:
+        options, folder = self.options, self.folder
+        previous = await anyio.to_thread.run_sync(self.manifest.load)
+        todo = [
+            item
+            for item in self.planned
+            if options.force or not _is_done(previous.get(item.row.number), item, folder)
+        ]
+        tracker = Tracker(
+            self.total, len(self.planned) - len(todo), on_progress=options.on_progress
+        )
+        tracker.concurrency = options.concurrency
+        ctx = RunContext(
+            self.client, folder, self.manifest, tracker, options.metadata, options.max_retries
+        )
+        batch_id: str | None = None
+        await self._record_invalid()
+        try:
+            async with anyio.create_task_group() as watch:
+                if stop is not None:
+                    watch.start_soon(self._watch, stop, ctx)
+                tracker.changed()
+                if options.via == "api":
+                    await send_rows(ctx, todo, concurrency=options.concurrency)
+                else:
+                    from ._batch_api import run_batch_api
+
+                    batch_id = await run_batch_api(
+                        ctx,
+                        self.planned,
+                        todo,
+                        title=self.path.stem,
+                        poll_interval=options.poll_interval,
+                        force=options.force,
+                    )
+                watch.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    _finish, self.manifest, folder, self.path.name, self.planned, self.problems
+                )
+                tracker.phase = "finished"
+                if tracker.message and tracker.message.startswith("Stopping"):
+                    tracker.message = None
+                sink.append(self._report(ctx, batch_id))
+                tracker.changed()
+        return sink[-1]
+
+    def _report(self, ctx: RunContext, batch_id: str | None) -> BatchReport:
+        tracker = ctx.tracker
+        return BatchReport(
+            source=self.path,
+            out_dir=self.folder,
+            manifest=self.manifest.path,
+            gallery=self.folder / GALLERY_NAME,
+            total=self.total,
+            skipped=tracker.skipped,
+            done=tracker.done,
+            failed=tracker.failed,
+            invalid=len({p.row for p in self.problems if p.row is not None}),
+            images=tracker.images,
+            elapsed=tracker.elapsed,
+            interrupted=self.interrupted,
+            error=ctx.error,
+            failures=dict(tracker.failures),
+            batch_id=batch_id,
+        )

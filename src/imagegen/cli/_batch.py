@@ -18,14 +18,7 @@ import click
 
 from .._capabilities import ENDPOINT_PARAMS, FILE_PARAMS
 from ._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure
-from ._options import (
-    _ENDPOINT_HELP,
-    _REQUEST_OPTIONS,
-    KeyValueType,
-    canonical_values,
-    connection_options,
-    svg_param,
-)
+from ._options import canonical_values, connection_options, request_options, svg_param
 from ._progress import Console
 
 if TYPE_CHECKING:
@@ -34,28 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["batch"]
 
 # The request flags of every endpoint (as defaults for the rows), less files and streaming.
-_PARAMS = sorted(
-    set().union(*ENDPOINT_PARAMS.values()) - FILE_PARAMS - {"prompt", "stream", "partial_images"}
-)
+_NOT_IN_BATCH = ("stream", "partial_images")
+_PARAMS = sorted(set().union(*ENDPOINT_PARAMS.values()) - FILE_PARAMS - {"prompt", *_NOT_IN_BATCH})
 _PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
-
-
-def _request_flags(func: Any) -> Any:
-    """The request flags of every endpoint, as defaults for the rows."""
-    func = click.option(
-        "--extra",
-        "extra_body",
-        type=KeyValueType(json_values=True),
-        multiple=True,
-        help="Extra body field for every row (repeatable), such as seed=42; values are read "
-        "as JSON when valid.",
-    )(func)
-    for name in reversed([name for name in _REQUEST_OPTIONS if name in _PARAMS]):
-        func = _REQUEST_OPTIONS[name](func)
-        if name in _ENDPOINT_HELP:
-            declared: list[click.Option] = func.__click_params__
-            declared[-1].help = _ENDPOINT_HELP[name]("generations") + " Rows may set their own."
-    return func
 
 
 def _defaults(p: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +202,7 @@ def _summary(report: BatchReport) -> str:
 )
 @click.option("--mask", metavar="PATH", help="Mask for every edit row that names none.")
 @click.option("--markup", metavar="PATH", help="Markup drawing for every edit row that names none.")
-@_request_flags
+@request_options("generations", also=("edits", "variations"), without=_NOT_IN_BATCH)
 @click.option(
     "--no-metadata",
     "metadata",

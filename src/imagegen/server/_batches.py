@@ -31,7 +31,7 @@ from .._capabilities import Endpoint
 from .._errors import ImagegenError, InvalidRequestError
 from .._models import parse_request
 from ._errors import _STATUS_BY_CODE, HTTPError, error_body, internal_error_message
-from ._files import _limit, _not_found, listing, owner_of, service_of
+from ._files import _limit, listing, lookup, owner_of, service_of
 from ._inputs import _check_text, _json_edit
 from ._jobstore import LEASE_SECONDS, RUNNABLE, JobStore, new_id, worker_id
 from ._limits import Ticket
@@ -466,16 +466,7 @@ async def create_batch(request: Request) -> Response:
 
 
 async def _batch(request: Request) -> dict[str, Any]:
-    service = service_of(request)
-    batch_id = request.path_params["batch_id"]
-    found = None
-    if service.store.exists:
-        found = await anyio.to_thread.run_sync(
-            service.store.public_batch, batch_id, owner_of(request, service)
-        )
-    if found is None:
-        raise _not_found("batch", batch_id)
-    return found
+    return await lookup(request, "batch", JobStore.public_batch)
 
 
 async def get_batch(request: Request) -> Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio
@@ -23,12 +23,12 @@ from .._capabilities import MB
 from .._errors import InvalidRequestError
 from ._auth import _presented_key
 from ._errors import HTTPError
-from ._jobstore import new_id
+from ._jobstore import JobStore, new_id
 
 if TYPE_CHECKING:
     from ._batches import BatchService
 
-__all__ = ["MAX_FILE_BYTES", "file_routes", "owner_of", "service_of"]
+__all__ = ["MAX_FILE_BYTES", "file_routes", "lookup", "owner_of", "service_of"]
 
 MAX_FILE_BYTES = 200 * MB  # OpenAI's limit for a batch input file
 BATCHES_KEY = "imagegen_batches"
@@ -47,11 +47,6 @@ def owner_of(request: Request, service: BatchService) -> str:
         return ""
     key = _presented_key(request.scope) or b""
     return hashlib.sha256(key).hexdigest()[:32]
-
-
-def _not_found(kind: str, ident: str) -> HTTPError:
-    shown = ident if len(ident) <= 80 else ident[:80] + "..."
-    return HTTPError(404, f"No such {kind}: '{shown}'.", code="not_found")
 
 
 def _limit(request: Request, default: int, most: int) -> int:
@@ -139,17 +134,26 @@ async def list_files(request: Request) -> Response:
     return JSONResponse(listing(found[:limit], len(found) > limit))
 
 
-async def _file(request: Request) -> dict[str, Any]:
+Finder = Callable[[JobStore, str, str], "dict[str, Any] | None"]
+
+
+async def lookup(request: Request, kind: str, find: Finder) -> dict[str, Any]:
+    """The file or batch named in the path, if the request's key may see it; else a 404."""
     service = service_of(request)
-    file_id = request.path_params["file_id"]
+    ident = request.path_params[f"{kind}_id"]
     found = None
     if service.store.exists:
         found = await anyio.to_thread.run_sync(
-            service.store.get_file, file_id, owner_of(request, service)
+            find, service.store, ident, owner_of(request, service)
         )
     if found is None:
-        raise _not_found("file", file_id)
+        shown = ident if len(ident) <= 80 else ident[:80] + "..."
+        raise HTTPError(404, f"No such {kind}: '{shown}'.", code="not_found")
     return found
+
+
+async def _file(request: Request) -> dict[str, Any]:
+    return await lookup(request, "file", JobStore.get_file)
 
 
 async def get_file(request: Request) -> Response:
