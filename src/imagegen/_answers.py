@@ -129,6 +129,7 @@ def failure(
         retry_after=parse_retry_after(response.headers),
         text=text[:1000],
         secrets=secrets,
+        headers=response.headers,
     )
     location = response.headers.get("location")
     if response.is_redirect and location:

@@ -135,14 +135,15 @@ class AsyncClient(_BaseClient):
                 requested_size=size,
             )
         with hint_retired(call.model):
-            response, request_id = await self._http.images(call)
+            response, headers = await self._http.images(call)
         return ImagesResult(
             response,
             model=call.model,
             prompt=call.prompt,
-            request_id=request_id,
+            request_id=headers.get("x-request-id"),
             requested_size=size,
             downloader=self._http.downloader(),
+            headers=headers,
         )
 
     # As in `Client`: the return type from `stream` and `partial_images`, for type checkers.

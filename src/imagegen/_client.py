@@ -281,14 +281,15 @@ class Client(_BaseClient):
                 requested_size=size,
             )
         with hint_retired(call.model):
-            response, request_id = self._http.images(call)
+            response, headers = self._http.images(call)
         return ImagesResult(
             response,
             model=call.model,
             prompt=call.prompt,
-            request_id=request_id,
+            request_id=headers.get("x-request-id"),
             requested_size=size,
             downloader=self._http,
+            headers=headers,
         )
 
     # The overloads tell type checkers what `stream` and `partial_images` return (as openai's

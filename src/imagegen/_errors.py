@@ -235,7 +235,9 @@ class APIStatusError(APIError):
 
     Attributes mirror OpenAI's error body: `type`, `code`, `param`; `body` is the parsed JSON (or
     None), `status_code` the HTTP status, `request_id` the `x-request-id` header, `retry_after`
-    the server's hint in seconds when it gave one.
+    the server's hint in seconds when it gave one, `headers` the answer's HTTP headers with
+    lower-case names (`x-ratelimit-remaining-requests`, ...; empty for an error carried in a
+    stream).
     """
 
     status_code: int = 0
@@ -251,6 +253,7 @@ class APIStatusError(APIError):
         body: Any = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
@@ -259,6 +262,7 @@ class APIStatusError(APIError):
         self.param = param
         self.body = body
         self.retry_after = retry_after
+        self.headers: Mapping[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
 
     def __repr__(self) -> str:
         return (
@@ -341,6 +345,7 @@ def make_status_error(
     retry_after: float | None = None,
     text: str = "",
     secrets: tuple[str | None, ...] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> APIStatusError:
     """Build the most specific `APIStatusError` for a status and an (OpenAI-shaped) body."""
     error: Mapping[str, Any] = {}
@@ -385,4 +390,5 @@ def make_status_error(
         body=body,
         request_id=request_id,
         retry_after=retry_after,
+        headers=headers,
     )

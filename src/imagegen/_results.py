@@ -15,9 +15,18 @@ import contextlib
 import io
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from ._errors import APIResponseError, ImagegenError
@@ -211,7 +220,8 @@ class ImagesResult:
 
     `result.response` is the wire body; `created`, `usage`, `svg_usage`, `background`,
     `output_format`, `size`, `quality` and `safety_identifier` are read from it. `model` and
-    `prompt` are what was asked for; `request_id` is the server's `x-request-id`.
+    `prompt` are what was asked for; `request_id` is the server's `x-request-id`;
+    `headers` the answer's HTTP headers.
     """
 
     def __init__(
@@ -223,6 +233,7 @@ class ImagesResult:
         request_id: str | None = None,
         requested_size: str | None = None,
         downloader: Downloader | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.response = response
         self.model = model
@@ -231,6 +242,13 @@ class ImagesResult:
         self.requested_size = requested_size
         self.downloader = downloader
         self.images = [GeneratedImage(data, i, self) for i, data in enumerate(response.data)]
+        self._headers = MappingProxyType({k.lower(): v for k, v in (headers or {}).items()})
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The HTTP headers of the answer, names in lower case (`x-ratelimit-remaining-requests`
+        and the like); empty for in-process engines and results built from a stream."""
+        return self._headers
 
     @property
     def created(self) -> int:

@@ -368,12 +368,12 @@ class HTTPTransport(_HTTPBase):
         request.read()  # a multipart body becomes bytes, so every retry resends the same
         return request
 
-    def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
-        """Send a non-streaming call; return the parsed answer and its request id."""
+    def images(self, call: Call) -> tuple[ImagesResponse, httpx2.Headers]:
+        """Send a non-streaming call; return the parsed answer and the response's headers."""
         with self._scrubbed():
             request = self.build(call)
             answer = self._send(request, self._plan(request, stream=False))
-            return images(answer, self.secrets), answer.request_id
+            return images(answer, self.secrets), answer.response.headers
 
     def open_stream(self, call: Call) -> tuple[Iterator[WireEvent], Callable[[], None], str | None]:
         """Start a streaming call; return its events, a close function and the request id."""
@@ -543,11 +543,11 @@ class AsyncHTTPTransport(_HTTPBase):
         await request.aread()
         return request
 
-    async def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
+    async def images(self, call: Call) -> tuple[ImagesResponse, httpx2.Headers]:
         with self._scrubbed():
             request = await self.build(call)
             answer = await self._send(request, self._plan(request, stream=False))
-            return images(answer, self.secrets), answer.request_id
+            return images(answer, self.secrets), answer.response.headers
 
     async def open_stream(
         self, call: Call

@@ -50,6 +50,8 @@ def test_requests_images_and_engine_time_are_counted(server: str) -> None:
     ):
         stranger.images.generate(prompt="a fox")
     httpx2.get(server + "/no/such/path/" + "y" * 30, headers=AUTH)
+    assert httpx2.get(server + "/v1/files", headers=AUTH).status_code == 200
+    assert httpx2.get(server + "/v1/batches", headers=AUTH).status_code == 200
 
     samples = scrape(server)
     requests = "imagegen_requests_total"
@@ -62,6 +64,8 @@ def test_requests_images_and_engine_time_are_counted(server: str) -> None:
     assert value(samples, requests, endpoint="generations", model="", status="404") == 1
     assert value(samples, requests, endpoint="generations", model="", status="401") == 1
     assert value(samples, requests, endpoint="other", model="", status="404") == 1
+    assert value(samples, requests, endpoint="files", model="", status="200") == 1
+    assert value(samples, requests, endpoint="batches", model="", status="200") == 1
     assert not any("no-such" in str(labels) or "yyy" in str(labels) for _, labels in samples)
 
     images = "imagegen_images_total"

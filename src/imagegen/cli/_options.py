@@ -15,7 +15,7 @@ This module imports only click and the (light) capability table, so `imagegen --
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -343,9 +343,13 @@ def argument_values(ctx: click.Context, argument: str) -> list[Any]:
     return values
 
 
-def request_options(endpoint: Endpoint) -> Callable[[F], F]:
-    """The request flags of `endpoint`'s parameters (prompt and images excepted)."""
-    names = [name for name in _REQUEST_OPTIONS if name in ENDPOINT_PARAMS[endpoint]]
+def request_options(
+    endpoint: Endpoint, *, also: Sequence[Endpoint] = (), without: Collection[str] = ()
+) -> Callable[[F], F]:
+    """The request flags of `endpoint`'s parameters (prompt and images excepted), and of those
+    of the endpoints `also` (help texts are `endpoint`'s), less the flags `without`."""
+    params = set().union(*(ENDPOINT_PARAMS[name] for name in (endpoint, *also)))
+    names = [name for name in _REQUEST_OPTIONS if name in params and name not in without]
 
     def decorate(func: F) -> F:
         func = click.option(

@@ -19,8 +19,11 @@ from .._service import ImageService
 from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
 from ._azure import AzureRoutesMiddleware
+from ._batches import BatchService, batch_routes
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
+from ._files import BATCHES_KEY, MAX_FILE_BYTES, file_routes
+from ._jobstore import default_data_dir
 from ._limits import BodyLimitMiddleware, EngineGate
 from ._metrics import Metrics, MetricsMiddleware
 from ._routes import ServerState, routes
@@ -55,6 +58,8 @@ def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
             return variation
         if path == "/v1/images/generations":
             return _JSON_BODY
+        if path == "/v1/files":
+            return MAX_FILE_BYTES + MB
         return _SMALL_BODY
 
     return limit_for
@@ -131,13 +136,21 @@ def create_app(
                 slots,
                 settings.max_queue,
             )
+            batches = BatchService(state, settings.data_dir or default_data_dir(), keyed=bool(keys))
+            release.callback(batches.close)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_sweep_forever, store, settings.sweep_interval)
-                yield {"imagegen": state}
+                tasks.start_soon(batches.run_worker)
+                yield {"imagegen": state, BATCHES_KEY: batches}
                 tasks.cancel_scope.cancel()
 
     return Starlette(
-        routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"])],
+        routes=[
+            *routes,
+            *file_routes,
+            *batch_routes,
+            Route("/metrics", metrics.endpoint, methods=["GET"]),
+        ],
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics),

@@ -55,8 +55,12 @@ def _endpoint(path: str) -> str:
             return name
     if path.endswith("/models") or "/models/" in path:
         return "models"
+    if path.startswith("/v1/files"):
+        return "files"  # OpenAI's Files API (batch input and output)
+    if path.startswith("/v1/batches"):
+        return "batches"
     if path.startswith("/files/"):
-        return "files"
+        return "image_links"
     if path in ("/health", "/metrics"):
         return path[1:]
     return "other"
