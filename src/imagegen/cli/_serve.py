@@ -94,6 +94,32 @@ __all__ = ["engines_command", "serve_command"]
     "[default: 1]",
 )
 @click.option(
+    "--header-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Time a client has to send a request's headers, in total. [default: 10]",
+)
+@click.option(
+    "--body-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Time a client has to send a request's body, in total, plus 1 s per "
+    "IMAGEGEN_MIN_UPLOAD_RATE bytes received (default 64KB). [default: 30]",
+)
+@click.option(
+    "--max-connections",
+    type=int,
+    metavar="N",
+    help="Open connections; past it the oldest one still waiting for its request is closed. "
+    "[default: 1000]",
+)
+@click.option(
+    "--max-storage",
+    metavar="SIZE",
+    help="Disk for images returned as URLs (as 512MB, 2GB); past it the oldest are removed "
+    "first. [default: 1GB]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -117,6 +143,10 @@ def serve_command(
     max_queue: int | None,
     graceful_timeout: int | None,
     png_compress_level: int | None,
+    header_timeout: float | None,
+    body_timeout: float | None,
+    max_connections: int | None,
+    max_storage: str | None,
     log_level: str,
 ) -> None:
     """Serve the OpenAI Images API (generations, edits, variations) over a local engine.
@@ -155,6 +185,10 @@ def serve_command(
             max_queue=max_queue,
             graceful_timeout=graceful_timeout,
             png_compress_level=png_compress_level,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            max_storage_bytes=max_storage,
         )
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
@@ -165,17 +199,20 @@ def serve_command(
             import uvicorn
 
             from ..engines import load_engine
-            from ..server import create_app
+            from ..server import HTTPProtocol, create_app
+            from ..server._protocol import raise_open_files_limit
         except ImportError as exc:  # pragma: no cover - both are dependencies
             raise ConfigurationError(f"The server needs {exc.name}: pip install imagegen") from exc
         # Loaded here, not in the app's lifespan, so a missing extra or a bad model is one
         # clear line before anything listens.
         loaded = load_engine(settings.engine, model=settings.model, options=settings.engine_options)
+    raise_open_files_limit(settings.max_connections)
     try:
         uvicorn.run(
             create_app(loaded, settings),
             host=settings.host,
             port=settings.port,
+            http=HTTPProtocol,  # header deadline and connection cap (see server/_protocol.py)
             log_config=_log_config(log_level),
             log_level=log_level,
             access_log=False,  # the app writes its own access log, without query strings
@@ -196,6 +233,8 @@ def _log_config(level: str) -> dict[str, Any]:
         "level": level.upper(),
         "propagate": False,
     }
+    # asyncio reports failed accepts (out of file descriptors...) here; rate-limited like ours.
+    config["loggers"]["asyncio"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
     return config
 
 

@@ -18,18 +18,20 @@ from .._service import ImageService
 from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
 from ._azure import AzureRoutesMiddleware
+from ._bodies import JSON_FIELDS_BYTES
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
-from ._limits import BodyLimitMiddleware, EngineGate
-from ._routes import ServerState, routes
+from ._limits import BodyBudget, BodyLimitMiddleware, EngineGate, PixelBudget
+from ._logs import rate_limited_logs
+from ._routes import routes
 from ._settings import MB, ServerSettings
+from ._state import STATE_KEY, ServerState, state_of
 from ._storage import ImageStore
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger("imagegen.server")
 
-_JSON_BODY = MB  # generations: a prompt of at most 32,000 characters and a few fields
 _SMALL_BODY = 64 * 1024  # every other route takes no body
 
 
@@ -37,7 +39,11 @@ def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
     multipart = settings.request_limit
     # JSON edits carry the images as base64 data URLs, each at most OpenAI's 20 MiB characters.
     per_image = min(settings.max_image_bytes * 4 // 3 + 1024, MAX_DATA_URL_CHARS)
-    json_edits = min(multipart, (settings.max_images + 1) * per_image + MB)
+    json_edits = min(
+        multipart,
+        settings.max_json_edit_bytes,
+        (settings.max_images + 1) * per_image + JSON_FIELDS_BYTES,
+    )
     variation = settings.max_image_bytes + MB
 
     def limit_for(scope: Scope) -> int:
@@ -52,10 +58,15 @@ def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
         if path == "/v1/images/variations":
             return variation
         if path == "/v1/images/generations":
-            return _JSON_BODY
+            return JSON_FIELDS_BYTES
         return _SMALL_BODY
 
     return limit_for
+
+
+def _retry_after(scope: Scope) -> int:
+    state = state_of(scope.get("state"))
+    return state.gate.retry_after() if state is not None else 1
 
 
 async def _sweep_forever(store: ImageStore, interval: float) -> None:
@@ -82,6 +93,7 @@ def create_app(
     settings = settings or ServerSettings()
     keys = settings.resolved_api_keys()
     chosen: Engine | str = settings.engine if engine is None else engine
+    bodies = BodyBudget(settings.inflight_limit)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -100,7 +112,12 @@ def create_app(
             secret = (
                 settings.url_secret.get_secret_value().encode() if settings.url_secret else None
             )
-            store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
+            store = ImageStore(
+                settings.storage_dir,
+                ttl=settings.url_ttl,
+                secret=secret,
+                max_bytes=settings.max_storage_bytes,
+            )
             release.callback(store.close)
             state = ServerState(
                 settings=settings,
@@ -112,6 +129,8 @@ def create_app(
                 store=store,
                 gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
                 decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),
+                bodies=bodies,
+                pixels=PixelBudget(settings.pixel_budget),
             )
             if not keys:
                 logger.warning(
@@ -124,9 +143,9 @@ def create_app(
                 settings.max_concurrency,
                 settings.max_queue,
             )
-            async with anyio.create_task_group() as tasks:
+            async with rate_limited_logs(settings.log_rate), anyio.create_task_group() as tasks:
                 tasks.start_soon(_sweep_forever, store, settings.sweep_interval)
-                yield {"imagegen": state}
+                yield {STATE_KEY: state}
                 tasks.cancel_scope.cancel()
 
     return Starlette(
@@ -140,7 +159,10 @@ def create_app(
             Middleware(
                 BodyLimitMiddleware,
                 limit_for=_body_limits(settings),
-                chunk_timeout=settings.body_timeout,
+                budget=bodies,
+                timeout=settings.body_timeout,
+                min_rate=settings.min_upload_rate,
+                retry_after=_retry_after,
             ),
         ],
         exception_handlers=exception_handlers(),
