@@ -99,17 +99,31 @@ class BlockingEngine(SolidEngine):
         self.max_active = 0
 
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        self._hold()
+        try:
+            return super().generate(job, on_partial)
+        finally:
+            self._done()
+
+    def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        self._hold()
+        try:
+            return super().edit(job, on_partial)
+        finally:
+            self._done()
+
+    def _hold(self) -> None:
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         self.started.release()
-        try:
-            if not self.release.wait(timeout=60):
-                raise RuntimeError("test engine was never released")
-            return super().generate(job, on_partial)
-        finally:
-            with self._lock:
-                self.active -= 1
+        if not self.release.wait(timeout=60):
+            self._done()
+            raise RuntimeError("test engine was never released")
+
+    def _done(self) -> None:
+        with self._lock:
+            self.active -= 1
 
     def wait_started(self, count: int = 1, timeout: float = 20) -> None:
         for _ in range(count):

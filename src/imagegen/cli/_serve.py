@@ -200,13 +200,14 @@ def serve_command(
 
             from ..engines import load_engine
             from ..server import HTTPProtocol, create_app
-            from ..server._protocol import raise_open_files_limit
+            from ..server._process import raise_open_files_limit, return_freed_memory
         except ImportError as exc:  # pragma: no cover - both are dependencies
             raise ConfigurationError(f"The server needs {exc.name}: pip install imagegen") from exc
         # Loaded here, not in the app's lifespan, so a missing extra or a bad model is one
         # clear line before anything listens.
         loaded = load_engine(settings.engine, model=settings.model, options=settings.engine_options)
     raise_open_files_limit(settings.max_connections)
+    return_freed_memory()
     try:
         uvicorn.run(
             create_app(loaded, settings),

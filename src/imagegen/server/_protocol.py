@@ -38,7 +38,7 @@ from ._errors import error_body
 from ._settings import ServerSettings
 from ._state import state_of
 
-__all__ = ["HTTPProtocol", "raise_open_files_limit"]
+__all__ = ["HTTPProtocol"]
 
 logger = logging.getLogger("imagegen.server")
 
@@ -195,30 +195,3 @@ class HTTPProtocol(H11Protocol):
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._forget()
         super().handle_websocket_upgrade(event)
-
-
-def raise_open_files_limit(connections: int) -> None:
-    """Let the process hold `connections` sockets and some files besides: raise the soft limit
-    on open files towards the hard one (many systems start processes at 1,024). Warns when even
-    the hard limit is too low."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return
-    wanted = connections + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        logger.warning(
-            "this process may open only %d files, fewer than --max-connections %d needs (%d); "
-            "raise `ulimit -n` or lower --max-connections",
-            soft,
-            connections,
-            wanted,
-        )
