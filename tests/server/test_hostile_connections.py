@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -27,7 +28,7 @@ from hostile import (
     status_of,
     wait_until,
 )
-from srvkit import KEY, BlockingEngine, SolidEngine, capture_thread
+from srvkit import KEY, BlockingEngine, SolidEngine, capture_thread, serving
 
 PARTIAL = b"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
 
@@ -175,3 +176,20 @@ def test_health_answers_during_slow_connections_and_trickled_uploads() -> None:
         finally:
             for trickler in tricklers:
                 trickler.stop()
+
+
+def test_imagegen_serve_keeps_its_log_small_under_a_flood() -> None:
+    count, rate = 400, 5
+    env = {"IMAGEGEN_LOG_RATE": str(rate)}
+    with serving("--header-timeout", "1", env=env) as (url, _, log):
+        before = len(log)
+        started = time.monotonic()
+        with sockets(count, url, PARTIAL) as slow:
+            for sock in slow:
+                assert status_of(read_until_closed(sock)) == 408
+        elapsed = time.monotonic() - started
+        wait_until(lambda: any("were not written" in line for line in log[before:]), "a count")
+        flood = [line for line in log[before:] if "did not arrive within" in line]
+    # At most `rate` lines a second and the counts, instead of one line per connection.
+    assert len(flood) <= rate * (elapsed + 2) + elapsed + 2
+    assert len(flood) < count // 4

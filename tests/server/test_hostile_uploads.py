@@ -25,12 +25,22 @@ from hostile import (
     head,
     health,
     hostile_server,
+    peak_memory_mb,
     read_answer,
     status_of,
     wait_until,
 )
 from PIL import Image
-from srvkit import BlockingEngine, SolidEngine, capture_thread, mask_png, multipart, png
+from srvkit import (
+    KEY,
+    BlockingEngine,
+    SolidEngine,
+    capture_thread,
+    mask_png,
+    multipart,
+    png,
+    serving,
+)
 
 from imagegen.server._bodies import JsonEditReader
 
@@ -249,6 +259,24 @@ def _one_bit_png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("1", (width, height)).save(buffer, "PNG", optimize=True)
     return buffer.getvalue()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_a_64_megapixel_png_of_8_kb_is_decoded_within_a_gigabyte() -> None:
+    bomb = _one_bit_png(8000, 8000)  # 7.8 KB, 64,000,000 pixels: the default limit
+    assert len(bomb) < 8_000
+    with serving() as (url, process, _):
+        before = peak_memory_mb(process.pid)
+        response = httpx2.post(
+            url + EDIT,
+            files={"image": ("bomb.png", bomb, "image/png")},
+            data={"prompt": "x", "model": "placeholder", "size": "256x256"},
+            headers={"authorization": f"Bearer {KEY}"},
+            timeout=HANG * 4,
+        )
+        assert response.status_code == 200, response.text
+        peak = peak_memory_mb(process.pid)
+    assert peak - before < 1024, f"{peak - before} MB for one 64 MP input"
 
 
 def test_decoding_waits_for_the_pixel_budget() -> None:

@@ -118,7 +118,7 @@ class ImageStore:
         self.max_bytes = max_bytes
         self._secret = secret or secrets.token_bytes(32)
         self._lock = threading.Lock()  # saves run in worker threads
-        self._sizes: dict[str, int] = {}  # the images in the folder, by name
+        self._sizes: dict[str, int] = {}  # the images in the folder, oldest first
         self.used = 0
         self._rescan()
 
@@ -151,9 +151,8 @@ class ImageStore:
         lock held."""
         if self.max_bytes is None or self.used <= self.max_bytes:
             return
-        oldest = sorted(self._sizes, key=lambda name: (int(name.split("-", 1)[0]), name))
         removed = 0
-        for name in oldest:
+        for name in list(self._sizes):  # oldest first
             if self.used <= self.max_bytes:
                 break
             if name == keep:
@@ -175,14 +174,18 @@ class ImageStore:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
             entries = []
-        sizes: dict[str, int] = {}
+        found: list[tuple[int, int, str, int]] = []
         for entry in entries:
-            if _NAME.match(entry.name):
+            match = _NAME.match(entry.name)
+            if match:
                 with contextlib.suppress(OSError):
-                    sizes[entry.name] = entry.stat().st_size
+                    stat = entry.stat()
+                    found.append(
+                        (int(match["expires"]), stat.st_mtime_ns, entry.name, stat.st_size)
+                    )
         with self._lock:
-            self._sizes = sizes
-            self.used = sum(sizes.values())
+            self._sizes = {name: size for _, _, name, size in sorted(found)}  # oldest first
+            self.used = sum(self._sizes.values())
         return entries
 
     def url(self, base_url: str, name: str) -> str:
