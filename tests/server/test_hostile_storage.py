@@ -30,7 +30,7 @@ def stored(folder: Path) -> list[Path]:
 
 def test_stored_images_are_capped_and_the_oldest_go_first(tmp_path: Path) -> None:
     cap = 1024
-    with hostile_server(SolidEngine(), storage_dir=tmp_path, max_storage_bytes=cap) as url:
+    with hostile_server(SolidEngine(), storage_dir=tmp_path, max_storage=cap) as url:
         links = [url_result(url, f"image {index}") for index in range(40)]
         sizes = [path.stat().st_size for path in stored(tmp_path)]
         assert sum(sizes) <= cap

@@ -163,6 +163,9 @@ def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
         (["--api-key-file", "/no/such/file"], "cannot be read"),
         (["--png-compress-level", "10"], "--png-compress-level"),
         (["--png-compress-level", "-1"], "0<=x<=9"),
+        (["--max-storage", "lots"], "IMAGEGEN_MAX_STORAGE"),
+        (["--header-timeout", "0"], "--header-timeout"),
+        (["--max-connections", "1"], "max_connections"),
     ],
 )
 def test_serve_refuses_bad_settings_before_listening(args: list[str], message: str) -> None:
@@ -189,6 +192,10 @@ def test_serve_help_lists_the_flags() -> None:
         "--max-concurrency",
         "--max-queue",
         "--png-compress-level",
+        "--header-timeout",
+        "--body-timeout",
+        "--max-connections",
+        "--max-storage",
     ):
         assert flag in output
 

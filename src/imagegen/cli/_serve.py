@@ -188,7 +188,7 @@ def serve_command(
             header_timeout=header_timeout,
             body_timeout=body_timeout,
             max_connections=max_connections,
-            max_storage_bytes=max_storage,
+            max_storage=max_storage,
         )
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)

@@ -116,7 +116,7 @@ def create_app(
                 settings.storage_dir,
                 ttl=settings.url_ttl,
                 secret=secret,
-                max_bytes=settings.max_storage_bytes,
+                max_bytes=settings.max_storage,
             )
             release.callback(store.close)
             state = ServerState(

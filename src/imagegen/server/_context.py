@@ -81,5 +81,5 @@ class RequestContextMiddleware:
                 status,
                 (time.perf_counter() - start) * 1000,
                 request_id,
-                extra={"rate_kind": status},  # rate-limited per status (see `_logs`)
+                extra={"http_status": status},  # errors are rate-limited by status (`_logs`)
             )

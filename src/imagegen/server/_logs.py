@@ -1,10 +1,11 @@
 """Log lines rate-limited per kind of event, so hostile traffic cannot flood the log.
 
 A kind is a logger, a level and a message template (the same line with other values is the
-same kind; the access log counts each status as its own kind). Each kind may write
-`per_second` lines a second, in bursts of as many; the lines over that are counted, and the
-count is written once the kind is quiet again (or with its next line): "... (and 1,234 similar
-lines in the last 3 s, not written)".
+same kind; the access log counts each error status as its own kind, and does not limit
+answers below 400, one line per request served as usual). Each kind may write `per_second`
+lines a second. Past that, its lines are held back and counted until the kind has been quiet
+for a second, with one line giving the count every `SUMMARY_SECONDS` meanwhile: a flood that
+lasts an hour writes a burst of lines, then a count every 10 s, whatever its rate.
 """
 
 from __future__ import annotations
@@ -23,23 +24,27 @@ __all__ = ["RateLimitFilter", "rate_limited_logs"]
 # The server's own loggers, uvicorn's, and asyncio's (which reports failed accepts, such as
 # running out of file descriptors, once per attempt).
 LOGGERS = ("imagegen.server", "imagegen.server.access", "uvicorn.error", "asyncio")
+SUMMARY_SECONDS = 10.0
+_QUIET_SECONDS = 1.0
 _MAX_KINDS = 1024  # templates come from code, not from clients; this is only a safety net
 
 
 @dataclass
 class _Kind:
+    logger: str
+    level: int
+    template: str
     tokens: float
-    at: float
-    suppressed: int = 0
-    since: float = 0.0  # when the first of the suppressed lines came
-    logger: str = ""
-    level: int = logging.INFO
-    template: str = ""
+    at: float  # when `tokens` was last refilled
+    holding: bool = False  # lines are held back until the kind is quiet
+    held: int = 0  # lines held back since `since`
+    since: float = 0.0
+    last: float = 0.0  # when the last line came
 
 
 class RateLimitFilter(logging.Filter):
     """A `logging.Filter` that lets each kind of line through at most `per_second` times a
-    second. Call `flush()` now and then to write the counts of kinds that went quiet."""
+    second (see the module docstring). Call `flush()` about once a second to write counts."""
 
     def __init__(self, per_second: int) -> None:
         super().__init__()
@@ -50,8 +55,11 @@ class RateLimitFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "rate_limit_summary", False):
             return True
+        status = getattr(record, "http_status", None)
+        if isinstance(status, int) and status < 400:
+            return True
         template = str(record.msg)
-        key = (record.name, record.levelno, template + str(getattr(record, "rate_kind", "")))
+        key = (record.name, record.levelno, f"{template}{status or ''}")
         now = time.monotonic()
         with self._lock:
             kind = self._kinds.get(key)
@@ -59,50 +67,47 @@ class RateLimitFilter(logging.Filter):
                 if len(self._kinds) >= _MAX_KINDS:
                     self._kinds.clear()
                 kind = self._kinds[key] = _Kind(
-                    self.per_second,
-                    now,
-                    logger=record.name,
-                    level=record.levelno,
-                    template=template,
+                    record.name, record.levelno, template, self.per_second, now
                 )
+            kind.last = now
+            if kind.holding:
+                kind.held += 1
+                return False
             kind.tokens = min(self.per_second, kind.tokens + (now - kind.at) * self.per_second)
             kind.at = now
-            if kind.tokens < 1:
-                if not kind.suppressed:
-                    kind.since = now
-                kind.suppressed += 1
-                return False
-            kind.tokens -= 1
-            suppressed, since = kind.suppressed, kind.since
-            kind.suppressed = 0
-        if suppressed:
-            self._summary(kind, suppressed, since, now)
-        return True
-
-    def _summary(self, kind: _Kind, count: int, since: float, now: float) -> None:
-        shown = kind.template if len(kind.template) <= 80 else kind.template[:77] + "..."
-        logging.getLogger(kind.logger).log(
-            kind.level,
-            "%s similar line(s) in the last %.0f s were not written (at most %d a second): %r",
-            f"{count:,}",
-            max(1.0, now - since),
-            self.per_second,
-            shown,
-            extra={"rate_limit_summary": True},
-        )
+            if kind.tokens >= 1:
+                kind.tokens -= 1
+                return True
+            kind.holding, kind.held, kind.since = True, 1, now
+            return False
 
     def flush(self, *, everything: bool = False) -> None:
-        """Write the counts of kinds whose suppressed lines stopped a second or more ago (of
-        every kind with `everything`)."""
+        """Write the count of each kind held back that went quiet, or has not been counted for
+        `SUMMARY_SECONDS` (of every kind held back with `everything`)."""
         now = time.monotonic()
-        pending: list[tuple[_Kind, int, float]] = []
+        due: list[tuple[_Kind, int, float]] = []
         with self._lock:
             for kind in self._kinds.values():
-                if kind.suppressed and (everything or now - kind.at >= 1.0):
-                    pending.append((kind, kind.suppressed, kind.since))
-                    kind.suppressed = 0
-        for kind, count, since in pending:
-            self._summary(kind, count, since, now)
+                if not kind.holding:
+                    continue
+                quiet = everything or now - kind.last >= _QUIET_SECONDS
+                if quiet or now - kind.since >= SUMMARY_SECONDS:
+                    if kind.held:
+                        due.append((kind, kind.held, kind.since))
+                    kind.held, kind.since = 0, now
+                    kind.holding = not quiet  # a kind still flooding stays held back
+        for kind, count, since in due:
+            shown = kind.template if len(kind.template) <= 80 else kind.template[:77] + "..."
+            logging.getLogger(kind.logger).log(
+                kind.level,
+                "%s more line(s) like this in the last %.0f s were not written (at most %d a "
+                "second): %r",
+                f"{count:,}",
+                max(1.0, now - since),
+                self.per_second,
+                shown,
+                extra={"rate_limit_summary": True},
+            )
 
 
 @asynccontextmanager

@@ -125,7 +125,7 @@ class ServerSettings(BaseModel):
     # its turn to decode. Default: `max_input_pixels` times `max_concurrency`.
     max_decoded_pixels: int | None = Field(None, ge=1)
     # Disk used by `response_format=url` images; past it the oldest are removed first.
-    max_storage_bytes: Bytes = Field(1024 * MB, ge=1024)
+    max_storage: Bytes = Field(1024 * MB, ge=1024)
     # Log lines per second for each kind of event; the rest are counted in one summary line.
     log_rate: int = Field(20, ge=1)
 
