@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ._errors import InvalidRequestError
 
 __all__ = [
+    "DEFAULT_MODELS",
     "ENDPOINT_PARAMS",
     "FLEXIBLE_MAX_PIXELS",
     "GENERIC",
@@ -42,6 +43,13 @@ FLEXIBLE_MAX_EDGE = 3840
 FLEXIBLE_MAX_RATIO = 3
 FLEXIBLE_MIN_PIXELS = 655_360
 FLEXIBLE_MAX_PIXELS = 8_294_400
+
+# The model a request that names none is sent with (OpenAI's defaults).
+DEFAULT_MODELS: dict[Endpoint, str] = {
+    "generations": "gpt-image-2",
+    "edits": "gpt-image-2",
+    "variations": "dall-e-2",
+}
 
 # Parameters each endpoint knows at all, whatever the model (OpenAI's request schemas).
 ENDPOINT_PARAMS: dict[Endpoint, frozenset[str]] = {

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._capabilities import (
+    DEFAULT_MODELS,
     ENDPOINT_PARAMS,
     ENUMS,
     MAX_DATA_URL_CHARS,
@@ -55,12 +56,6 @@ PATHS: dict[Endpoint, str] = {
     "generations": "/images/generations",
     "edits": "/images/edits",
     "variations": "/images/variations",
-}
-
-DEFAULT_MODELS: dict[Endpoint, str] = {
-    "generations": "gpt-image-2",
-    "edits": "gpt-image-2",
-    "variations": "dall-e-2",
 }
 
 
@@ -208,6 +203,7 @@ def prepare_call(
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidRequestError(f"Invalid model {model!r}: must be a model name.", param="model")
 
+    dropped_url = False
     if "response_format" in wire and (in_process or _drops_url(str(model))):
         asked = wire.pop("response_format")
         if asked not in ENUMS["response_format"]:  # a typo is an error even where it is dropped
@@ -215,12 +211,7 @@ def prepare_call(
                 f"Invalid response_format {asked!r}: use one of url, b64_json.",
                 param="response_format",
             )
-        if asked == "url":
-            target = "an in-process engine" if in_process else f"model {model}"
-            logger.warning(
-                "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
-                target,
-            )
+        dropped_url = asked == "url"
 
     call = Call(
         endpoint=endpoint,
@@ -251,6 +242,12 @@ def prepare_call(
         call.images = [load_input(image, param="image")]  # type: ignore[arg-type]
         if caps is not None:
             check_variation_input(call.images[0], caps)
+    if dropped_url:  # said only of a request that passed the checks, not before its error
+        target = "an in-process engine" if in_process else f"model {model}"
+        logger.warning(
+            "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
+            target,
+        )
     return call
 
 

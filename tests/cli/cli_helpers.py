@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from click.testing import CliRunner, Result
 
@@ -42,3 +44,26 @@ def error_line(result: Result | subprocess.CompletedProcess[bytes]) -> str:
     assert "Traceback" not in text
     assert lines[0].startswith("Error: ")
     return lines[0]
+
+
+class FakeViewer:
+    """An `xdg-open` first on PATH that records each file it is asked to open, after running
+    `before` (shell lines: a viewer that chatters on stderr, or outlives the command)."""
+
+    def __init__(self, folder: Path, before: str = "") -> None:
+        self.opened = folder / "opened.txt"
+        bin_dir = folder / "bin"
+        bin_dir.mkdir()
+        viewer = bin_dir / "xdg-open"
+        viewer.write_text(f'#!/bin/sh\n{before}\necho "$1" >> "{self.opened}"\n')
+        viewer.chmod(0o755)
+        self.path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+    def wait_opened(self, count: int, timeout: float = 20) -> list[str]:
+        """The files opened, once there are `count` (or the deadline passed, for a hang)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.opened.exists() and len(self.opened.read_text().splitlines()) >= count:
+                break
+            time.sleep(0.05)
+        return self.opened.read_text().splitlines() if self.opened.exists() else []

@@ -64,6 +64,7 @@ class Recorder:
         self._lock = threading.Lock()
         self.base_url = ""
         self.extra_fields: dict[str, Any] = {}
+        self.image_fields: dict[str, Any] = {}  # added to each item of `data` (revised_prompt)
         self.delay = 0.0  # seconds to wait before answering an API request
         self.stream_completed = True  # False: streams end after the partial images
 
@@ -73,6 +74,7 @@ class Recorder:
             self._errors.clear()
             self._numbered.clear()
             self.extra_fields = {}
+            self.image_fields = {}
             self.delay = 0.0
             self.stream_completed = True
 
@@ -156,6 +158,7 @@ class Recorder:
             data = [{"url": f"{self.base_url}/files/img-{i}.{fmt}"} for i in range(n)]
         else:
             data = [{"b64_json": base64.b64encode(img).decode()} for img in images]
+        data = [{**item, **self.image_fields} for item in data]
         body: dict[str, Any] = {"created": int(time.time()), "data": data, **self.extra_fields}
         if str(params.get("model", "")).startswith("gpt-image"):
             body.update(output_format=fmt, size="1024x1024", quality="low", background="opaque")

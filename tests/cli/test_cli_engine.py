@@ -111,7 +111,8 @@ def test_unknown_model_is_exit_2_and_nothing_is_made(api: Recorder, tmp_path: Pa
     assert result.exit_code == 2, result.output
     line = error_line(result)
     assert line == (
-        "Error: -m/--model: The model `nope` does not exist or you do not have access to it."
+        "Error: -m/--model: The model `nope` does not exist or you do not have access to it. "
+        "Leave -m out for the engine's own model."
     )
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []

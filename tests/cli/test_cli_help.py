@@ -49,3 +49,22 @@ def test_docs_cover_every_flag(name: str) -> None:
             continue
         for opt in param.opts:
             assert f"`{opt}" in docs, opt
+
+
+def test_variation_help_lists_only_what_variations_take() -> None:
+    text = " ".join(invoke("variation", "--help").stdout.split())
+    assert "[default dall-e-2]. Known: dall-e-2." in text
+    assert "dall-e-2: 256x256|512x512|1024x1024." in text
+    for other in ("dall-e-3", "gpt-image", "--quality", "--style", "--background", "--stream"):
+        assert other not in text, other
+
+
+def test_each_command_names_its_own_models_and_sizes() -> None:
+    generate = " ".join(invoke("generate", "--help").stdout.split())
+    edit = " ".join(invoke("edit", "--help").stdout.split())
+    assert "[default gpt-image-2]" in generate and "[default gpt-image-2]" in edit
+    assert "dall-e-3: 1024x1024|1792x1024|1024x1792" in generate
+    assert "(dall-e-3: 1)" in generate
+    assert "dall-e-3" not in edit  # it makes no edits
+    assert "dall-e-3: standard|hd|auto; GPT image models: low|medium|high|auto" in generate
+    assert "GPT image models always return b64_json" in generate

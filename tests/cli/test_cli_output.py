@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import invoke
+from cli_helpers import FakeViewer, invoke
 from cli_recorder import Recorder, image_bytes
 from PIL import Image
 
@@ -276,21 +276,11 @@ def test_url_with_gpt_image_warns_and_still_prints(api: Recorder, base_url: str)
 def test_show_opens_saved_files_in_the_viewer(
     api: Recorder, base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened = tmp_path / "opened.txt"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    viewer = bin_dir / "xdg-open"
-    viewer.write_text(f'#!/bin/sh\necho "$1" >> "{opened}"\n')
-    viewer.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    viewer = FakeViewer(tmp_path)
+    monkeypatch.setenv("PATH", viewer.path)
     result = invoke("generate", "x", "--base-url", base_url, "-n", "2", "-o", "s.png", "--show")
     assert result.exit_code == 0, result.output
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if opened.exists() and len(opened.read_text().splitlines()) == 2:
-            break
-        time.sleep(0.05)
-    assert sorted(opened.read_text().splitlines()) == ["s-1.png", "s.png"]
+    assert sorted(viewer.wait_opened(2)) == ["s-1.png", "s.png"]
 
 
 def _square() -> str:
@@ -428,3 +418,35 @@ def test_partial_images_of_several_images_sent_first_follow_their_order() -> Non
         "fox.png",
         "fox-1.png",
     ]
+
+
+def test_revised_prompts_go_to_stderr_one_line_per_image(api: Recorder, base_url: str) -> None:
+    api.image_fields = {"revised_prompt": "A fluffy lion cub\nin warm light."}
+    saved = invoke("generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-o", "lion.png")
+    assert saved.exit_code == 0, saved.output
+    assert saved.stdout == "lion.png\n"  # scripts read the paths
+    assert saved.stderr == "Revised prompt (lion.png): A fluffy lion cub in warm light.\n"
+
+    printed = invoke(
+        "generate", "x", "-m", "dall-e-2", "-n", "2", "--base-url", base_url, "-f", "base64"
+    )
+    assert printed.exit_code == 0, printed.output
+    assert all(base64.b64decode(line).startswith(PNG) for line in printed.stdout.splitlines())
+    assert printed.stderr.splitlines() == ["Revised prompt: A fluffy lion cub in warm light."] * 2
+
+    as_json = invoke("generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-f", "json")
+    assert (
+        json.loads(as_json.stdout)["data"][0]["revised_prompt"]
+        == "A fluffy lion cub\nin warm light."
+    )
+    assert as_json.stderr == ""  # in the response already
+    quiet = invoke(
+        "generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-o", "q.png", "--quiet"
+    )
+    assert (quiet.stdout, quiet.stderr) == ("q.png\n", "")
+
+
+def test_no_revised_prompt_line_without_one(api: Recorder, base_url: str) -> None:
+    result = invoke("generate", "x", "-m", "dall-e-3", "--base-url", base_url, "-o", "l.png")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

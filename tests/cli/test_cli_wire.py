@@ -375,3 +375,44 @@ def test_json_output_is_the_whole_response(api: Recorder, base_url: str) -> None
     assert set(body) >= {"created", "data", "output_format", "size", "quality", "usage"}
     assert len(body["data"]) == 2
     assert body["usage"]["total_tokens"] == 3
+
+
+@pytest.mark.parametrize(
+    ("output", "sent"),
+    [
+        (["-o", "x.png"], "b64_json"),
+        ([], "b64_json"),  # saved under an automatic name
+        (["-f", "base64"], "b64_json"),
+        (["-f", "byte"], "b64_json"),
+        (["-f", "url"], None),  # the links are what was asked for
+        (["-f", "json"], None),  # the server's own answer
+        (["-o", "x.png", "--response-format", "url"], "url"),  # the user's choice wins
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["generate", "x", "-m", "dall-e-2"], ["generate", "x", "-m", "dall-e-3"], ["variation"]],
+)
+def test_dall_e_results_to_save_or_print_come_as_base64(
+    api: Recorder, base_url: str, tmp_path: Path, command: list[str], output: list[str], sent: str
+) -> None:
+    """DALL-E models answer with links by default; to save or print the bytes, imagegen asks
+    for b64_json (as PSOpenAI does): one request, no second download."""
+    if command == ["variation"]:
+        command = ["variation", str(_png(tmp_path / "in.png"))]
+    result = invoke(*command, "--base-url", base_url, *output)
+    assert result.exit_code == 0, result.output
+    [request] = api.api_requests
+    assert request.params.get("response_format") == sent
+    downloads = [r.path for r in api.requests if r.path.startswith("/files/")]
+    assert downloads == (["/files/img-0.png"] if sent == "url" else [])
+
+
+def test_gpt_image_and_unknown_models_get_no_response_format(api: Recorder, base_url: str) -> None:
+    for model in ("gpt-image-2", "house-model"):
+        result = invoke("generate", "x", "-m", model, "--base-url", base_url, "-o", f"{model}.png")
+        assert result.exit_code == 0, result.output
+    assert [r.json for r in api.api_requests] == [
+        {"prompt": "x", "model": "gpt-image-2"},
+        {"prompt": "x", "model": "house-model"},
+    ]

@@ -86,7 +86,8 @@ class ImagegenGroup(click.Group):
             if type(exc).__name__ == "NoArgsIsHelpError":  # `imagegen` alone: the help, as is
                 exc.show()
                 sys.exit(exc.exit_code)
-            click.echo(f"Error: {one_line(exc.format_message())}{usage_hint(exc)}", err=True)
+            hint = usage_hint(exc, sys.argv[1:] if args is None else args)
+            click.echo(f"Error: {one_line(exc.format_message())}{hint}", err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             # The reader went away (`| head -1`): stop quietly, as other Unix tools do.

@@ -6,16 +6,16 @@ from typing import Any
 
 import click
 
-from ._options import connection_options, output_options, request_options
-
-_IMAGE_PATH = click.Path(exists=True, dir_okay=False, allow_dash=True)
+from ._options import IMAGE_PATH, connection_options, output_options, request_options
 
 
 @click.command()
 @click.option(
     "-i",
     "--image",
-    type=_IMAGE_PATH,
+    "--file",
+    "image",
+    type=IMAGE_PATH,
     multiple=True,
     required=True,
     metavar="PATH",

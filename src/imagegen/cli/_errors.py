@@ -3,7 +3,10 @@
 0 success; 2 a usage or validation error (`click.UsageError`, `InvalidRequestError`,
 `ConfigurationError`): nothing was sent; 1 an API, network, engine or file error; 130 Ctrl-C.
 A library error's `param` (a wire name such as `size`) is shown as the flag that sets it
-(`-s/--size`). Tracebacks only with `--debug` or `IMAGEGEN_DEBUG=1`. Error lines and tracebacks
+(`-s/--size`), and followed by a hint that names the fix where one is known (`hints`): a value
+another model takes (`-s 256x256` is dall-e-2's), a PSOpenAI `-Format` value given to
+`--response-format`, a model the server does not have, a PowerShell-style `-OutFile`.
+Tracebacks only with `--debug` or `IMAGEGEN_DEBUG=1`. Error lines and tracebacks
 pass through `redact` with the run's secrets (`known_secrets`), as log lines do.
 """
 
@@ -13,7 +16,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import click
 
@@ -36,6 +39,9 @@ _SECRET_PARAMS = ("api_key", "azure_ad_token", "api_keys")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+# `ctx.meta` key: the endpoint and model of the run (`_run` sets it), for the hints.
+ENDPOINT_AND_MODEL = "imagegen.endpoint_and_model"
 
 
 class Failure(Exception):
@@ -142,6 +148,7 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
         elif exc.code != "model_not_found":
             # The usual cause: a base URL without the server's /v1 (or with one too many).
             message += " Check the base URL (--base-url): OpenAI-compatible servers serve /v1."
+    message += hints(exc, ctx)
     if isinstance(exc, AuthenticationError):
         if _uses_azure(ctx):
             message += (
@@ -151,6 +158,75 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
         else:
             message += " Check the key: pass --api-key or set OPENAI_API_KEY."
     return f"{flag}: {message}" if flag else message
+
+
+# PSOpenAI's -Format values (how the images are printed) given to --response-format (what the
+# server returns): the -f that does what was meant, and what it prints.
+_PRINTED_AS = {
+    "base64": ("base64", "the images as base64"),
+    "byte": ("byte", "the image's bytes"),
+    "object": ("json", "the whole response"),
+    "json": ("json", "the whole response"),
+}
+
+
+def hints(exc: ImagegenError, ctx: click.Context | None) -> str:
+    """What to do about `exc` (` Use -m dall-e-2, ...`), or "" when there is nothing to add."""
+    if ctx is None or not exc.param:
+        return ""
+    value = ctx.params.get(exc.param)
+    if exc.code == "model_not_found":
+        if ctx.params.get("engine"):
+            return " Leave -m out for the engine's own model."
+        where = "(most servers list theirs at GET /v1/models)"
+        if ctx.params.get("model"):
+            return f" Choose a model the server has {where}, or leave -m out for the default."
+        return f" Choose a model the server has with -m {where}."
+    if exc.param == "response_format" and value in _PRINTED_AS:
+        format_, what = _PRINTED_AS[value]
+        return (
+            f" To print {what}, use -f {format_} (PSOpenAI's -Format {value}); "
+            "--response-format is what the server sends: url or b64_json."
+        )
+    return _model_taking(ctx, exc.param, value)
+
+
+def _model_taking(ctx: click.Context, param: str, value: object) -> str:
+    """` dall-e-2 takes -s 256x256: use -m dall-e-2, or leave -s out.`: the models of OpenAI's
+    table that accept the value the run's model refused (the default model first, alone)."""
+    from .._capabilities import DEFAULT_MODELS, ENDPOINT_PARAMS, MODELS, validate_params
+
+    endpoint, model = ctx.meta.get(ENDPOINT_AND_MODEL, (None, None))
+    flag = option_flag(ctx, param)
+    if (
+        endpoint is None
+        or model not in MODELS
+        or value is None
+        or flag is None
+        or param not in ENDPOINT_PARAMS[endpoint] - {"prompt", "image", "mask"}
+    ):
+        return ""
+    given = {param: value} if endpoint == "variations" else {param: value, "prompt": "x"}
+
+    def takes(name: str) -> bool:
+        try:
+            validate_params(endpoint, given, MODELS[name])
+        except InvalidRequestError:
+            return False
+        return True
+
+    default = DEFAULT_MODELS[endpoint]
+    names = [name for name in MODELS if name != model and takes(name)]
+    names = [default] if default in names else names[:3]
+    if not names:
+        return ""
+    short = flag.split("/")[0]
+    shown = short if value is True else f"{short} {value}"
+    uses = " or ".join(f"-m {name}" for name in names)
+    if MODELS[names[0]].family == "dall-e":
+        uses += " (on a server that still has it)"
+    who = f"{names[0]} takes" if len(names) == 1 else f"{' and '.join(names)} take"
+    return f" {who} {shown}: use {uses}, or leave {short} out."
 
 
 def _extra_body_parameter(ctx: click.Context | None, key: str) -> str:
@@ -228,8 +304,44 @@ def print_traceback(secrets: Iterable[str]) -> None:
     sys.stderr.write(redact(traceback.format_exc(), *secrets))
 
 
-def usage_hint(exc: click.ClickException) -> str:
+def usage_hint(exc: click.ClickException, args: Sequence[str] = ()) -> str:
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, click.UsageError) and ctx is not None:
-        return f" (see '{ctx.command_path} --help')"
+        return f"{powershell_hint(ctx, args)} (see '{ctx.command_path} --help')"
+    return ""
+
+
+# A parameter written as in PowerShell: one dash, a capital (-OutFile, -Size, -N).
+_POWERSHELL_PARAMETER = re.compile(r"-[A-Z][A-Za-z]*")
+# The seeds' parameters whose flag is not their name in kebab case (-OutFile is --out-file).
+_RENAMED = {
+    "TimeoutSec": "--timeout",
+    "MaxRetryCount": "--max-retries",
+    "OutputRawResponse": "-f json",
+    "AdditionalBody": "--extra",
+    "AdditionalHeaders": "--extra-header",
+    "AdditionalQuery": "--extra-query",
+}
+
+
+def powershell_hint(ctx: click.Context, args: Sequence[str]) -> str:
+    """` PowerShell's -OutFile is -o/--out-file here.` for the first argument written as the
+    seeds write parameters, which click reads as short flags (`-O utFile`)."""
+    flags = {
+        opt: param.name
+        for param in ctx.command.params
+        if isinstance(param, click.Option) and param.name
+        for opt in param.opts
+    }
+    for arg in args:
+        if arg == "--":
+            break
+        if not _POWERSHELL_PARAMETER.fullmatch(arg) or arg in flags:
+            continue
+        words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", arg[1:]).lower()
+        wanted = f"-{words}" if len(words) == 1 else f"--{words}"
+        if wanted in flags:
+            return f" PowerShell's {arg} is {option_flag(ctx, flags[wanted])} here."
+        if arg[1:] in _RENAMED:
+            return f" PowerShell's {arg} is {_RENAMED[arg[1:]]} here."
     return ""

@@ -6,18 +6,28 @@ from typing import Any
 
 import click
 
-from ._options import connection_options, output_options, request_options
+from ._options import (
+    argument_flag,
+    argument_values,
+    connection_options,
+    output_options,
+    request_options,
+)
 
 
 @click.command()
-@click.argument("prompt")
+@click.argument("prompt", required=False)
+@argument_flag(
+    "prompt", "-p", "--prompt", metavar="TEXT", help="The prompt, given as a flag (as -Prompt)."
+)
 @request_options("generations")
 @output_options
 @connection_options
 @click.pass_context
 def generate(ctx: click.Context, /, **_: Any) -> None:
     """Create images from a text PROMPT (max 32,000 characters; dall-e-2: 1,000, dall-e-3:
-    4,000). PROMPT given as - reads prompts from stdin, one per line, one request each.
+    4,000), given as the argument or with -p/--prompt. PROMPT given as - reads prompts from
+    stdin, one per line, one request each.
 
     Without -o or -f the images are saved in the current folder as
     imagegen-YYYYMMDD-HHMMSS.png (never replacing a file) and their paths printed.
@@ -36,7 +46,10 @@ def generate(ctx: click.Context, /, **_: Any) -> None:
     """
     from ._run import Request, read_stdin_lines, run
 
-    prompt: str = ctx.params["prompt"]
+    given = argument_values(ctx, "prompt")
+    if len(given) > 1:
+        raise click.UsageError("The prompt was given twice, as PROMPT and with --prompt.", ctx)
+    prompt: str = given[0]
     if prompt == "-":
         lines = read_stdin_lines("prompts", quiet=bool(ctx.params.get("quiet")))
         requests = [

@@ -7,6 +7,8 @@ parameter up on the command (see `_errors.flag_for`). Which request flags a comm
 
 Values are not checked here beyond their type: the capability table is the one place that knows
 which sizes, qualities and formats a model takes, and the library applies it before sending.
+Help texts that list models, sizes or qualities are written per command from that table too, so
+`imagegen variation --help` names only what variations take.
 This module imports only click and the (light) capability table, so `imagegen --help` stays fast.
 """
 
@@ -17,11 +19,20 @@ from typing import Any, TypeVar
 
 import click
 
-from .._capabilities import ENDPOINT_PARAMS, ENUMS, MODELS, Endpoint
+from .._capabilities import (
+    DEFAULT_MODELS,
+    ENDPOINT_PARAMS,
+    ENUMS,
+    MODELS,
+    Endpoint,
+    ModelCapabilities,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("url", "base64", "byte", "json")
+# An input image: a file, or - for stdin.
+IMAGE_PATH = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
 class SizeType(click.ParamType[str]):
@@ -77,46 +88,108 @@ def _choices(name: str) -> str:
     return "[" + "|".join(ENUMS[name]) + "]"
 
 
-def _qualities() -> str:
-    """`dall-e-2: standard|auto; ...; GPT image models: low|medium|high|auto`, from the table."""
-    by_values: dict[tuple[str, ...], list[str]] = {}
-    for caps in MODELS.values():
-        if caps.qualities:
-            label = "GPT image models" if caps.is_gpt_image else caps.name
-            names = by_values.setdefault(caps.qualities, [])
-            if label not in names:
-                names.append(label)
-    return "; ".join(f"{', '.join(names)}: {'|'.join(q)}" for q, names in by_values.items())
+def enum_values(name: str) -> tuple[str, ...]:
+    """The values wire parameter `name` takes, as OpenAI spells them (quality: any model's)."""
+    if name == "quality":
+        return tuple(dict.fromkeys(q for caps in MODELS.values() for q in caps.qualities or ()))
+    return ENUMS.get(name, ())
 
 
-_MODEL_HELP = (
-    "Model name; the default is gpt-image-2 for generate and edit, dall-e-2 for variation. "
-    f"Known: {', '.join(sorted(MODELS))}. Other names go to the server unchecked "
-    "(compatible servers have their own)."
-)
+def canonical_values(params: dict[str, Any]) -> None:
+    """Spell enum values as OpenAI does (`HD` -> `hd`, `Vivid` -> `vivid`): PowerShell users type
+    them in any case. A value no model knows is left as typed, for the library to refuse (naming
+    the values it takes) or for a compatible server's own model."""
+    for name, value in params.items():
+        if isinstance(value, str):
+            for known in enum_values(name):
+                if value.casefold() == known.casefold():
+                    params[name] = known
+
+
+def _models_of(endpoint: Endpoint) -> list[ModelCapabilities]:
+    return [caps for caps in MODELS.values() if endpoint in caps.endpoints]
+
+
+def _by_model(endpoint: Endpoint, rule: Callable[[ModelCapabilities], str | None]) -> str:
+    """`dall-e-2: a|b; GPT image models: c|d`: the models of `endpoint` grouped by `rule`'s
+    text (`None`: no rule to show). A group of every GPT image model is named as one."""
+    groups: dict[str, list[str]] = {}
+    for caps in _models_of(endpoint):
+        text = rule(caps)
+        if text is not None:
+            groups.setdefault(text, []).append(caps.name)
+    gpt = [caps.name for caps in _models_of(endpoint) if caps.is_gpt_image]
+    return "; ".join(
+        f"{'GPT image models' if names == gpt else ', '.join(names)}: {text}"
+        for text, names in groups.items()
+    )
+
+
+def _model_help(endpoint: Endpoint) -> str:
+    known = ", ".join(sorted(caps.name for caps in _models_of(endpoint)))
+    return (
+        f"Model name [default {DEFAULT_MODELS[endpoint]}]. Known: {known}. Other names go to "
+        "the server unchecked (compatible servers have their own)."
+    )
+
+
+def _n_help(endpoint: Endpoint) -> str:
+    fewer = _by_model(endpoint, lambda caps: str(caps.max_n) if caps.max_n < 10 else None)
+    return f"How many images to make: 1-10{f' ({fewer})' if fewer else ''} [default 1]."
+
+
+def _size_rule(endpoint: Endpoint) -> Callable[[ModelCapabilities], str | None]:
+    def rule(caps: ModelCapabilities) -> str | None:
+        if caps.flexible_sizes:
+            return (
+                "any WxH with both edges multiples of 16, the long edge at most 3840 and at "
+                "most 3x the short one"
+            )
+        sizes = caps.sizes.get(endpoint)
+        return "|".join(sizes) if sizes else None
+
+    return rule
+
+
+def _size_help(endpoint: Endpoint) -> str:
+    rules = _by_model(endpoint, _size_rule(endpoint))
+    return f"WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. {rules}."
+
+
+def _quality_help(endpoint: Endpoint) -> str:
+    def rule(caps: ModelCapabilities) -> str | None:
+        return "|".join(caps.qualities) if caps.qualities else None
+
+    return _by_model(endpoint, rule) + "."
+
+
+def _response_format_help(endpoint: Endpoint) -> str:
+    text = (
+        "DALL-E models: what the server returns, links (URLs last 60 minutes) or base64. "
+        "Without it, images saved or printed as base64 or bytes come as b64_json (one request, "
+        "no download)."
+    )
+    if any(caps.is_gpt_image for caps in _models_of(endpoint)):
+        text += " GPT image models always return b64_json; url is turned into it with a warning."
+    return text
+
+
+# Help texts that depend on the command (which models, sizes and qualities its endpoint has);
+# `request_options` gives them to the declarations below.
+_ENDPOINT_HELP: dict[str, Callable[[Endpoint], str]] = {
+    "model": _model_help,
+    "n": _n_help,
+    "size": _size_help,
+    "quality": _quality_help,
+    "response_format": _response_format_help,
+}
 
 # One declaration per wire parameter, applied in this order (the order of `--help`).
 _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
-    "model": click.option("-m", "--model", metavar="NAME", help=_MODEL_HELP),
-    "n": click.option(
-        "-n",
-        "--number-of-images",
-        "n",
-        type=int,
-        metavar="N",
-        help="How many images to make: 1-10 (dall-e-3: 1) [default 1].",
-    ),
-    "size": click.option(
-        "-s",
-        "--size",
-        type=SizeType(),
-        metavar="WxH",
-        help="WIDTHxHEIGHT or auto; 256, 512 and 1024 mean NxN. dall-e-2: 256x256|512x512|"
-        "1024x1024; dall-e-3: 1024x1024|1792x1024|1024x1792; gpt-image-1*: auto|1024x1024|"
-        "1536x1024|1024x1536; gpt-image-2: any WxH with both edges multiples of 16, the long "
-        "edge at most 3840 and at most 3x the short one.",
-    ),
-    "quality": click.option("-q", "--quality", metavar="QUALITY", help=_qualities() + "."),
+    "model": click.option("-m", "--model", metavar="NAME"),
+    "n": click.option("-n", "--number-of-images", "n", type=int, metavar="N"),
+    "size": click.option("-s", "--size", type=SizeType(), metavar="WxH"),
+    "quality": click.option("-q", "--quality", metavar="QUALITY"),
     "style": click.option(
         "--style", metavar=_choices("style"), help="dall-e-3 only: hyper-real or natural look."
     ),
@@ -145,12 +218,7 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
         metavar=_choices("input_fidelity"),
         help="gpt-image-1 and -1.5: how closely to keep the input's features (faces, logos).",
     ),
-    "response_format": click.option(
-        "--response-format",
-        metavar=_choices("response_format"),
-        help="DALL-E models: what the server returns (URLs last 60 minutes). GPT image models "
-        "always return b64_json; url is turned into b64_json with a warning.",
-    ),
+    "response_format": click.option("--response-format", metavar=_choices("response_format")),
     "user": click.option("--user", metavar="ID", help="End-user ID, for abuse monitoring."),
     "stream": click.option(
         "--stream",
@@ -168,6 +236,32 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
 }
 
 
+def argument_flag(argument: str, *flags: str, **attrs: Any) -> Callable[[F], F]:
+    """A flag that gives `argument` too, as PowerShell users write it (`-Prompt`, `-Image`):
+    `argument_values` joins what was given either way."""
+    return click.option(*flags, f"{argument}_flag", **attrs)
+
+
+def argument_values(ctx: click.Context, argument: str) -> list[Any]:
+    """The values of `argument` and of its `argument_flag`; one of the two is required."""
+    values: list[Any] = []
+    for name in (argument, f"{argument}_flag"):
+        given = ctx.params.get(name)
+        if isinstance(given, (list, tuple)):
+            values += given
+        elif given is not None:
+            values.append(given)
+    if not values:
+        [param] = [p for p in ctx.command.params if p.name == argument]
+        [flag] = [p for p in ctx.command.params if p.name == f"{argument}_flag"]
+        raise click.UsageError(
+            f"Missing argument '{param.human_readable_name}' (or give it with "
+            f"{'/'.join(flag.opts[:2])}).",
+            ctx,
+        )
+    return values
+
+
 def request_options(endpoint: Endpoint) -> Callable[[F], F]:
     """The request flags of `endpoint`'s parameters (prompt and images excepted)."""
     names = [name for name in _REQUEST_OPTIONS if name in ENDPOINT_PARAMS[endpoint]]
@@ -183,6 +277,9 @@ def request_options(endpoint: Endpoint) -> Callable[[F], F]:
         )(func)
         for name in reversed(names):
             func = _REQUEST_OPTIONS[name](func)
+            if name in _ENDPOINT_HELP:
+                declared: list[click.Option] = func.__click_params__  # type: ignore[attr-defined]
+                declared[-1].help = _ENDPOINT_HELP[name](endpoint)  # the option just declared
         return func
 
     return decorate
@@ -197,14 +294,14 @@ def output_options(func: F) -> F:
                 "--out-file",
                 metavar="PATH",
                 help="Save to PATH (folders created; written atomically). n > 1: NAME.png, "
-                "NAME-1.png, ...; several prompts continue the numbering. A folder (PATH/) "
+                "NAME-1.png, ...; several requests continue the numbering. A folder (PATH/) "
                 "gets auto-named files. Prints the saved paths.",
             ),
             click.option(
                 "-f",
                 "--format",
                 "format_",
-                type=click.Choice(OUTPUT_FORMATS),
+                type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
                 help="Print instead of saving: url (one per line; base64 results as data: "
                 "URLs), base64 (one per line), byte (raw bytes of one image; not to a "
                 "terminal), json (the whole response, one JSON document per line).",
@@ -239,6 +336,8 @@ def connection_options(func: F) -> F:
         ),
         click.option(
             "--api-key",
+            "--token",
+            "api_key",
             metavar="KEY",
             help="API key [env OPENAI_API_KEY, OPENAI_TOKEN; Azure: AZURE_OPENAI_API_KEY]. "
             "Prefer the environment: flags show up in process lists.",

@@ -40,6 +40,7 @@ from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
 from .._saving import FORMAT_OF_SUFFIX, split_image_suffix
 from ._progress import Console
+from ._viewer import show_bytes, show_file
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
 # Image formats no Images API returns: a name like `-o x.gif` would get PNG bytes.
@@ -47,6 +48,7 @@ OTHER_IMAGE_EXTENSIONS = frozenset(
     {".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2", ".svg"}
 )
 _USE = "use a .png, .jpg or .webp name"
+_NO_VIEWER = "no image viewer found (xdg-open, display, eog)."
 # Auto names taken by other runs in a row before giving up (each one is skipped).
 _MAX_TAKEN = 1000
 
@@ -353,9 +355,11 @@ class Writer:
             namer, name_fmt = self.namer, fmt or _url_format(url)
             # A server that ignored output_format is reported by the library's save.
             path = self._save(image, lambda: namer.final(name_fmt), final=True)
-            if self.show:
-                _launch(path, self.console)
+            self._revised(image, f" ({path})")
+            if self.show and not show_file(path):
+                self.console.warn(f"Could not open {path}: {_NO_VIEWER}")
             return
+        self._revised(image, "")
         if self.format == "url":
             if getattr(image, "url", None):
                 self.console.out(image.url)
@@ -367,8 +371,15 @@ class Writer:
             self.console.out(b64)
         elif self.format == "byte":
             self.console.out_bytes(image.bytes())
-        if self.show:
-            _show_bytes(image.bytes(), self.console)
+        if self.show and not show_bytes(image.bytes()):
+            self.console.warn(f"Could not open the image: {_NO_VIEWER}")
+
+    def _revised(self, image: Any, where: str) -> None:
+        """dall-e-3 rewrites prompts: say how, on stderr (stdout carries paths or images), one
+        line per image. `-f json` prints it in the response already."""
+        revised = getattr(image, "revised_prompt", None)
+        if revised and self.format != "json" and not self.console.quiet:
+            self.console.err(f"Revised prompt{where}: {' '.join(revised.split())}")
 
     def _save(self, item: Any, name: Callable[[], Path], *, final: bool) -> Path:
         namer = self.namer
@@ -400,18 +411,3 @@ def _url_format(url: str | None) -> str | None:
         return None
     suffix = Path(url.split("?", 1)[0]).suffix.lower()
     return FORMAT_OF_SUFFIX.get(suffix)
-
-
-def _launch(path: Path, console: Console) -> None:
-    if click.launch(str(path)) != 0:
-        console.warn(f"Could not open {path} in an image viewer (no xdg-open?).")
-
-
-def _show_bytes(data: bytes, console: Console) -> None:
-    import io
-
-    from PIL import Image, ImageShow
-
-    with Image.open(io.BytesIO(data)) as picture:
-        if not ImageShow.show(picture):
-            console.warn("Could not open the image: no image viewer found (xdg-open, display).")

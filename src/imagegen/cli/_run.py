@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from .._capabilities import (
+    DEFAULT_MODELS,
     ENDPOINT_PARAMS,
     Endpoint,
     ModelCapabilities,
@@ -30,8 +31,9 @@ from .._capabilities import (
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
-from ._errors import debug_enabled, flag_for, handle_errors, known_secrets
+from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
+from ._options import canonical_values
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
 
@@ -109,12 +111,16 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
     """Send `requests` with the command's flags; save or print every image."""
     p = ctx.params
     console = Console(quiet=bool(p.get("quiet")))
+    canonical_values(p)
     with handle_errors(ctx):
         _check_text(ctx, requests)
         params = _request_params(p, endpoint, len(requests))
         _check_connection_flags(p)
         model = params.get("model") or _default_model(endpoint)
         caps = get_capabilities(model)
+        ctx.meta[ENDPOINT_AND_MODEL] = (endpoint, model)  # for the hints of error messages
+        if _wants_b64(p, params, caps):
+            params["response_format"] = "b64_json"
         output_format = output_format_for(p.get("out_file"), p.get("output_format"), caps, endpoint)
         if output_format is not None:
             params["output_format"] = output_format
@@ -218,6 +224,19 @@ def _one(
             )
 
 
+def _wants_b64(p: dict[str, Any], params: dict[str, Any], caps: ModelCapabilities) -> bool:
+    """Whether to ask for `response_format=b64_json` where the user did not choose: DALL-E
+    models answer with URLs by default, which the run would only download (a second request,
+    to a link that may have expired by then) to save or print the bytes. PSOpenAI asks for
+    b64_json in those cases too. `-f url` and `-f json` keep the server's own answer."""
+    return (
+        caps.family == "dall-e"
+        and "response_format" not in params
+        and not p.get("engine")  # an in-process engine always answers base64
+        and p.get("format_") in (None, "base64", "byte")
+    )
+
+
 def _quiet_model_libraries() -> None:
     """Keep the progress bars and advice of Hugging Face libraries (which an engine such as
     diffusers loads) off stderr, which carries only our errors and warnings. Set in the
@@ -228,8 +247,6 @@ def _quiet_model_libraries() -> None:
 
 
 def _default_model(endpoint: Endpoint) -> str:
-    from .._request import DEFAULT_MODELS
-
     # An in-process engine without -m answers under the default model's rules too, so the
     # default decides what `-o x.jpg` asks for and how long a stdin prompt may be.
     return DEFAULT_MODELS[endpoint]

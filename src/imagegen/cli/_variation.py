@@ -6,15 +6,27 @@ from typing import Any
 
 import click
 
-from ._options import connection_options, output_options, request_options
+from ._options import (
+    IMAGE_PATH,
+    argument_flag,
+    argument_values,
+    connection_options,
+    output_options,
+    request_options,
+)
 
 
 @click.command()
-@click.argument(
+@click.argument("image", nargs=-1, type=IMAGE_PATH)
+@argument_flag(
     "image",
-    nargs=-1,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    "-i",
+    "--image",
+    "--file",
+    type=IMAGE_PATH,
+    multiple=True,
+    metavar="PATH",
+    help="An image to vary, given as a flag (as -Image / -File); repeatable.",
 )
 @request_options("variations")
 @output_options
@@ -37,7 +49,7 @@ def variation(ctx: click.Context, /, **_: Any) -> None:
     """
     from ._run import Request, read_stdin_image, run
 
-    sources: list[str] = list(ctx.params["image"])
+    sources: list[str] = argument_values(ctx, "image")
     if sources.count("-") > 1:
         raise click.UsageError("Only one IMAGE can be read from stdin ('-').")
     requests = [
