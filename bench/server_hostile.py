@@ -342,32 +342,27 @@ def json_edits(srv: Server) -> None:
     url = "data:image/png;base64," + base64.b64encode(image).decode()
     body = json.dumps({"prompt": "x", "model": "placeholder", "images": [{"image_url": url}] * 6})
     data = body.encode()
+
+    def peak_of(content: bytes) -> tuple[int, int]:
+        srv.reset_peak()
+        before = srv.rss()
+        response = httpx2.post(
+            srv.url + "/v1/images/edits",
+            content=content,
+            headers={"content-type": "application/json"},
+            timeout=600,
+        )
+        return response.status_code, srv.peak() - before
+
     # First refused right after parsing (a field of the wrong type): what reading it costs.
-    refused = json.dumps({"n": "many", **json.loads(body)}).encode()
-    srv.reset_peak()
-    before = srv.rss()
-    response = httpx2.post(
-        srv.url + "/v1/images/edits",
-        content=refused,
-        headers={"content-type": "application/json"},
-        timeout=600,
-    )
-    peak = srv.peak() - before
+    code, peak = peak_of(json.dumps({"n": "many", **json.loads(body)}).encode())
     print(
         f"   a {mb(len(data))} JSON edit of 6 x {mb(len(image))} images, refused once read:"
-        f" {response.status_code}; peak +{mb(peak)} ({peak / len(data):.2f} x its size)"
+        f" {code}; peak +{mb(peak)} ({peak / len(data):.2f} x its size)"
     )
-    srv.reset_peak()
-    before = srv.rss()
-    response = httpx2.post(
-        srv.url + "/v1/images/edits",
-        content=data,
-        headers={"content-type": "application/json"},
-        timeout=600,
-    )
-    peak = srv.peak() - before
+    code, peak = peak_of(data)
     print(
-        f"   the same edit, made: {response.status_code}; peak +{mb(peak)}"
+        f"   the same edit, made: {code}; peak +{mb(peak)}"
         f" ({peak / len(data):.2f} x its size, with the engine's work)"
     )
 

@@ -342,7 +342,7 @@ def _decode_reference(
     # What is wrong with the image itself is reported as `image` (or `mask`), as in multipart.
     subject = "mask" if param == "mask" else "image"
     _check_declared_type(declared.strip().lower(), subject, caps)
-    _check_bytes(blob.size if blob else len(payload) * 3 // 4 - 2, subject, settings)
+    _check_bytes(blob.size if blob is not None else len(payload) * 3 // 4 - 2, subject, settings)
     try:
         data = blob.data if blob is not None else base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -370,8 +370,9 @@ async def read_edit(
     # Data URLs are decoded as they arrive, a block at a time; what is left is a small JSON
     # text, parsed (and the images' headers read) in a worker thread.
     reader = JsonEditReader(max_image_bytes=settings.max_image_bytes)
-    async for chunk in request.stream():
-        reader.feed(chunk)
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            reader.feed(chunk)
     raw, blobs = reader.finish()
     return await anyio.to_thread.run_sync(_json_edit, raw, blobs, service, settings, model)
 
