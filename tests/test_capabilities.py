@@ -317,7 +317,7 @@ def test_style_only_vivid_or_natural_on_dall_e_3() -> None:
     ("param", "value"),
     [
         ("response_format", "base64"),
-        ("output_format", "gif"),
+        ("output_format", "tiff"),
         ("background", "white"),
         ("moderation", "high"),
         ("style", "bold"),
@@ -392,7 +392,7 @@ def test_every_endpoint_param_is_known_to_the_request_models() -> None:
     from imagegen._models import request_class
 
     for endpoint, names in ENDPOINT_PARAMS.items():
-        fields = set(request_class(endpoint).model_fields) | {"image", "mask"}
+        fields = set(request_class(endpoint).model_fields) | {"image", "mask", "markup"}
         assert names <= fields, names - fields
 
 

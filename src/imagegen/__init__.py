@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         MissingDependencyError,
         NotFoundError,
         PermissionDeniedError,
+        Problem,
         RateLimitError,
         UnprocessableEntityError,
     )
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         ImagesResponse,
         ImagesUsage,
         PartialImageEvent,
+        SvgUsage,
         VariationRequest,
     )
     from ._results import AsyncImageStream, GeneratedImage, ImagesResult, ImageStream, StreamEvent
@@ -100,8 +102,10 @@ _EXPORTS = {
     "NotGiven": "_types",
     "PartialImageEvent": "_models",
     "PermissionDeniedError": "_errors",
+    "Problem": "_errors",
     "RateLimitError": "_errors",
     "StreamEvent": "_results",
+    "SvgUsage": "_models",
     "UnprocessableEntityError": "_errors",
     "VariationRequest": "_models",
     "create_variation": "_api",
@@ -149,8 +153,10 @@ __all__ = [
     "NotGiven",
     "PartialImageEvent",
     "PermissionDeniedError",
+    "Problem",
     "RateLimitError",
     "StreamEvent",
+    "SvgUsage",
     "UnprocessableEntityError",
     "VariationRequest",
     "__version__",

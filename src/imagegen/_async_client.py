@@ -11,7 +11,7 @@ import httpx2
 
 from ._client import Timeout, _BaseClient
 from ._imaging import ImageInput
-from ._request import Call
+from ._request import Call, hint_retired
 from ._results import AsyncImageStream, ImagesResult
 from ._transport import AsyncHTTPTransport
 from ._types import NOT_GIVEN, NotGiven
@@ -107,7 +107,8 @@ class AsyncClient(_BaseClient):
             )
         assert self._http is not None
         if call.stream:
-            stream_events, stream_close, request_id = await self._http.open_stream(call)
+            with hint_retired(call.model):
+                stream_events, stream_close, request_id = await self._http.open_stream(call)
             return AsyncImageStream(
                 stream_events,
                 close=stream_close,
@@ -116,7 +117,8 @@ class AsyncClient(_BaseClient):
                 request_id=request_id,
                 requested_size=size,
             )
-        response, request_id = await self._http.images(call)
+        with hint_retired(call.model):
+            response, request_id = await self._http.images(call)
         return ImagesResult(
             response,
             model=call.model,
@@ -143,6 +145,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: Literal[False] = False,
         partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -167,6 +174,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: Literal[True],
         partial_images: int | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -191,6 +203,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -214,6 +231,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -237,6 +259,11 @@ class AsyncClient(_BaseClient):
                 "output_compression": output_compression,
                 "response_format": response_format,
                 "user": user,
+                "safety_identifier": safety_identifier,
+                "complexity": complexity,
+                "frame_count": frame_count,
+                "frame_duration_ms": frame_duration_ms,
+                "svg": svg,
                 "stream": stream,
                 "partial_images": partial_images,
             },
@@ -254,6 +281,7 @@ class AsyncClient(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -264,6 +292,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: Literal[False] = False,
         partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
@@ -280,6 +313,7 @@ class AsyncClient(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -290,6 +324,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: Literal[True],
         partial_images: int | None | NotGiven = NOT_GIVEN,
@@ -306,6 +345,7 @@ class AsyncClient(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -316,6 +356,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
@@ -331,6 +376,7 @@ class AsyncClient(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -341,6 +387,11 @@ class AsyncClient(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
@@ -364,12 +415,18 @@ class AsyncClient(_BaseClient):
                 "output_compression": output_compression,
                 "response_format": response_format,
                 "user": user,
+                "safety_identifier": safety_identifier,
+                "complexity": complexity,
+                "frame_count": frame_count,
+                "frame_duration_ms": frame_duration_ms,
+                "svg": svg,
                 "input_fidelity": input_fidelity,
                 "stream": stream,
                 "partial_images": partial_images,
             },
             image=image,
             mask=mask,
+            markup=markup,
             extra_headers=extra_headers,
             extra_query=extra_query,
             extra_body=extra_body,

@@ -1,84 +1,71 @@
 """What each model accepts, and the checks that follow from it.
 
-One table, shared by the client (checks before sending), the command line (help texts) and the
-server (checks before an engine runs). Facts come from OpenAI's API reference as of late 2026
-(`shared/reference/openai-images-api.md` §3-§6). A model that is not in the table (a compatible
-server's own names, a newer OpenAI model) gets only the generic checks: the wire-level enums and
-ranges that hold for every model.
+The facts live in one data file beside this module, `catalogue.toml`: the parameters of each
+endpoint, the values they take and OpenAI's models with their rules, from the official SDK it
+names. It is read once, at import, into the objects below, shared by the client (checks before
+sending), the command line (help texts) and the server (checks before an engine runs). A model
+that is not in the catalogue (a compatible server's own names, a newer OpenAI model) gets only
+the generic checks: the wire-level values and ranges that hold for every model.
+
+`validate_params` reports every problem of a request at once: one `InvalidRequestError` whose
+`problems` list them all, each naming its parameter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import sys
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Literal
 
 from ._errors import InvalidRequestError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 __all__ = [
     "DEFAULT_MODELS",
     "ENDPOINT_PARAMS",
+    "ENUMS",
     "FLEXIBLE_MAX_PIXELS",
     "GENERIC",
+    "GIF",
     "MB",
     "MODELS",
     "Endpoint",
+    "GifRules",
     "ModelCapabilities",
+    "Problems",
+    "check_retired",
     "get_capabilities",
     "parse_size",
+    "retirement_hint",
     "validate_params",
 ]
 
 Endpoint = Literal["generations", "edits", "variations"]
+_ENDPOINTS: tuple[Endpoint, ...] = ("generations", "edits", "variations")
 
 MB = 1024 * 1024
 # OpenAI's cap on one JSON edit `image_url` (a 15 MB image as base64).
 MAX_DATA_URL_CHARS = 20_971_520
 
-# gpt-image-2's rules for any WxH (reference section 6); its largest output, 3840x2160, is
-# also the default cap of what a local engine is asked for.
-FLEXIBLE_MULTIPLE = 16
-FLEXIBLE_MAX_EDGE = 3840
-FLEXIBLE_MAX_RATIO = 3
-FLEXIBLE_MIN_PIXELS = 655_360
-FLEXIBLE_MAX_PIXELS = 8_294_400
-
-# The model a request that names none is sent with (OpenAI's defaults).
+# The model a request that names none is sent with (OpenAI's defaults; our choice, not a fact
+# of any model, so not in the catalogue).
 DEFAULT_MODELS: dict[Endpoint, str] = {
     "generations": "gpt-image-2",
     "edits": "gpt-image-2",
     "variations": "dall-e-2",
 }
 
-# Parameters each endpoint knows at all, whatever the model (OpenAI's request schemas).
-ENDPOINT_PARAMS: dict[Endpoint, frozenset[str]] = {
-    "generations": frozenset(
-        "prompt model n quality response_format output_format output_compression stream "
-        "partial_images size moderation background style user".split()
-    ),
-    "edits": frozenset(
-        "image prompt mask background model n size response_format output_format "
-        "output_compression user input_fidelity stream partial_images quality moderation".split()
-    ),
-    "variations": frozenset("image model n response_format size user".split()),
-}
-
-# Wire-level enums that hold for every model (OpenAI's schemas); quality is deliberately open
-# for unknown models, since newer models add values (`xhigh`, `max`) before SDKs know them.
-ENUMS: dict[str, tuple[str, ...]] = {
-    "response_format": ("url", "b64_json"),
-    "output_format": ("png", "jpeg", "webp"),
-    "background": ("transparent", "opaque", "auto"),
-    "moderation": ("low", "auto"),
-    "style": ("vivid", "natural"),
-    "input_fidelity": ("high", "low"),
-}
-
-_GPT_ONLY = frozenset(
-    "background moderation output_format output_compression stream partial_images".split()
-)
 _SIZE_RE = re.compile(r"^(\d{1,6})x(\d{1,6})$")
+# Parameters that are files, not fields of the body.
+FILE_PARAMS = frozenset({"image", "mask", "markup"})
 
 
 @dataclass(frozen=True)
@@ -92,9 +79,11 @@ class ModelCapabilities:
     max_n: int = 10
     # Allowed sizes per endpoint; an endpoint missing here accepts any WxH (or `auto`).
     sizes: Mapping[Endpoint, tuple[str, ...]] = field(default_factory=dict)
-    flexible_sizes: bool = False  # gpt-image-2's WxH rules
+    flexible_sizes: bool = False  # the catalogue's [any_size] rules
     qualities: tuple[str, ...] | None = None
     styles: tuple[str, ...] | None = None
+    # Narrower values than the generic ones for a parameter (gpt-image-1-mini's input_fidelity).
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Parameters that exist on the endpoint but not for this model.
     unsupported: frozenset[str] = frozenset()
     max_images: int = 16
@@ -107,6 +96,9 @@ class ModelCapabilities:
     # The size a request that names none gets, per endpoint, when it differs from the family's
     # (a local engine that edits at the input's size declares {"edits": "auto", ...}).
     default_sizes: Mapping[Endpoint, str] = field(default_factory=dict)
+    # The date (YYYY-MM-DD) OpenAI stopped serving the model, and the models to use instead.
+    retired: str | None = None
+    replacement: tuple[str, ...] = ()
 
     @property
     def is_gpt_image(self) -> bool:
@@ -121,71 +113,137 @@ class ModelCapabilities:
         return "1024x1024"
 
 
-_DALLE2_SIZES = ("256x256", "512x512", "1024x1024")
-_GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+@dataclass(frozen=True)
+class GifRules:
+    """output_format=gif: how many frames, and how long each is shown."""
+
+    min_frames: int
+    max_frames: int
+    default_frames: int
+    default_duration_ms: int
+    duration_step_ms: int
+    max_duration_ms: int
+
+    def duration(self, requested: int | None) -> int:
+        """The delay a frame gets, in ms: rounded to the step (halves up), then capped."""
+        if requested is None:
+            return self.default_duration_ms
+        step = self.duration_step_ms
+        return min((requested + step // 2) // step * step, self.max_duration_ms)
+
+
+# -- the catalogue -------------------------------------------------------------------------------
+
+_MODEL_FIELDS = frozenset(
+    "family endpoints sizes qualities styles choices unsupported max_prompt max_n max_images "
+    "max_image_mb max_mask_mb input_formats square_inputs url_results revised_prompt retired "
+    "replacement".split()
+)
+_LIFE = ("retired", "replacement")  # facts of one model, never copied by `like`
+
+
+class CatalogueError(RuntimeError):
+    """`catalogue.toml` does not read as the catalogue: a bug in the package, not in a call."""
+
+
+def _read_catalogue() -> dict[str, Any]:
+    text = resources.files(__package__ or "imagegen").joinpath("catalogue.toml").read_text("utf-8")
+    catalogue: dict[str, Any] = tomllib.loads(text)
+    return catalogue
+
+
+def _resolve(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each model's own fields over those of the model it is `like` (recursively)."""
+    resolved: dict[str, dict[str, Any]] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        if name in resolved:
+            return resolved[name]
+        entry = dict(raw[name])
+        base = entry.pop("like", None)
+        unknown = set(entry) - _MODEL_FIELDS
+        if unknown:
+            raise CatalogueError(f"catalogue.toml: {name}: unknown fields {sorted(unknown)}")
+        if base is not None:
+            if base not in raw or base in chain:
+                raise CatalogueError(
+                    f"catalogue.toml: {name} is like {base!r}, which is not usable"
+                )
+            inherited = resolve(base, (*chain, name))
+            entry = {**{k: v for k, v in inherited.items() if k not in _LIFE}, **entry}
+        resolved[name] = entry
+        return entry
+
+    for name in raw:
+        resolve(name, ())
+    return resolved
+
+
+def _capabilities(name: str, entry: Mapping[str, Any]) -> ModelCapabilities:
+    endpoints: tuple[Endpoint, ...] = tuple(entry.get("endpoints", _ENDPOINTS))
+    sizes = entry.get("sizes")
+    options: dict[str, Any] = {
+        key: entry[key]
+        for key in ("family", "max_prompt", "max_n", "max_images", "square_inputs")
+        if key in entry
+    }
+    options.update({key: entry[key] for key in ("url_results", "revised_prompt") if key in entry})
+    for key in ("qualities", "styles", "input_formats", "replacement"):
+        if key in entry:
+            options[key] = tuple(entry[key])
+    for key in ("max_image_mb", "max_mask_mb"):
+        if key in entry:
+            options[key.replace("_mb", "_bytes")] = entry[key] * MB
+    return ModelCapabilities(
+        name=name,
+        endpoints=frozenset(endpoints),
+        sizes={} if sizes in (None, "any") else {endpoint: tuple(sizes) for endpoint in endpoints},
+        flexible_sizes=sizes == "any",
+        choices={param: tuple(values) for param, values in entry.get("choices", {}).items()},
+        unsupported=frozenset(entry.get("unsupported", ())),
+        retired=entry.get("retired"),
+        **options,
+    )
+
+
+_CATALOGUE = _read_catalogue()
+
+# Parameters each endpoint knows at all, whatever the model (OpenAI's request schemas).
+ENDPOINT_PARAMS: dict[Endpoint, frozenset[str]] = {
+    endpoint: frozenset(_CATALOGUE["endpoints"][endpoint]) for endpoint in _ENDPOINTS
+}
+# Values that hold for every model; nested fields by their dotted path (`svg.reasoning.effort`).
+ENUMS: dict[str, tuple[str, ...]] = {
+    name: tuple(values) for name, values in _CATALOGUE["values"].items()
+}
+_gif = _CATALOGUE["gif"]
+GIF = GifRules(
+    min_frames=_gif["frame_count"][0],
+    max_frames=_gif["frame_count"][1],
+    default_frames=_gif["default_frame_count"],
+    default_duration_ms=_gif["default_duration_ms"],
+    duration_step_ms=_gif["duration_step_ms"],
+    max_duration_ms=_gif["max_duration_ms"],
+)
+_any_size = _CATALOGUE["any_size"]
+FLEXIBLE_MULTIPLE: int = _any_size["multiple"]
+FLEXIBLE_MAX_EDGE: int = _any_size["max_edge"]
+FLEXIBLE_MAX_RATIO: int = _any_size["max_ratio"]
+FLEXIBLE_MIN_PIXELS: int = _any_size["min_pixels"]
+# The largest any-size output, 3840x2160, is also the default cap of what a local engine is
+# asked for.
+FLEXIBLE_MAX_PIXELS: int = _any_size["max_pixels"]
+
+MODELS: dict[str, ModelCapabilities] = {
+    name: _capabilities(name, entry) for name, entry in _resolve(_CATALOGUE["models"]).items()
+}
 
 GENERIC = ModelCapabilities(name="")
 
-_DALL_E_2 = ModelCapabilities(
-    name="dall-e-2",
-    family="dall-e",
-    max_prompt=1000,
-    sizes={"generations": _DALLE2_SIZES, "edits": _DALLE2_SIZES, "variations": _DALLE2_SIZES},
-    qualities=("standard", "auto"),
-    unsupported=_GPT_ONLY | {"style", "input_fidelity"},
-    max_images=1,
-    max_image_bytes=4 * MB,
-    max_mask_bytes=4 * MB,
-    input_formats=("png",),
-    square_inputs=True,
-)
-_DALL_E_3 = ModelCapabilities(
-    name="dall-e-3",
-    family="dall-e",
-    endpoints=frozenset({"generations"}),
-    max_prompt=4000,
-    max_n=1,
-    sizes={"generations": ("1024x1024", "1792x1024", "1024x1792")},
-    qualities=("standard", "hd", "auto"),
-    styles=("vivid", "natural"),
-    unsupported=_GPT_ONLY | {"input_fidelity"},
-    revised_prompt=True,
-)
-_GPT_IMAGE_1 = ModelCapabilities(
-    name="gpt-image-1",
-    family="gpt-image",
-    endpoints=frozenset({"generations", "edits"}),
-    sizes={"generations": _GPT_SIZES, "edits": _GPT_SIZES},
-    qualities=("low", "medium", "high", "auto"),
-    unsupported=frozenset({"style", "response_format"}),
-    url_results=False,
-)
-_GPT_IMAGE_2 = replace(
-    _GPT_IMAGE_1,
-    name="gpt-image-2",
-    sizes={},
-    flexible_sizes=True,
-    # "omit this parameter; the model processes every image input at high fidelity"
-    unsupported=_GPT_IMAGE_1.unsupported | {"input_fidelity"},
-)
-
-MODELS: dict[str, ModelCapabilities] = {
-    caps.name: caps
-    for caps in (
-        _DALL_E_2,
-        _DALL_E_3,
-        _GPT_IMAGE_1,
-        replace(
-            _GPT_IMAGE_1,
-            name="gpt-image-1-mini",
-            unsupported=_GPT_IMAGE_1.unsupported | {"input_fidelity"},
-        ),
-        replace(_GPT_IMAGE_1, name="gpt-image-1.5"),
-        replace(_GPT_IMAGE_1, name="chatgpt-image-latest"),
-        _GPT_IMAGE_2,
-        replace(_GPT_IMAGE_2, name="gpt-image-2-2026-04-21"),
-    )
-}
+# Parameters of the GPT image models that the DALL·E models lack: a refusal says so.
+_GPT_ONLY = frozenset[str]().union(
+    *(caps.unsupported for caps in MODELS.values() if caps.family == "dall-e")
+) - {"style", "input_fidelity"}
 
 
 def get_capabilities(
@@ -199,7 +257,28 @@ def get_capabilities(
     known = MODELS.get(model)
     if known is not None:
         return known
-    return replace(GENERIC, name=model)
+    return ModelCapabilities(name=model)
+
+
+def retirement_hint(model: str | None) -> str | None:
+    """`"gpt-image-1 was retired by OpenAI on 2026-10-23; use ... instead."`, or None for a
+    model OpenAI still serves (or does not know)."""
+    caps = MODELS.get(model or "")
+    if caps is None or not caps.retired:
+        return None
+    instead = " or ".join(caps.replacement) if caps.replacement else "a current model"
+    return f"{caps.name} was retired by OpenAI on {caps.retired}; use {instead} instead."
+
+
+def check_retired(model: str | None, endpoint: Endpoint | None = None) -> None:
+    """Refuse a model OpenAI has retired; for calls to OpenAI itself (other servers may still
+    serve it). Raises `InvalidRequestError(param="model", code="model_retired")`."""
+    hint = retirement_hint(model)
+    if hint is None:
+        return
+    if endpoint == "variations":  # dall-e-2 was the only model that made variations
+        hint += " OpenAI makes no variations any more: ask an edit of the image instead."
+    raise InvalidRequestError(hint, param="model", code="model_retired")
 
 
 def parse_size(size: str) -> tuple[int, int] | None:
@@ -215,103 +294,189 @@ def parse_size(size: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
-def _check_flexible_size(size: str, width: int, height: int) -> None:
-    def fail(rule: str) -> None:
-        raise InvalidRequestError(f"Invalid size {size!r}: {rule}", param="size")
+class Problems:
+    """The problems found in one request, so that all of them are reported together.
+
+    At most one problem per parameter (the first found): a value that is wrong in two ways is
+    reported once. `raise_any()` raises one `InvalidRequestError` holding them all.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[InvalidRequestError] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def has(self, param: str) -> bool:
+        return any(problem.param == param for e in self.errors for problem in e.problems)
+
+    def add(self, message: str, param: str | None, code: str | None = None) -> None:
+        if param is None or not self.has(param):
+            self.errors.append(InvalidRequestError(message, param=param, code=code))
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[None]:
+        """Record an `InvalidRequestError` raised in the block (its own problems included)."""
+        try:
+            yield
+        except InvalidRequestError as exc:
+            self.errors.append(exc)
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise InvalidRequestError.combine(self.errors)
+
+
+def _flexible_size_problem(size: str, width: int, height: int) -> str | None:
+    def fail(rule: str) -> str:
+        return f"Invalid size {size!r}: {rule}"
 
     if width % FLEXIBLE_MULTIPLE or height % FLEXIBLE_MULTIPLE:
-        fail(f"width and height must both be multiples of {FLEXIBLE_MULTIPLE}.")
+        return fail(f"width and height must both be multiples of {FLEXIBLE_MULTIPLE}.")
     if max(width, height) > FLEXIBLE_MAX_EDGE:
-        fail(f"the longest edge may be at most {FLEXIBLE_MAX_EDGE} pixels.")
+        return fail(f"the longest edge may be at most {FLEXIBLE_MAX_EDGE} pixels.")
     if max(width, height) > FLEXIBLE_MAX_RATIO * min(width, height):
-        fail(f"the ratio of the long edge to the short edge may be at most {FLEXIBLE_MAX_RATIO}:1.")
+        return fail(
+            f"the ratio of the long edge to the short edge may be at most {FLEXIBLE_MAX_RATIO}:1."
+        )
     pixels = width * height
     if not FLEXIBLE_MIN_PIXELS <= pixels <= FLEXIBLE_MAX_PIXELS:
-        fail(
+        return fail(
             f"total pixels must be between {FLEXIBLE_MIN_PIXELS:,} and "
             f"{FLEXIBLE_MAX_PIXELS:,} (this is {pixels:,})."
         )
+    return None
 
 
-def _check_enum(param: str, value: Any, allowed: tuple[str, ...], what: str = "") -> None:
-    if value not in allowed:
-        choices = ", ".join(allowed)
-        raise InvalidRequestError(
-            f"Invalid {param} {value!r}{what}: use one of {choices}.", param=param
-        )
+def _enum_problem(param: str, value: Any, allowed: Sequence[str], what: str = "") -> str | None:
+    if value in allowed:
+        return None
+    return f"Invalid {param} {value!r}{what}: use one of {', '.join(allowed)}."
 
 
-def _check_int(
-    param: str, value: Any, low: int, high: int, what: str = "", *, rule: str = ""
+def _int_problem(
+    param: str, value: Any, low: int, high: int | None, what: str = "", *, rule: str = ""
+) -> str | None:
+    """`value` must be a whole number from `low` to `high` (no upper bound: None); `rule` words
+    that for the user when a plain range would read oddly ("from 1 to 1")."""
+    if (
+        not isinstance(value, bool)
+        and isinstance(value, int)
+        and low <= value
+        and (high is None or value <= high)
+    ):
+        return None
+    if not rule:
+        rule = f"must be a whole number from {low} to {high}"
+        if high is None:
+            rule = f"must be a whole number of {low} or more"
+    return f"Invalid {param} {value!r}{what}: {rule}."
+
+
+def _unsupported_hint(name: str) -> str:
+    if name in _GPT_ONLY:
+        return " It is a GPT image model parameter."
+    if name == "response_format":
+        return " GPT image models always return b64_json."
+    if name == "style":
+        return " Only dall-e-3 has styles."
+    return ""
+
+
+def validate_params(
+    endpoint: Endpoint,
+    params: Mapping[str, Any],
+    caps: ModelCapabilities,
+    *,
+    files: Collection[str] = (),
 ) -> None:
-    """`value` must be a whole number from `low` to `high`; `rule` words that for the user
-    when a plain range would read oddly ("from 1 to 1")."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        rule = rule or f"must be a whole number from {low} to {high}"
-        raise InvalidRequestError(f"Invalid {param} {value!r}{what}: {rule}.", param=param)
-
-
-def validate_params(endpoint: Endpoint, params: Mapping[str, Any], caps: ModelCapabilities) -> None:
     """Check the set, non-file parameters of one request against `caps`.
 
-    `params` holds only what the caller set, in wire names. Raises `InvalidRequestError` naming
-    the first parameter that breaks a rule. Input images are checked by `_imaging`.
+    `params` holds only what the caller set, in wire names; `files` names the optional file
+    parameters given (`mask`, `markup`), for the rules about which go together. Raises one
+    `InvalidRequestError` for every rule broken (its `param` the first one's, `problems` all of
+    them). The input images themselves are checked by `_imaging`.
     """
+    problems = Problems()
+    _check_params(endpoint, params, caps, problems, files)
+    problems.raise_any()
+
+
+def _check_params(
+    endpoint: Endpoint,
+    params: Mapping[str, Any],
+    caps: ModelCapabilities,
+    problems: Problems,
+    files: Collection[str],
+) -> None:
     known = caps.name and caps.family != "generic"
     model_label = f" for {caps.name}" if known else ""
 
     # Generic models are checked too: an engine may declare a model that lacks an endpoint.
+    # Nothing else is worth saying about a request its model cannot serve at all.
     if caps.name and endpoint not in caps.endpoints:
         supported = ", ".join(sorted(caps.endpoints))
-        raise InvalidRequestError(
+        problems.add(
             f"Model {caps.name} does not support the {endpoint} endpoint (it supports: "
             f"{supported}).",
-            param="model",
+            "model",
         )
-    for name, value in params.items():
-        if value is None or name not in ENDPOINT_PARAMS[endpoint]:
+        return
+    given = [name for name, value in params.items() if value is not None] + list(files)
+    for name in given:
+        if name not in ENDPOINT_PARAMS[endpoint]:
             continue
         if known and name in caps.unsupported:
-            hint = ""
-            if name in _GPT_ONLY:
-                hint = " It is a GPT image model parameter."
-            elif name == "response_format":
-                hint = " GPT image models always return b64_json."
-            elif name == "style":
-                hint = " Only dall-e-3 has styles."
-            raise InvalidRequestError(
-                f"Parameter {name} is not supported by {caps.name}.{hint}", param=name
+            problems.add(
+                f"Parameter {name} is not supported by {caps.name}.{_unsupported_hint(name)}",
+                name,
             )
-    # Fields outside the endpoint's schema (engine options from `extra_body`) are the engine's.
-    params = {name: value for name, value in params.items() if name in ENDPOINT_PARAMS[endpoint]}
+    # Fields outside the endpoint's schema (engine options from `extra_body`) are the engine's;
+    # a parameter already refused for this model is not checked further.
+    params = {
+        name: value
+        for name, value in params.items()
+        if name in ENDPOINT_PARAMS[endpoint] and not problems.has(name)
+    }
+
+    def add(param: str, message: str | None) -> None:
+        if message is not None:
+            problems.add(message, param)
 
     prompt = params.get("prompt")
     if endpoint != "variations":
         if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidRequestError("A prompt is required and may not be empty.", param="prompt")
-        if caps.max_prompt is not None and len(prompt) > caps.max_prompt:
-            raise InvalidRequestError(
-                f"The prompt is {len(prompt):,} characters; {caps.name or 'this model'} allows at "
-                f"most {caps.max_prompt:,}.",
-                param="prompt",
+            add("prompt", "A prompt is required and may not be empty.")
+        elif caps.max_prompt is not None and len(prompt) > caps.max_prompt:
+            add(
+                "prompt",
+                f"The prompt is {len(prompt):,} characters; {caps.name or 'this model'} allows "
+                f"at most {caps.max_prompt:,}.",
             )
 
     n = params.get("n")
     if n is not None:
         one = caps.max_n == 1
         rule = f"{caps.name or 'this model'} makes one image per request, so n must be 1"
-        _check_int("n", n, 1, caps.max_n, "" if one else model_label, rule=rule if one else "")
+        add(
+            "n",
+            _int_problem(
+                "n", n, 1, caps.max_n, "" if one else model_label, rule=rule if one else ""
+            ),
+        )
 
     size = params.get("size")
     if size is not None:
-        if not isinstance(size, str):
-            raise InvalidRequestError(f"Invalid size {size!r}: must be a string.", param="size")
         allowed_sizes = caps.sizes.get(endpoint)
-        if allowed_sizes is not None and size not in allowed_sizes:
-            _check_enum("size", size, allowed_sizes, model_label)
-        parsed = parse_size(size)
-        if parsed and caps.flexible_sizes:
-            _check_flexible_size(size, *parsed)
+        if not isinstance(size, str):
+            add("size", f"Invalid size {size!r}: must be a string.")
+        elif allowed_sizes is not None and size not in allowed_sizes:
+            add("size", _enum_problem("size", size, allowed_sizes, model_label))
+        else:
+            with problems.collect():
+                parsed = parse_size(size)
+                if parsed and caps.flexible_sizes:
+                    add("size", _flexible_size_problem(size, *parsed))
 
     quality = params.get("quality")
     if quality is not None:
@@ -319,46 +484,128 @@ def validate_params(endpoint: Endpoint, params: Mapping[str, Any], caps: ModelCa
             allowed_q = caps.qualities
             if endpoint == "edits":
                 allowed_q = tuple(q for q in allowed_q if q != "hd")
-            _check_enum("quality", quality, allowed_q, model_label)
+            add("quality", _enum_problem("quality", quality, allowed_q, model_label))
         elif not isinstance(quality, str) or not quality:
-            raise InvalidRequestError(f"Invalid quality {quality!r}.", param="quality")
+            add("quality", f"Invalid quality {quality!r}.")
 
     for name, allowed in ENUMS.items():
         value = params.get(name)
         if value is not None and name in ENDPOINT_PARAMS[endpoint]:
-            choices = caps.styles if name == "style" and caps.styles else allowed
-            _check_enum(name, value, choices, model_label)
+            narrowed = caps.choices.get(name) or (caps.styles if name == "style" else None)
+            add(name, _enum_problem(name, value, narrowed or allowed, model_label))
 
+    output_format = params.get("output_format")
     compression = params.get("output_compression")
     if compression is not None:
-        _check_int("output_compression", compression, 0, 100)
-        if params.get("output_format") not in ("jpeg", "webp"):
-            raise InvalidRequestError(
+        problem = _int_problem("output_compression", compression, 0, 100)
+        if problem is None and output_format not in ("jpeg", "webp"):
+            problem = (
                 "output_compression only applies to jpeg and webp output; set output_format to "
-                "jpeg or webp, or leave output_compression out.",
-                param="output_compression",
+                "jpeg or webp, or leave output_compression out."
             )
+        add("output_compression", problem)
 
-    if params.get("background") == "transparent" and params.get("output_format") not in (
-        None,
-        "png",
-        "webp",
-    ):
-        raise InvalidRequestError(
+    # jpeg has no alpha; png, webp, gif (one transparent colour) and svg have.
+    if params.get("background") == "transparent" and output_format == "jpeg":
+        add(
+            "background",
             "A transparent background needs output_format png or webp (jpeg has no alpha).",
-            param="background",
         )
 
     partial = params.get("partial_images")
     if partial is not None:
-        _check_int("partial_images", partial, 0, 3)
+        add("partial_images", _int_problem("partial_images", partial, 0, 3))
 
     stream = params.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequestError(
-            f"Invalid stream {stream!r}: must be true or false.", param="stream"
-        )
+        add("stream", f"Invalid stream {stream!r}: must be true or false.")
 
-    user = params.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequestError(f"Invalid user {user!r}: must be a string.", param="user")
+    for name in ("user", "safety_identifier"):
+        value = params.get(name)
+        if value is not None and not isinstance(value, str):
+            add(name, f"Invalid {name} {value!r}: must be a string.")
+
+    _check_gif(params, problems)
+    _check_svg(params, problems)
+    if "markup" in files and "mask" in files and not problems.has("markup"):
+        problems.add(
+            "markup cannot be combined with mask: give the drawing that guides the edit, or "
+            "the mask that limits it, not both.",
+            "markup",
+        )
+    if "mask" in files and params.get("output_format") == "gif":
+        problems.add("GIF output does not take a mask; leave mask out.", "mask")
+
+
+def _unstreamed(fmt: str, params: Mapping[str, Any], problems: Problems) -> None:
+    """GIF and SVG answers come whole: no stream, no partial images."""
+    partial = params.get("partial_images")
+    if isinstance(partial, int) and partial > 0:
+        problems.add(
+            f"{fmt} output has no partial images; leave partial_images out.", "partial_images"
+        )
+    elif params.get("stream") is True:
+        problems.add(f"{fmt} output cannot be streamed; leave stream out.", "stream")
+
+
+def _check_gif(params: Mapping[str, Any], problems: Problems) -> None:
+    gif = params.get("output_format") == "gif"
+    for name in ("frame_count", "frame_duration_ms"):
+        value = params.get(name)
+        if value is None:
+            continue
+        if name == "frame_count":
+            problem = _int_problem(name, value, GIF.min_frames, GIF.max_frames)
+        else:
+            problem = _int_problem(name, value, 0, None)
+        if problem is None and not gif:
+            problem = (
+                f"{name} only applies to GIF output; set output_format to gif, or leave {name} out."
+            )
+        if problem is not None:
+            problems.add(problem, name)
+    if gif:
+        _unstreamed("GIF", params, problems)
+
+
+def _check_svg(params: Mapping[str, Any], problems: Problems) -> None:
+    svg_output = params.get("output_format") == "svg"
+    options = params.get("svg")
+    if svg_output:
+        n = params.get("n")
+        if isinstance(n, int) and n > 1:
+            problems.add("SVG output makes one image per request, so n must be 1.", "n")
+        _unstreamed("SVG", params, problems)
+    if options is None:
+        return
+    if not isinstance(options, Mapping):
+        problems.add(
+            f"Invalid svg {options!r}: must be an object such as "
+            '{"model": "...", "reasoning": {"effort": "high"}}.',
+            "svg",
+        )
+        return
+    if not svg_output:
+        problems.add(
+            "svg (the SVG author's settings) only applies to SVG output; set output_format to "
+            "svg, or leave svg out.",
+            "svg",
+        )
+    model = options.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        problems.add(f"Invalid svg.model {model!r}: must be a model name.", "svg.model")
+    reasoning = options.get("reasoning")
+    if reasoning is None:
+        return
+    if not isinstance(reasoning, Mapping):
+        problems.add(
+            f'Invalid svg.reasoning {reasoning!r}: must be an object such as {{"effort": "high"}}.',
+            "svg.reasoning",
+        )
+        return
+    effort = reasoning.get("effort")
+    if effort is not None:
+        param = "svg.reasoning.effort"
+        problem = _enum_problem(param, effort, ENUMS[param])
+        if problem is not None:
+            problems.add(problem, param)

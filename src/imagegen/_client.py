@@ -32,7 +32,7 @@ from ._capabilities import Endpoint
 from ._config import DEFAULT_MAX_RETRIES, Settings, check_max_retries, resolve_settings
 from ._errors import ConfigurationError
 from ._imaging import ImageInput
-from ._request import Call, prepare_call
+from ._request import Call, hint_retired, prepare_call
 from ._results import ImagesResult, ImageStream
 from ._transport import HTTPTransport, make_timeout
 from ._types import NOT_GIVEN, NotGiven
@@ -122,6 +122,7 @@ class _BaseClient:
         *,
         image: ImageInput | Sequence[ImageInput] | None = None,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         extra_headers: Mapping[str, str | None] | None,
         extra_query: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
@@ -132,12 +133,14 @@ class _BaseClient:
             params,
             image=image,
             mask=mask,
+            markup=markup,
             extra_headers=extra_headers,
             extra_query=extra_query,
             extra_body=extra_body,
             timeout=timeout,
             in_process=self._engine is not None,
             default_model=self._azure_deployment,
+            to_openai=self._settings is not None and self._settings.is_openai,
         )
 
     def __repr__(self) -> str:
@@ -235,7 +238,8 @@ class Client(_BaseClient):
             )
         assert self._http is not None
         if call.stream:
-            events, close, request_id = self._http.open_stream(call)
+            with hint_retired(call.model):
+                events, close, request_id = self._http.open_stream(call)
             return ImageStream(
                 events,
                 close=close,
@@ -244,7 +248,8 @@ class Client(_BaseClient):
                 request_id=request_id,
                 requested_size=size,
             )
-        response, request_id = self._http.images(call)
+        with hint_retired(call.model):
+            response, request_id = self._http.images(call)
         return ImagesResult(
             response,
             model=call.model,
@@ -272,6 +277,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: Literal[False] = False,
         partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -296,6 +306,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: Literal[True],
         partial_images: int | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -320,6 +335,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -343,6 +363,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
         extra_headers: Mapping[str, str | None] | None = None,
@@ -373,6 +398,11 @@ class Client(_BaseClient):
                 "output_compression": output_compression,
                 "response_format": response_format,
                 "user": user,
+                "safety_identifier": safety_identifier,
+                "complexity": complexity,
+                "frame_count": frame_count,
+                "frame_duration_ms": frame_duration_ms,
+                "svg": svg,
                 "stream": stream,
                 "partial_images": partial_images,
             },
@@ -390,6 +420,7 @@ class Client(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -400,6 +431,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: Literal[False] = False,
         partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
@@ -416,6 +452,7 @@ class Client(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -426,6 +463,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: Literal[True],
         partial_images: int | None | NotGiven = NOT_GIVEN,
@@ -442,6 +484,7 @@ class Client(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -452,6 +495,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
@@ -467,6 +515,7 @@ class Client(_BaseClient):
         prompt: str,
         *,
         mask: ImageInput | None = None,
+        markup: ImageInput | None = None,
         model: str | None | NotGiven = NOT_GIVEN,
         n: int | None | NotGiven = NOT_GIVEN,
         size: str | None | NotGiven = NOT_GIVEN,
@@ -477,6 +526,11 @@ class Client(_BaseClient):
         output_compression: int | None | NotGiven = NOT_GIVEN,
         response_format: str | None | NotGiven = NOT_GIVEN,
         user: str | None | NotGiven = NOT_GIVEN,
+        safety_identifier: str | None | NotGiven = NOT_GIVEN,
+        complexity: str | None | NotGiven = NOT_GIVEN,
+        frame_count: int | None | NotGiven = NOT_GIVEN,
+        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
+        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
         input_fidelity: str | None | NotGiven = NOT_GIVEN,
         stream: bool = False,
         partial_images: int | None | NotGiven = NOT_GIVEN,
@@ -488,9 +542,11 @@ class Client(_BaseClient):
         """Edit one image, or combine several (GPT image models, up to 16), guided by a prompt
         (`POST /images/edits`).
 
-        `image` and `mask` take a path, bytes, a binary file object or a PIL image. The mask
-        marks the area to edit by full transparency (OpenAI's rule); a mask without an alpha
-        channel is read as black and white, white = edit, and converted before sending.
+        `image`, `mask` and `markup` take a path, bytes, a binary file object or a PIL image.
+        The mask marks the area to edit by full transparency (OpenAI's rule); a mask without an
+        alpha channel is read as black and white, white = edit, and converted before sending.
+        A markup (GPT Image 2.5 and later; not with a mask) is a PNG drawing the size of the
+        first image, transparent where nothing is drawn, laid over it to guide the edit.
         `stream` and `partial_images` choose the return type as in `generate`.
         """
         call = self._prepare(
@@ -507,12 +563,18 @@ class Client(_BaseClient):
                 "output_compression": output_compression,
                 "response_format": response_format,
                 "user": user,
+                "safety_identifier": safety_identifier,
+                "complexity": complexity,
+                "frame_count": frame_count,
+                "frame_duration_ms": frame_duration_ms,
+                "svg": svg,
                 "input_fidelity": input_fidelity,
                 "stream": stream,
                 "partial_images": partial_images,
             },
             image=image,
             mask=mask,
+            markup=markup,
             extra_headers=extra_headers,
             extra_query=extra_query,
             extra_body=extra_body,

@@ -110,6 +110,12 @@ class Settings:
         return tuple(secret for secret in found if secret)
 
     @property
+    def is_openai(self) -> bool:
+        """Whether requests go to OpenAI's own API (`*.api.openai.com`), not Azure or another
+        compatible server."""
+        return self.azure is None and _is_openai(self.base_url)
+
+    @property
     def shown_url(self) -> str:
         """`base_url` as reprs, messages and logs show it: without its password."""
         return redacted_url(self.base_url)

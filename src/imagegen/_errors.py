@@ -33,8 +33,8 @@ the server's error body, which the caller's key is scrubbed from (see `redact`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
     "APIConnectionError",
@@ -56,6 +56,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Problem",
     "RateLimitError",
     "UnprocessableEntityError",
     "make_status_error",
@@ -111,17 +112,50 @@ class ImagegenError(Exception):
         return self.message
 
 
+class Problem(NamedTuple):
+    """One rule a request breaks: the wire parameter (`size`, `svg.model`, ...) and why."""
+
+    param: str | None
+    message: str
+    code: str | None = None
+
+
 class InvalidRequestError(ImagegenError, ValueError):
     """A parameter breaks a rule of the API or of the chosen model; nothing was sent.
 
     `param` is the wire name of the offending parameter (`size`, `image`, `mask`, ...), so the
     command line can name its flag and the server can answer with OpenAI's `param` field.
+    A request that breaks several rules raises one error for all of them: `problems` lists
+    each (`param`, `message`, `code`), the message holds one line per problem, and `param` and
+    `code` are the first problem's. A single problem reads as it always did.
     """
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        problems: Sequence[Problem] = (),
+    ) -> None:
         super().__init__(message)
         self.param = param
         self.code = code
+        self.problems: tuple[Problem, ...] = tuple(problems) or (Problem(param, message, code),)
+
+    @classmethod
+    def combine(cls, errors: Sequence[InvalidRequestError]) -> InvalidRequestError:
+        """One error for every problem of `errors` (in order); the error itself if only one."""
+        problems = [problem for error in errors for problem in error.problems]
+        if len(errors) == 1 and len(problems) == 1:
+            return errors[0]
+        first = problems[0]
+        return cls(
+            "\n".join(problem.message for problem in problems),
+            param=first.param,
+            code=first.code,
+            problems=problems,
+        )
 
     def __repr__(self) -> str:
         return f"InvalidRequestError({self.message!r}, param={self.param!r})"

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union, cast
 
-from ._capabilities import MB, ModelCapabilities
+from ._capabilities import MB, ModelCapabilities, Problems
 from ._errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ __all__ = [
     "check_edit_inputs",
     "check_variation_input",
     "edit_region",
+    "encode_gif",
     "encode_image",
     "format_sizes",
     "load_input",
@@ -50,8 +52,14 @@ __all__ = [
 # Accepted input types: a path, raw bytes, a binary file object, or a PIL image.
 ImageInput = Union[str, os.PathLike[str], bytes, bytearray, memoryview, IO[bytes], "PILImage.Image"]
 
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
-EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "gif": ".gif"}
+CONTENT_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
+}
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "gif": ".gif", "svg": ".svg"}
 
 # Decompression-bomb guard: gpt-image-2's largest output is 3840x2160 (8.3 MP); inputs may be
 # larger photos, but nothing legitimate needs more than this many pixels.
@@ -67,8 +75,16 @@ PNG_COMPRESS_LEVEL = 1
 WEBP_LOSSLESS_EFFORT = 25
 
 
+# An SVG document: an optional byte order mark, XML declaration, comments and doctype, then
+# the `<svg` element.
+_SVG_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--.*?-->|<!DOCTYPE[^>]*>)\s*)*<svg[\s>/]",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
 def sniff_format(data: bytes) -> str | None:
-    """`png`, `jpeg`, `webp` or `gif` from the magic bytes; `None` if none of these."""
+    """`png`, `jpeg`, `webp`, `gif` or `svg` from the first bytes; `None` if none of these."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -77,6 +93,8 @@ def sniff_format(data: bytes) -> str | None:
         return "webp"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
+    if _SVG_START.match(data):
+        return "svg"
     return None
 
 
@@ -205,7 +223,7 @@ def load_input(
     if not data:
         raise InvalidRequestError(f"{called} is empty (0 bytes).", param=param)
     fmt = sniff_format(data)
-    if fmt is None:
+    if fmt is None or fmt == "svg":
         raise InvalidRequestError(f"{called} is not a PNG, JPEG or WebP image.", param=param)
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -345,20 +363,75 @@ def to_alpha_mask(mask: InputImage) -> InputImage:
 
 
 def check_edit_inputs(
-    images: Sequence[InputImage], mask: InputImage | None, caps: ModelCapabilities
+    images: Sequence[InputImage],
+    mask: InputImage | None,
+    caps: ModelCapabilities,
+    markup: InputImage | None = None,
 ) -> InputImage | None:
-    """Check an edit's images and mask against `caps`; return the mask in OpenAI's alpha form."""
+    """Check an edit's images, mask and markup against `caps`; return the mask in OpenAI's
+    alpha form. Every problem found is reported in one `InvalidRequestError`."""
+    problems = Problems()
     who = caps.name or "this model"
     if not images:
         raise InvalidRequestError("An edit needs at least one image.", param="image")
     if len(images) > caps.max_images:
-        raise InvalidRequestError(
-            f"{len(images)} images were given; {who} accepts at most {caps.max_images}.",
-            param="image",
+        problems.add(
+            f"{len(images)} images were given; {who} accepts at most {caps.max_images}.", "image"
         )
     for image in images:
-        _check_image(image, caps, "image")
-    first = images[0]
+        with problems.collect():
+            _check_image(image, caps, "image")
+    if markup is not None:
+        with problems.collect():
+            check_markup(markup, images[0])
+    converted = None
+    if not problems:  # the mask's rules depend on the image (its size, its transparency)
+        with problems.collect():
+            converted = _check_mask(images[0], mask, caps)
+    problems.raise_any()
+    return converted
+
+
+def _oriented_size(image: InputImage) -> tuple[int, int]:
+    """The image's size once its EXIF orientation is applied (a portrait phone photo)."""
+    from PIL import Image
+
+    if image.format not in ("jpeg", "webp", "png"):
+        return image.size
+    with Image.open(io.BytesIO(image.data)) as probe:
+        turned = probe.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn
+    return (image.height, image.width) if turned else image.size
+
+
+def check_markup(markup: InputImage, first: InputImage) -> None:
+    """A markup is a PNG drawing laid over the first image: its size (after orientation), with
+    transparent pixels where the image shows through."""
+    called = _called("markup", markup.name)
+    if markup.format != "png":
+        raise InvalidRequestError(
+            f"{called} is {markup.format.upper()}; a markup must be a PNG with transparent pixels.",
+            param="markup",
+        )
+    if markup.size != _oriented_size(first):
+        width, height = _oriented_size(first)
+        raise InvalidRequestError(
+            f"{called} is {markup.width}x{markup.height} but the image is {width}x{height}; "
+            "they must be the same size.",
+            param="markup",
+        )
+    image = open_image(markup.data, param="markup", name=markup.name)
+    if not markup.has_alpha or _lowest(image.convert("RGBA").getchannel("A")) == 255:
+        raise InvalidRequestError(
+            f"{called} has no transparent pixels: it is laid over the image, which must show "
+            "through where nothing is drawn.",
+            param="markup",
+        )
+
+
+def _check_mask(
+    first: InputImage, mask: InputImage | None, caps: ModelCapabilities
+) -> InputImage | None:
+    who = caps.name or "this model"
     if mask is None:
         if caps.name == "dall-e-2" and not first.has_alpha:
             raise InvalidRequestError(
@@ -451,4 +524,44 @@ def encode_image(
             f"Invalid output_format {output_format!r}: use png, jpeg or webp.",
             param="output_format",
         )
+    return buffer.getvalue()
+
+
+def encode_gif(
+    frames: Sequence[PILImage.Image], *, duration_ms: int, transparent: bool = False
+) -> bytes:
+    """An animated GIF of `frames`, looping forever, each frame shown `duration_ms`.
+
+    A GIF frame holds 256 colours, one of which may be transparent: each frame gets its own
+    palette of 255 colours, and with `transparent` the pixels whose alpha is under 128 take the
+    256th, transparent one. Palettes come from Pillow's fast octree and are applied with
+    Floyd-Steinberg dithering, which keeps gradients free of bands: 0.37 s for nine 1536x1024
+    frames, where median cut took 0.9 s before dithering."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    palettes = []
+    for frame in frames:
+        rgb = frame.convert("RGB")
+        palette = rgb.quantize(colors=255, method=Image.Quantize.FASTOCTREE)
+        indexed = rgb.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
+        colours = (indexed.getpalette() or [])[: 255 * 3]
+        indexed.putpalette(colours + [0] * (256 * 3 - len(colours)))
+        if transparent:
+            alpha = frame.convert("RGBA").getchannel("A")
+            indexed.paste(255, mask=alpha.point(lambda a: 255 if a < 128 else 0))
+        palettes.append(indexed)
+    buffer = io.BytesIO()
+    extra: dict[str, Any] = {"transparency": 255, "disposal": 2} if transparent else {}
+    palettes[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=palettes[1:],
+        duration=duration_ms,
+        loop=0,
+        optimize=False,
+        **extra,
+    )
     return buffer.getvalue()

@@ -82,9 +82,9 @@ class EngineTransport:
         if self._to_load:
             # Validated before the load, which may take minutes, and again after it: loading
             # may narrow what the engine declares (its endpoints, what `auto` sizes mean).
-            self.service.prepare(call.endpoint, request, call.images, call.mask)
+            self.service.prepare(call.endpoint, request, call.images, call.mask, call.markup)
             self._load()
-        return self.service.prepare(call.endpoint, request, call.images, call.mask)
+        return self.service.prepare(call.endpoint, request, call.images, call.mask, call.markup)
 
     def _load(self) -> None:
         from ._service import ImageService

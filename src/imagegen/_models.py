@@ -32,6 +32,9 @@ __all__ = [
     "OutputTokensDetails",
     "PartialImageEvent",
     "StreamEvent",
+    "SvgOptions",
+    "SvgReasoning",
+    "SvgUsage",
     "VariationRequest",
     "parse_request",
     "parse_stream_event",
@@ -61,6 +64,21 @@ class VariationRequest(_Request):
     """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
 
 
+class SvgReasoning(BaseModel):
+    """`svg.reasoning`: how much the SVG author reasons (`effort`)."""
+
+    model_config = ConfigDict(extra="allow")
+    effort: str | None = None
+
+
+class SvgOptions(BaseModel):
+    """`svg`, with output_format=svg: the model that writes the SVG, and its reasoning."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    reasoning: SvgReasoning | None = None
+
+
 class _PromptRequest(_Request):
     prompt: str
     quality: str | None = None
@@ -70,6 +88,17 @@ class _PromptRequest(_Request):
     output_compression: int | None = None
     stream: bool | None = None
     partial_images: int | None = None
+    # Preferred over `user` (which stays accepted); both are sent as given.
+    safety_identifier: str | None = None
+    complexity: str | None = None
+    frame_count: int | None = None  # output_format=gif
+    frame_duration_ms: int | None = None  # output_format=gif
+    svg: SvgOptions | None = None  # output_format=svg
+
+    @property
+    def effective_safety_identifier(self) -> str | None:
+        """What OpenAI uses for safety monitoring: a non-empty `safety_identifier`, else `user`."""
+        return self.safety_identifier or self.user or None
 
 
 class GenerateRequest(_PromptRequest):
@@ -105,6 +134,17 @@ class OutputTokensDetails(BaseModel):
     model_config = ConfigDict(extra="allow")
     text_tokens: int = 0
     image_tokens: int = 0
+
+
+class SvgUsage(BaseModel):
+    """Tokens spent writing an SVG, apart from the rendering's `usage`."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
 
 
 class ImagesUsage(BaseModel):
@@ -143,6 +183,9 @@ class ImagesResponse(BaseModel):
     size: str | None = None
     quality: str | None = None
     usage: ImagesUsage | None = None
+    # The identifier used for safety monitoring: `safety_identifier`, else `user`.
+    safety_identifier: str | None = None
+    svg_usage: SvgUsage | None = None
 
 
 class _ImageEvent(BaseModel):
@@ -153,6 +196,7 @@ class _ImageEvent(BaseModel):
     quality: str | None = None
     background: str | None = None
     output_format: str | None = None
+    safety_identifier: str | None = None
 
     @property
     def is_edit(self) -> bool:
@@ -208,7 +252,8 @@ def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> _Re
     Lax by default, for multipart forms, whose fields are all strings: "3" and "true" are
     converted as the official SDK sends them. `strict=True` is for JSON bodies, whose values
     carry their own types: like OpenAI, it refuses `"n": true` or `"n": "2"` rather than guess.
-    Either way an error is an `InvalidRequestError` naming the first bad field as `param`.
+    Either way an error is one `InvalidRequestError` for every bad field, naming the first as
+    `param` (nested fields by their dotted path, `svg.model`).
     """
     cls = _REQUESTS[endpoint]
     if not isinstance(data, dict):
@@ -216,11 +261,18 @@ def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> _Re
     try:
         return cls.model_validate(data, strict=strict)
     except ValidationError as exc:
-        raise _request_error(exc.errors()[0]) from None
+        errors = [_request_error(error) for error in exc.errors()]
+        raise InvalidRequestError.combine(errors) from None
 
 
 # What each kind of field expects, by the prefix of pydantic's error type (`int_parsing`, ...).
-_EXPECTED = {"int": "an integer", "string": "a string", "bool": "a boolean"}
+_EXPECTED = {
+    "int": "an integer",
+    "string": "a string",
+    "bool": "a boolean",
+    "model": "an object",
+    "dict": "an object",
+}
 
 
 def json_type(value: Any) -> str:
@@ -242,7 +294,7 @@ def json_type(value: Any) -> str:
 
 def _request_error(error: Any) -> InvalidRequestError:
     loc = error.get("loc") or ()
-    param = str(loc[0]) if loc else None
+    param = ".".join(str(part) for part in loc) if loc else None
     kind = str(error.get("type", ""))
     value = error.get("input")
     if kind == "missing":

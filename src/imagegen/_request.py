@@ -3,8 +3,10 @@
 `prepare_call` keeps only the parameters the caller set, applies the defaults that are always
 sent (`model`), turns `response_format=url` into base64 for GPT image models (as PSOpenAI does),
 reads the input images once and, for HTTP, runs every check of `_capabilities` and `_imaging`
-before anything is sent. The in-process engine path leaves the checks to `ImageService.prepare`,
-which applies the same functions with the engine's own model declarations.
+before anything is sent, reporting every problem found in one `InvalidRequestError`. The
+in-process engine path leaves the checks to `ImageService.prepare`, which applies the same
+functions with the engine's own model declarations. A model OpenAI has retired is refused
+before a call to OpenAI itself, naming its replacement; other servers may still serve it.
 
 On both paths `extra_body` may not set a parameter of the method (it would skip those checks
 and differ from what results record), and extra header names and values must be sendable.
@@ -13,9 +15,10 @@ and differ from what results record), and extra header names and values must be 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +28,13 @@ from ._capabilities import (
     ENUMS,
     MAX_DATA_URL_CHARS,
     Endpoint,
+    Problems,
+    check_retired,
     get_capabilities,
+    retirement_hint,
     validate_params,
 )
-from ._errors import EXTRA_BODY_PARAMETER, InvalidRequestError
+from ._errors import EXTRA_BODY_PARAMETER, APIStatusError, InvalidRequestError
 from ._headers import header_problem
 from ._imaging import (
     ImageInput,
@@ -43,6 +49,7 @@ __all__ = [
     "PATHS",
     "Call",
     "form_fields",
+    "hint_retired",
     "multipart_files",
     "prepare_call",
 ]
@@ -67,6 +74,7 @@ class Call:
     params: dict[str, Any]
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
+    markup: InputImage | None = None
     extra_headers: dict[str, str | None] = field(default_factory=dict)
     extra_query: dict[str, str] = field(default_factory=dict)
     extra_body: dict[str, Any] = field(default_factory=dict)
@@ -101,8 +109,9 @@ class Call:
         body = self.body()
         if self.json_edit:
             body["images"] = [{"image_url": _data_url(image)} for image in self.images]
-            if self.mask is not None:
-                body["mask"] = {"image_url": _data_url(self.mask)}
+            for name, image in (("mask", self.mask), ("markup", self.markup)):
+                if image is not None:
+                    body[name] = {"image_url": _data_url(image)}
         return body
 
 
@@ -168,14 +177,17 @@ def prepare_call(
     *,
     image: ImageInput | Sequence[ImageInput] | None = None,
     mask: ImageInput | None = None,
+    markup: ImageInput | None = None,
     extra_headers: Mapping[str, str | None] | None = None,
     extra_query: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     timeout: Any = NOT_GIVEN,
     in_process: bool = False,
     default_model: str | None = None,
+    to_openai: bool = False,
 ) -> Call:
-    """Build one call and, for HTTP, check it; raises `InvalidRequestError` naming the parameter.
+    """Build one call and, for HTTP, check it; raises one `InvalidRequestError` naming every
+    problem found (its `param` the first one's).
 
     `params` holds the method's arguments; `NOT_GIVEN` and `None` mean "not set". With
     `in_process`, an unset model stays unset (the engine's own model applies), the checks are
@@ -183,9 +195,11 @@ def prepare_call(
     URL). `default_model` replaces the endpoint's default model: an Azure deployment decides
     the model, so its name (checked by that model's rules when it is one of OpenAI's, by the
     generic ones otherwise) is a better guess than gpt-image-2, whose rules would refuse a
-    dall-e-3 deployment's `style`.
+    dall-e-3 deployment's `style`. `to_openai` (the call goes to OpenAI's own API) refuses a
+    model OpenAI has retired.
     """
     wire = {k: v for k, v in params.items() if v is not None and not isinstance(v, NotGiven)}
+    problems = Problems()
 
     partial = wire.get("partial_images")
     wants_partials = isinstance(partial, int) and not isinstance(partial, bool) and partial > 0
@@ -193,23 +207,22 @@ def prepare_call(
     if stream is True or wants_partials:
         wire["stream"] = True  # partial images only come in a stream (as PSOpenAI sets it)
     elif stream is not False:
-        raise InvalidRequestError(
-            f"Invalid stream {stream!r}: must be True or False.", param="stream"
-        )
+        problems.add(f"Invalid stream {stream!r}: must be True or False.", "stream")
 
     model = wire.get("model")
     if model is None and not in_process:
         model = wire["model"] = default_model or DEFAULT_MODELS[endpoint]
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidRequestError(f"Invalid model {model!r}: must be a model name.", param="model")
+    if to_openai and not in_process:
+        check_retired(model, endpoint)  # nothing else matters: OpenAI would refuse the model
 
     dropped_url = False
     if "response_format" in wire and (in_process or _drops_url(str(model))):
         asked = wire.pop("response_format")
         if asked not in ENUMS["response_format"]:  # a typo is an error even where it is dropped
-            raise InvalidRequestError(
-                f"Invalid response_format {asked!r}: use one of url, b64_json.",
-                param="response_format",
+            problems.add(
+                f"Invalid response_format {asked!r}: use one of url, b64_json.", "response_format"
             )
         dropped_url = asked == "url"
 
@@ -221,27 +234,33 @@ def prepare_call(
         extra_body=_mapping(extra_body, "extra_body"),
         timeout=timeout,
     )
-    _check_extra_body(endpoint, call.extra_body)
-    _check_extra_headers(call.extra_headers)
+    with problems.collect():
+        _check_extra_body(endpoint, call.extra_body)
+    with problems.collect():
+        _check_extra_headers(call.extra_headers)
     caps = None if in_process else get_capabilities(model)
     if caps is not None:
-        validate_params(endpoint, wire, caps)
+        given = [name for name, value in (("mask", mask), ("markup", markup)) if value is not None]
+        with problems.collect():
+            validate_params(endpoint, wire, caps, files=given)
 
     if endpoint == "edits":
-        if image is None:
-            raise InvalidRequestError("An edit needs at least one image.", param="image")
-        call.images = [load_input(item, param="image") for item in _as_list(image)]
-        call.mask = load_input(mask, param="mask") if mask is not None else None
-        if caps is not None:
-            call.mask = check_edit_inputs(call.images, call.mask, caps)
+        _load_edit_inputs(call, image, mask, markup, problems)
+        if caps is not None and not problems.has("image"):
+            with problems.collect():
+                call.mask = check_edit_inputs(call.images, call.mask, caps, call.markup)
         if call.json_edit and not in_process:
-            _check_data_urls(call)
+            with problems.collect():
+                _check_data_urls(call)
     elif endpoint == "variations":
         if image is None or isinstance(image, (list, tuple)):
-            raise InvalidRequestError("A variation needs exactly one image.", param="image")
-        call.images = [load_input(image, param="image")]  # type: ignore[arg-type]
-        if caps is not None:
-            check_variation_input(call.images[0], caps)
+            problems.add("A variation needs exactly one image.", "image")
+        else:
+            with problems.collect():
+                call.images = [load_input(image, param="image")]  # type: ignore[arg-type]
+                if caps is not None:
+                    check_variation_input(call.images[0], caps)
+    problems.raise_any()
     if dropped_url:  # said only of a request that passed the checks, not before its error
         target = "an in-process engine" if in_process else f"model {model}"
         logger.warning(
@@ -251,9 +270,29 @@ def prepare_call(
     return call
 
 
+def _load_edit_inputs(
+    call: Call,
+    image: ImageInput | Sequence[ImageInput] | None,
+    mask: ImageInput | None,
+    markup: ImageInput | None,
+    problems: Problems,
+) -> None:
+    """Read an edit's images, mask and markup once, each problem recorded in `problems`."""
+    if image is None:
+        problems.add("An edit needs at least one image.", "image")
+    else:
+        with problems.collect():
+            call.images = [load_input(item, param="image") for item in _as_list(image)]
+    for name, source in (("mask", mask), ("markup", markup)):
+        if source is not None:
+            with problems.collect():
+                setattr(call, name, load_input(source, param=name))
+
+
 def _check_data_urls(call: Call) -> None:
     # base64 is 4/3 of the bytes; the `data:image/png;base64,` prefix is a few dozen more.
-    for image, param in [*((image, "image") for image in call.images), (call.mask, "mask")]:
+    files = [(call.mask, "mask"), (call.markup, "markup")]
+    for image, param in [*((image, "image") for image in call.images), *files]:
         if image is not None and len(image.data) * 4 // 3 + 64 > MAX_DATA_URL_CHARS:
             raise InvalidRequestError(
                 f"The {param} is too large for an edit with moderation: such edits are sent as "
@@ -263,23 +302,45 @@ def _check_data_urls(call: Call) -> None:
             )
 
 
-def form_fields(body: Mapping[str, Any]) -> dict[str, str]:
-    """Multipart text fields as OpenAI's SDK writes them: `true`/`false`, numbers via `str`."""
+def form_fields(body: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Multipart text fields as OpenAI's SDK writes them: `true`/`false`, numbers via `str`,
+    objects as one field per member, `svg[reasoning][effort]`; `None` leaves a field out."""
     fields: dict[str, str] = {}
     for name, value in body.items():
-        if isinstance(value, bool):
-            fields[name] = "true" if value else "false"
+        key = f"{prefix}[{name}]" if prefix else name
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            fields.update(form_fields(value, key))
+        elif isinstance(value, bool):
+            fields[key] = "true" if value else "false"
         elif isinstance(value, (str, int, float)):
-            fields[name] = str(value)
+            fields[key] = str(value)
         else:
-            fields[name] = json.dumps(value)
+            fields[key] = json.dumps(value)
     return fields
 
 
 def multipart_files(call: Call) -> list[tuple[str, tuple[str, bytes, str]]]:
-    """File parts: `image` for one image, repeated `image[]` for several, then `mask`."""
+    """File parts: `image` for one image, repeated `image[]` for several, then `markup` and
+    `mask` (the SDK's order)."""
     name = "image" if len(call.images) == 1 else "image[]"
     files = [(name, image.multipart()) for image in call.images]
-    if call.mask is not None:
-        files.append(("mask", call.mask.multipart()))
+    for part, image in (("markup", call.markup), ("mask", call.mask)):
+        if image is not None:
+            files.append((part, image.multipart()))
     return files
+
+
+@contextlib.contextmanager
+def hint_retired(model: str | None) -> Iterator[None]:
+    """A server's `model_not_found` for a model OpenAI has retired gets the date and the
+    replacement added to its message (a gateway that forwards to OpenAI answers so)."""
+    try:
+        yield
+    except APIStatusError as exc:
+        hint = retirement_hint(model)
+        if hint and exc.code == "model_not_found" and hint not in exc.message:
+            exc.message = f"{exc.message} {hint}"
+            exc.args = (exc.message,)
+        raise

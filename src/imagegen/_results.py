@@ -20,8 +20,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
-from ._errors import APIResponseError
-from ._models import CompletedEvent, ImageData, ImagesResponse, ImagesUsage, PartialImageEvent
+from ._errors import APIResponseError, ImagegenError
+from ._imaging import sniff_format
+from ._models import (
+    CompletedEvent,
+    ImageData,
+    ImagesResponse,
+    ImagesUsage,
+    PartialImageEvent,
+    SvgUsage,
+)
 from ._saving import b64_chunks, write_image
 
 if TYPE_CHECKING:
@@ -68,8 +76,14 @@ def _known_size(*sizes: str | None) -> str | None:
 
 
 def _decode_pil(data: bytes) -> PILImage.Image:
+    """The image as Pillow reads it (a GIF: its first frame, `seek` for the others)."""
     from PIL import Image
 
+    if sniff_format(data[:4096]) == "svg":
+        raise ImagegenError(
+            "This image is an SVG document, which Pillow cannot open: use bytes() or save(), "
+            "or render it with an SVG library such as cairosvg."
+        )
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
@@ -142,7 +156,7 @@ class GeneratedImage:
         return _Source(self.b64_json, self.url, self._result.downloader)
 
     def bytes(self) -> bytes:
-        """The encoded image (PNG, JPEG or WebP), decoded from base64 or downloaded."""
+        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded."""
         return self._source().read()
 
     def to_pil(self) -> PILImage.Image:
@@ -186,9 +200,9 @@ def _shown_url(url: str | None) -> str | None:
 class ImagesResult:
     """The answer to one request: the whole response plus its images.
 
-    `result.response` is the wire body; `created`, `usage`, `background`, `output_format`,
-    `size` and `quality` are read from it. `model` and `prompt` are what was asked for;
-    `request_id` is the server's `x-request-id`.
+    `result.response` is the wire body; `created`, `usage`, `svg_usage`, `background`,
+    `output_format`, `size`, `quality` and `safety_identifier` are read from it. `model` and
+    `prompt` are what was asked for; `request_id` is the server's `x-request-id`.
     """
 
     def __init__(
@@ -236,6 +250,16 @@ class ImagesResult:
     @property
     def quality(self) -> str | None:
         return self.response.quality
+
+    @property
+    def svg_usage(self) -> SvgUsage | None:
+        """Tokens spent writing an SVG (output_format=svg), apart from `usage`."""
+        return self.response.svg_usage
+
+    @property
+    def safety_identifier(self) -> str | None:
+        """The end-user identifier the server used for safety monitoring, as it echoed it."""
+        return self.response.safety_identifier
 
     def __iter__(self) -> Iterator[GeneratedImage]:
         return iter(self.images)
@@ -395,6 +419,7 @@ class _StreamState:
             size=last.size,
             quality=last.quality,
             usage=_sum_usage(usages),
+            safety_identifier=last.safety_identifier,
         )
         return ImagesResult(
             response,

@@ -15,7 +15,8 @@
   rule); streamed partial images as `name.partial-0.png`, `name.partial-1.png`. A path without
   an extension gets the one matching the image's real format (sniffed from its first bytes).
 - Metadata: PNG files get text chunks inserted right after the header; the image data chunks
-  are copied byte for byte, so the pixels cannot change. Other formats get `<file>.json`.
+  are copied byte for byte, so the pixels cannot change. Other formats (JPEG, WebP, GIF, SVG)
+  get `<file>.json`.
   Metadata without a `size` gets the image's own `WxH`, read from its header.
 """
 
@@ -40,7 +41,14 @@ from ._imaging import EXTENSIONS, sniff_format
 
 logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
 # Extensions of the formats Images APIs return, and the format each names.
-FORMAT_OF_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+FORMAT_OF_SUFFIX = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+    ".gif": "gif",
+    ".svg": "svg",
+}
 
 
 def split_image_suffix(path: Path) -> tuple[str, str]:
@@ -62,6 +70,9 @@ __all__ = [
 _B64_CHUNK = 1024 * 1024
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR_END = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 data bytes, CRC
+# Bytes read before the format is decided: an SVG may open with a declaration, comments and a
+# doctype before its `<svg`.
+_SNIFF_BYTES = 4096
 _NOT_CANONICAL = ("\n", "\r", " ")
 
 
@@ -203,7 +214,7 @@ def write_image(
     is replaced in any case.
     """
     stream = iter(chunks)
-    head = _head(stream, _IHDR_END)
+    head = _head(stream, _SNIFF_BYTES)
     if not head:
         raise APIResponseError("The server sent an empty image.")
     image_format = sniff_format(head)

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._capabilities import (
     FLEXIBLE_MAX_PIXELS,
+    GIF,
     MODELS,
     Endpoint,
     ModelCapabilities,
+    Problems,
     get_capabilities,
     parse_size,
     validate_params,
@@ -32,8 +34,10 @@ from ._imaging import (
     check_edit_inputs,
     check_variation_input,
     edit_region,
+    encode_gif,
     encode_image,
     open_image,
+    sniff_format,
 )
 from ._models import (
     CompletedEvent,
@@ -41,6 +45,7 @@ from ._models import (
     ImagesResponse,
     ImagesUsage,
     PartialImageEvent,
+    SvgUsage,
     _Request,
 )
 from .engines import Engine, EngineResult, Job, PartialCallback
@@ -58,7 +63,8 @@ DEFAULT_MAX_OUTPUT_PIXELS = FLEXIBLE_MAX_PIXELS
 # `isdigit()` but not `int()`), and not so many that `int()` refuses the string.
 _INTEGER = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
 
-_RESOLVED_QUALITY = {"low": "low", "medium": "medium", "high": "high"}
+# The quality an answer reports: the one asked for, or `high` for `auto` (and DALL·E's names).
+_RESOLVED_QUALITY = {q: q for q in ("low", "medium", "high", "xhigh", "max")}
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Rendered:
     echo: dict[str, str] = field(default_factory=dict)
     usage: ImagesUsage | None = None
     revised_prompts: list[str | None] = field(default_factory=list)
+    svg_usage: SvgUsage | None = None
 
     def to_response(self, urls: list[str] | None = None) -> ImagesResponse:
         data = []
@@ -84,7 +91,9 @@ class Rendered:
                         b64_json=base64.b64encode(image).decode("ascii"), revised_prompt=revised
                     )
                 )
-        return ImagesResponse(created=self.created, data=data, usage=self.usage, **self.echo)
+        return ImagesResponse(
+            created=self.created, data=data, usage=self.usage, svg_usage=self.svg_usage, **self.echo
+        )
 
 
 def _rgba(image: PILImage.Image) -> PILImage.Image:
@@ -108,6 +117,15 @@ def _keeps_alpha(job: Job, image: PILImage.Image) -> bool:
         return False
     lowest = image.getchannel("A").getextrema()[0]
     return isinstance(lowest, int) and lowest < 255
+
+
+def _made(job: Job, result: EngineResult) -> Sequence[object] | None:
+    """The images of `result` in the form `job` asked for; None if they are not there."""
+    if job.output_format == "gif":
+        return result.frames
+    if job.output_format == "svg":
+        return result.svgs
+    return result.images
 
 
 class ImageService:
@@ -153,8 +171,10 @@ class ImageService:
         request: _Request,
         images: list[InputImage] | None = None,
         mask: InputImage | None = None,
+        markup: InputImage | None = None,
     ) -> Job:
-        """Validate everything and build the engine's job. Raises `InvalidRequestError`."""
+        """Validate everything and build the engine's job. Raises one `InvalidRequestError`
+        for every problem found."""
         images = images or []
         caps = self.check_model(request.model)
         model = request.model or self.default_model
@@ -168,14 +188,19 @@ class ImageService:
                 param="model",
             )
         params = request.wire_params()
-        validate_params(endpoint, params, caps)
-
-        if endpoint == "edits":
-            mask = check_edit_inputs(images, mask, caps)
-        elif endpoint == "variations":
-            if len(images) != 1:
-                raise InvalidRequestError("A variation needs exactly one image.", param="image")
-            check_variation_input(images[0], caps)
+        problems = Problems()
+        files = [name for name, given in (("mask", mask), ("markup", markup)) if given]
+        with problems.collect():
+            validate_params(endpoint, params, caps, files=files)
+        self._check_engine_takes(params, markup, problems)
+        with problems.collect():
+            if endpoint == "edits":
+                mask = check_edit_inputs(images, mask, caps, markup)
+            elif endpoint == "variations":
+                if len(images) != 1:
+                    raise InvalidRequestError("A variation needs exactly one image.", param="image")
+                check_variation_input(images[0], caps)
+        problems.raise_any()
         pil_images = [
             _rgba(open_image(image.data, param="image", name=image.name)) for image in images
         ]
@@ -215,6 +240,10 @@ class ImageService:
                     f"Invalid seed {seed!r}: must be an integer.", param="seed"
                 )
 
+        output_format = getattr(request, "output_format", None) or "png"
+        gif = output_format == "gif"
+        svg = getattr(request, "svg", None)
+        reasoning = svg.reasoning if svg is not None else None
         job = Job(
             endpoint=endpoint,
             model=model,
@@ -224,34 +253,92 @@ class ImageService:
             prompt=getattr(request, "prompt", "") or "",
             quality=getattr(request, "quality", None) or "auto",
             background=getattr(request, "background", None) or "auto",
-            output_format=getattr(request, "output_format", None) or "png",
+            output_format=output_format,
             output_compression=getattr(request, "output_compression", None),
             partial_images=getattr(request, "partial_images", None) or 0,
             seed=seed,
             images=pil_images,
             mask=region,
+            markup=(
+                _rgba(open_image(markup.data, param="markup", name=markup.name))
+                if markup is not None
+                else None
+            ),
+            complexity=getattr(request, "complexity", None),
+            frame_count=(getattr(request, "frame_count", None) or GIF.default_frames) if gif else 0,
+            frame_duration_ms=(
+                GIF.duration(getattr(request, "frame_duration_ms", None)) if gif else 0
+            ),
+            svg_model=svg.model if svg is not None else None,
+            svg_reasoning_effort=reasoning.effort if reasoning is not None else None,
+            safety_identifier=getattr(request, "effective_safety_identifier", None) or request.user,
             options=options,
         )
         self.engine.check(job)
         return job
 
+    def _check_engine_takes(
+        self, params: dict[str, Any], markup: InputImage | None, problems: Problems
+    ) -> None:
+        """Refuse what the engine declares it does not make (a format) or read (markup)."""
+        name = self.engine.name or type(self.engine).__name__
+        fmt = params.get("output_format")
+        formats = self.engine.output_formats
+        if isinstance(fmt, str) and fmt not in formats and not problems.has("output_format"):
+            listed = ", ".join(sorted(formats))
+            problems.add(
+                f"Engine {name!r} does not make {fmt} images; use output_format {listed}.",
+                "output_format",
+            )
+        if markup is not None and "markup" not in self.engine.accepts:
+            problems.add(
+                f"Engine {name!r} does not read a markup; leave markup out, or use a mask to "
+                "mark the area to edit.",
+                "markup",
+            )
+
     def _echo(self, job: Job, images: Sequence[PILImage.Image] = ()) -> dict[str, str]:
+        identity = {"safety_identifier": job.safety_identifier} if job.safety_identifier else {}
         if self.capabilities(job.model).family == "dall-e":
-            return {}  # DALL·E answers carry no echo fields
+            return identity  # DALL·E answers carry no other echo fields
         transparent = job.transparent or any(_keeps_alpha(job, image) for image in images)
         return {
             "background": "transparent" if transparent else "opaque",
             "output_format": job.output_format,
             "size": job.size,
             "quality": _RESOLVED_QUALITY.get(job.quality, "high"),
+            **identity,
         }
 
-    def _encode(self, job: Job, image: PILImage.Image) -> bytes:
+    def _check_size(self, job: Job, image: PILImage.Image) -> None:
         if image.size != (job.width, job.height):
             raise EngineError(
                 f"Engine {self.engine.name!r} returned a {image.width}x{image.height} image for a "
                 f"{job.size} request."
             )
+
+    def _encode_gif(self, job: Job, frames: list[PILImage.Image]) -> bytes:
+        for frame in frames:
+            self._check_size(job, frame)
+        if len(frames) != job.frame_count:
+            raise EngineError(
+                f"Engine {self.engine.name!r} returned {len(frames)} frames for "
+                f"frame_count={job.frame_count}."
+            )
+        transparent = any(_keeps_alpha(job, frame) for frame in frames)
+        return encode_gif(frames, duration_ms=job.frame_duration_ms, transparent=transparent)
+
+    def _encode_svg(self, document: str) -> bytes:
+        data = document.encode("utf-8")
+        if sniff_format(data[:4096]) != "svg":
+            raise EngineError(
+                f"Engine {self.engine.name!r} returned text that is not an SVG document for an "
+                "SVG request."
+            )
+        return data
+
+    def _encode(self, job: Job, image: PILImage.Image) -> bytes:
+        self._check_size(job, image)
         return encode_image(
             image,
             job.output_format,
@@ -274,9 +361,16 @@ class ImageService:
             raise EngineError(
                 f"Engine {self.engine.name!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        if len(result.images) != job.n:
+        made = _made(job, result)
+        if made is None:
+            kind = {"gif": "frames (EngineResult.frames)", "svg": "SVG documents (.svgs)"}
             raise EngineError(
-                f"Engine {self.engine.name!r} returned {len(result.images)} images for n={job.n}."
+                f"Engine {self.engine.name!r} returned no {kind.get(job.output_format, 'images')} "
+                f"for output_format={job.output_format}."
+            )
+        if len(made) != job.n:
+            raise EngineError(
+                f"Engine {self.engine.name!r} returned {len(made)} images for n={job.n}."
             )
         return result
 
@@ -290,13 +384,23 @@ class ImageService:
 
     def finish(self, job: Job, result: EngineResult) -> Rendered:
         """The rest of `run`: encode the images (CPU work that needs no engine slot)."""
+        if job.output_format == "gif" and result.frames is not None:
+            encoded = [self._encode_gif(job, frames) for frames in result.frames]
+            shown = [frames[0] for frames in result.frames if frames]
+        elif job.output_format == "svg" and result.svgs is not None:
+            encoded = [self._encode_svg(document) for document in result.svgs]
+            shown = []
+        else:
+            encoded = [self._encode(job, image) for image in result.images]
+            shown = result.images
         return Rendered(
             created=int(time.time()),
-            images=[self._encode(job, image) for image in result.images],
+            images=encoded,
             output_format=job.output_format,
-            echo=self._echo(job, result.images),
+            echo=self._echo(job, shown),
             usage=result.usage,
             revised_prompts=list(result.revised_prompts or []),
+            svg_usage=result.svg_usage,
         )
 
     def stream(self, job: Job) -> Iterator[PartialImageEvent | CompletedEvent]:

@@ -31,7 +31,13 @@ _MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 def image_bytes(fmt: str = "png", size: tuple[int, int] = (24, 16), colour: int = 0) -> bytes:
     """A real encoded image; `colour` varies the pixels so images of one answer differ."""
-    mode = "RGB" if fmt == "jpeg" else "RGBA"
+    if fmt == "svg":
+        width, height = size
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<rect width="{width}" height="{height}" fill="#{colour:02x}5a9f"/></svg>'
+        ).encode()
+    mode = "RGB" if fmt in ("jpeg", "gif") else "RGBA"
     picture = Image.new(mode, size, (40 + colour * 30 % 200, 90, 160, 255)[: len(mode)])
     out = io.BytesIO()
     picture.save(out, format=fmt.upper())

@@ -66,5 +66,6 @@ def test_each_command_names_its_own_models_and_sizes() -> None:
     assert "dall-e-3: 1024x1024|1792x1024|1024x1792" in generate
     assert "(dall-e-3: 1)" in generate
     assert "dall-e-3" not in edit  # it makes no edits
-    assert "dall-e-3: standard|hd|auto; GPT image models: low|medium|high|auto" in generate
+    assert "dall-e-3: standard|hd|auto;" in generate
+    assert ": low|medium|high|auto;" in generate and ": low|medium|high|xhigh|max|auto." in generate
     assert "GPT image models always return b64_json" in generate

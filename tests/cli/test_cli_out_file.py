@@ -21,11 +21,11 @@ def test_a_file_where_the_folder_should_be_is_refused_before_sending(
     assert api.requests == []
 
 
-@pytest.mark.parametrize("name", ["x.gif", "x.BMP", "out/x.tiff"])
+@pytest.mark.parametrize("name", ["x.heic", "x.BMP", "out/x.tiff"])
 def test_an_extension_no_api_returns_is_refused(api: Recorder, base_url: str, name: str) -> None:
     result = invoke("generate", "x", "--base-url", base_url, "-o", name)
     assert result.exit_code == 2
-    assert "use a .png, .jpg or .webp name" in error_line(result)
+    assert "use a .png, .jpg, .webp, .gif or .svg name" in error_line(result)
     assert api.requests == []
     assert not Path(name).exists()
 

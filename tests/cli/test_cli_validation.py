@@ -26,7 +26,7 @@ from PIL import Image
         (["--style", "vivid"], "--style", "dall-e-3"),
         (["--background", "clear"], "--background", "transparent"),
         (["--moderation", "none"], "--moderation", "low"),
-        (["--output-format", "gif"], "--output-format", "webp"),
+        (["--output-format", "tiff"], "--output-format", "webp"),
         (["--output-compression", "50"], "--output-compression", "jpeg"),
         (["--output-format", "jpeg", "--output-compression", "101"], "--output-compression", "100"),
         (["--partial-images", "4"], "--partial-images", "0 to 3"),

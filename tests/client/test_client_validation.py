@@ -94,7 +94,7 @@ CASES: list[tuple[str, Call, str, str]] = [
         "output_compression",
         "0 to 100",
     ),
-    ("output format", lambda c: c.generate("a", output_format="gif"), "output_format", "png"),
+    ("output format", lambda c: c.generate("a", output_format="tiff"), "output_format", "png"),
     ("moderation value", lambda c: c.generate("a", moderation="off"), "moderation", "low, auto"),
     ("partial images 4", lambda c: c.generate("a", partial_images=4), "partial_images", "0 to 3"),
     (
@@ -126,9 +126,9 @@ CASES: list[tuple[str, Call, str, str]] = [
     ),
     (
         "input_fidelity for mini",
-        lambda c: c.edit(SQUARE_PNG, "a", model="gpt-image-1-mini", input_fidelity="low"),
+        lambda c: c.edit(SQUARE_PNG, "a", model="gpt-image-1-mini", input_fidelity="high"),
         "input_fidelity",
-        "not supported",
+        "use one of low.",
     ),
     (
         "input_fidelity value",

@@ -61,7 +61,7 @@ def edit(http: httpx2.Client, files: list[tuple[str, Any]], **fields: Any) -> ht
         ({"prompt": "x", "size": "big"}, "size"),
         ({"prompt": "x", "size": "0x10"}, "size"),
         ({"prompt": "x", "stream": "maybe"}, "stream"),
-        ({"prompt": "x", "output_format": "gif"}, "output_format"),
+        ({"prompt": "x", "output_format": "tiff"}, "output_format"),
         ({"prompt": "x", "user": {"id": 1}}, "user"),
         ({"prompt": "x", "seed": "abc"}, "seed"),
         ({"prompt": "x", "seed": [1]}, "seed"),

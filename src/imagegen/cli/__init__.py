@@ -80,7 +80,8 @@ class ImagegenGroup(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except Failure as exc:
-            click.echo(f"Error: {exc.message}", err=True)
+            for line in exc.message.splitlines():  # one line per problem of a request
+                click.echo(f"Error: {line}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `imagegen` alone: the help, as is

@@ -37,6 +37,13 @@ from ._options import IMAGE_PATH, connection_options, output_options, request_op
     "(alpha = 0) mark the area to edit. A mask without such pixels (no alpha, an opaque "
     "alpha, or a JPEG) is read as black and white, white = edit, and sent as a PNG alpha mask.",
 )
+@click.option(
+    "--markup",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="GPT Image 2.5 and later: a PNG drawing the size of the (first) image, transparent "
+    "where nothing is drawn, laid over it to show what to change. Not with --mask.",
+)
 @request_options("edits")
 @output_options
 @connection_options
@@ -79,7 +86,7 @@ def edit(ctx: click.Context, /, **_: Any) -> None:
     else:
         prompts = [(prompt, "")]
     requests = [
-        Request(prompt=text, images=images, mask=p.get("mask"), where=where)
+        Request(prompt=text, images=images, mask=p.get("mask"), markup=p.get("markup"), where=where)
         for text, where in prompts
     ]
     run(ctx, "edits", requests)

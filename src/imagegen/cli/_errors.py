@@ -75,7 +75,7 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     """The flag (or argument) of the current command that sets wire parameter `param`."""
     if not param or ctx is None:
         return None
-    name = re.sub(r"\[.*\]$", "", param)  # image[1] -> image
+    name = re.sub(r"\[.*\]$", "", param).replace(".", "_")  # image[1] -> image, svg.model
     if name == "model" and ctx.params.get("engine") and not ctx.params.get("model"):
         return f"--engine {ctx.params['engine']}"  # no -m given: the engine chose the model
     extra = dict(ctx.params.get("extra_body") or ())
@@ -84,6 +84,10 @@ def flag_for(ctx: click.Context | None, param: str | None) -> str | None:
     flag = option_flag(ctx, name)
     if flag is None and name in extra:
         return f"--extra {name}"
+    if flag is None:  # an object set by several flags (svg: --svg-model, --svg-reasoning-effort)
+        parts = [p.name for p in ctx.command.params if p.name and p.name.startswith(name + "_")]
+        given = [part for part in parts if ctx.params.get(part) is not None]
+        flag = option_flag(ctx, (given or parts or [name])[0])
     return flag
 
 
@@ -123,7 +127,15 @@ _PYTHON_AND_FLAG = re.compile(
 
 
 def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
-    """The message for `exc`, led by the flag it concerns."""
+    """The message for `exc`, led by the flag it concerns; one line per problem when a request
+    broke several rules."""
+    if isinstance(exc, InvalidRequestError) and len(exc.problems) > 1:
+        return "\n".join(
+            describe(
+                InvalidRequestError(problem.message, param=problem.param, code=problem.code), ctx
+            )
+            for problem in exc.problems
+        )
     message = one_line(exc.message)
     if isinstance(exc, (ConfigurationError, InvalidRequestError)):
         message = _PYTHON_AND_FLAG.sub(r"\1", message)
@@ -215,6 +227,8 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
             return False
         return True
 
+    if takes(model):  # refused with the rest of the request (n=3 with SVG output), not alone
+        return ""
     default = DEFAULT_MODELS[endpoint]
     names = [name for name in MODELS if name != model and takes(name)]
     names = [default] if default in names else names[:3]
@@ -223,7 +237,7 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     short = flag.split("/")[0]
     shown = short if value is True else f"{short} {value}"
     uses = " or ".join(f"-m {name}" for name in names)
-    if MODELS[names[0]].family == "dall-e":
+    if MODELS[names[0]].retired:
         uses += " (on a server that still has it)"
     who = f"{names[0]} takes" if len(names) == 1 else f"{' and '.join(names)} take"
     return f" {who} {shown}: use {uses}, or leave {short} out."

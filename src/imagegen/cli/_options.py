@@ -14,7 +14,8 @@ This module imports only click and the (light) capability table, so `imagegen --
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -23,6 +24,10 @@ from .._capabilities import (
     DEFAULT_MODELS,
     ENDPOINT_PARAMS,
     ENUMS,
+    FLEXIBLE_MAX_EDGE,
+    FLEXIBLE_MAX_RATIO,
+    FLEXIBLE_MULTIPLE,
+    GIF,
     MODELS,
     Endpoint,
     ModelCapabilities,
@@ -89,10 +94,11 @@ def _choices(name: str) -> str:
 
 
 def enum_values(name: str) -> tuple[str, ...]:
-    """The values wire parameter `name` takes, as OpenAI spells them (quality: any model's)."""
+    """The values wire parameter `name` takes, as OpenAI spells them (quality: any model's;
+    a flag for a nested field by its path, `svg_reasoning_effort` for `svg.reasoning.effort`)."""
     if name == "quality":
         return tuple(dict.fromkeys(q for caps in MODELS.values() for q in caps.qualities or ()))
-    return ENUMS.get(name, ())
+    return ENUMS.get(name) or ENUMS.get(name.replace("_", "."), ())
 
 
 def canonical_values(params: dict[str, Any]) -> None:
@@ -110,6 +116,27 @@ def _models_of(endpoint: Endpoint) -> list[ModelCapabilities]:
     return [caps for caps in MODELS.values() if endpoint in caps.endpoints]
 
 
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def _names(names: list[str]) -> str:
+    """`gpt-image-1.5, gpt-image-2.5-{sunburst,flare}`: dated snapshots left out (they follow
+    their model), and siblings that differ only in their last word written once."""
+    entries: dict[str, list[str]] = {}  # a stem (or a whole name) -> last words
+    for name in names:
+        stem, _, last = name.rpartition("-")
+        if _SNAPSHOT.search(name):
+            continue
+        if stem and last.isalpha():
+            entries.setdefault(stem + "-", []).append(last)
+        else:
+            entries[name] = []
+    return ", ".join(
+        key + (lasts[0] if len(lasts) == 1 else "{" + ",".join(lasts) + "}" if lasts else "")
+        for key, lasts in entries.items()
+    )
+
+
 def _by_model(endpoint: Endpoint, rule: Callable[[ModelCapabilities], str | None]) -> str:
     """`dall-e-2: a|b; GPT image models: c|d`: the models of `endpoint` grouped by `rule`'s
     text (`None`: no rule to show). A group of every GPT image model is named as one."""
@@ -120,16 +147,19 @@ def _by_model(endpoint: Endpoint, rule: Callable[[ModelCapabilities], str | None
             groups.setdefault(text, []).append(caps.name)
     gpt = [caps.name for caps in _models_of(endpoint) if caps.is_gpt_image]
     return "; ".join(
-        f"{'GPT image models' if names == gpt else ', '.join(names)}: {text}"
+        f"{'GPT image models' if names == gpt else _names(names)}: {text}"
         for text, names in groups.items()
     )
 
 
 def _model_help(endpoint: Endpoint) -> str:
-    known = ", ".join(sorted(caps.name for caps in _models_of(endpoint)))
+    models = _models_of(endpoint)
+    known = ", ".join(sorted(caps.name for caps in models))
+    retired = ", ".join(caps.name for caps in models if caps.retired)
     return (
-        f"Model name [default {DEFAULT_MODELS[endpoint]}]. Known: {known}. Other names go to "
-        "the server unchecked (compatible servers have their own)."
+        f"Model name [default {DEFAULT_MODELS[endpoint]}]. Known: {known}. Retired by OpenAI "
+        f"(refused there, sent to other servers): {retired}. Other names go to the server "
+        "unchecked (compatible servers have their own)."
     )
 
 
@@ -142,8 +172,8 @@ def _size_rule(endpoint: Endpoint) -> Callable[[ModelCapabilities], str | None]:
     def rule(caps: ModelCapabilities) -> str | None:
         if caps.flexible_sizes:
             return (
-                "any WxH with both edges multiples of 16, the long edge at most 3840 and at "
-                "most 3x the short one"
+                f"any WxH with both edges multiples of {FLEXIBLE_MULTIPLE}, the long edge at "
+                f"most {FLEXIBLE_MAX_EDGE} and at most {FLEXIBLE_MAX_RATIO}x the short one"
             )
         sizes = caps.sizes.get(endpoint)
         return "|".join(sizes) if sizes else None
@@ -174,6 +204,29 @@ def _response_format_help(endpoint: Endpoint) -> str:
     return text
 
 
+def _svg_options(func: F) -> F:
+    """`svg`, an object on the wire, is set by two flags (see `svg_param`)."""
+    func = click.option(
+        "--svg-reasoning-effort",
+        metavar=_choices("svg.reasoning.effort"),
+        help="--output-format svg: how hard the SVG author reasons.",
+    )(func)
+    return click.option(
+        "--svg-model", metavar="NAME", help="--output-format svg: the model that writes the SVG."
+    )(func)
+
+
+def svg_param(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The wire `svg` object from --svg-model and --svg-reasoning-effort; None if neither."""
+    model, effort = params.get("svg_model"), params.get("svg_reasoning_effort")
+    if model is None and effort is None:
+        return None
+    svg: dict[str, Any] = {} if model is None else {"model": model}
+    if effort is not None:
+        svg["reasoning"] = {"effort": effort}
+    return svg
+
+
 # Help texts that depend on the command (which models, sizes and qualities its endpoint has);
 # `request_options` gives them to the declarations below.
 _ENDPOINT_HELP: dict[str, Callable[[Endpoint], str]] = {
@@ -196,7 +249,7 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
     "background": click.option(
         "--background",
         metavar=_choices("background"),
-        help="GPT image models: transparent needs --output-format png or webp.",
+        help="GPT image models: transparent needs an --output-format with alpha (not jpeg).",
     ),
     "moderation": click.option(
         "--moderation", metavar=_choices("moderation"), help="GPT image models: filter level."
@@ -204,8 +257,9 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
     "output_format": click.option(
         "--output-format",
         metavar=_choices("output_format"),
-        help="GPT image models: format of the returned images. With -o it defaults to the "
-        "file's extension (.jpg/.jpeg: jpeg, .webp: webp, .png: png).",
+        help="GPT image models: format of the returned images (gif: animated, svg: vector; "
+        "neither streams). With -o it defaults to the file's extension (.jpg/.jpeg: jpeg, "
+        ".webp: webp, .gif: gif, .svg: svg, .png: png).",
     ),
     "output_compression": click.option(
         "--output-compression",
@@ -219,7 +273,34 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
         help="gpt-image-1 and -1.5: how closely to keep the input's features (faces, logos).",
     ),
     "response_format": click.option("--response-format", metavar=_choices("response_format")),
-    "user": click.option("--user", metavar="ID", help="End-user ID, for abuse monitoring."),
+    "user": click.option(
+        "--user", metavar="ID", help="End-user ID, for abuse monitoring (deprecated by OpenAI)."
+    ),
+    "safety_identifier": click.option(
+        "--safety-identifier",
+        metavar="ID",
+        help="Stable end-user ID for safety monitoring (a hash of a username); preferred over "
+        "--user.",
+    ),
+    "complexity": click.option(
+        "--complexity",
+        metavar=_choices("complexity"),
+        help="GPT image models: how much planning goes into the image, apart from --quality.",
+    ),
+    "frame_count": click.option(
+        "--frame-count",
+        type=int,
+        metavar=f"{GIF.min_frames}-{GIF.max_frames}",
+        help=f"--output-format gif: frames of the animation [default {GIF.default_frames}].",
+    ),
+    "frame_duration_ms": click.option(
+        "--frame-duration-ms",
+        type=int,
+        metavar="MS",
+        help="--output-format gif: how long each frame shows, rounded to "
+        f"{GIF.duration_step_ms} ms [default {GIF.default_duration_ms}].",
+    ),
+    "svg": _svg_options,
     "stream": click.option(
         "--stream",
         is_flag=True,

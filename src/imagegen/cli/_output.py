@@ -10,9 +10,9 @@ File names, for every image of the run in order (all prompts, all images, one co
   the current folder (or that folder), numbered the same way. Auto-named files never replace
   a file: each name is claimed atomically (`save(..., overwrite=False)`), and a name that is
   taken, beforehand or by another run at the same moment, is skipped for the next number.
-- The extension of `-o` picks the format (`.png`, `.jpg` / `.jpeg`, `.webp`); a name without
-  one of those gets the image's (`out.v2` -> `out.v2.png`); other image formats (`.gif`) are
-  refused before anything is sent.
+- The extension of `-o` picks the format (`.png`, `.jpg` / `.jpeg`, `.webp`, `.gif`, `.svg`); a
+  name without one of those gets the image's (`out.v2` -> `out.v2.png`); other image formats
+  (`.bmp`) are refused before anything is sent.
 - Streamed partial images are named after the next image to be saved and numbered in the order
   they arrive since the image before it: `NAME.partial-0.png`, `NAME.partial-1.png`, then
   `NAME.png`. A server that sends the partial images of several images before any completed
@@ -43,11 +43,11 @@ from ._progress import Console
 from ._viewer import show_bytes, show_file
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
-# Image formats no Images API returns: a name like `-o x.gif` would get PNG bytes.
+# Image formats no Images API returns: a name like `-o x.bmp` would get PNG bytes.
 OTHER_IMAGE_EXTENSIONS = frozenset(
-    {".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2", ".svg"}
+    {".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".ico", ".jxl", ".jp2"}
 )
-_USE = "use a .png, .jpg or .webp name"
+_USE = "use a .png, .jpg, .webp, .gif or .svg name"
 _NO_VIEWER = "no image viewer found (xdg-open, display, eog)."
 # Auto names taken by other runs in a row before giving up (each one is skipped).
 _MAX_TAKEN = 1000
@@ -141,7 +141,8 @@ def _check_name(path: Path, flag: str) -> None:
     suffix = path.suffix.lower()
     if suffix in OTHER_IMAGE_EXTENSIONS:
         raise click.UsageError(
-            f"{flag}: images come as PNG, JPEG or WebP, not {suffix.lstrip('.').upper()}; {_USE}."
+            f"{flag}: images come as PNG, JPEG, WebP, GIF or SVG, not "
+            f"{suffix.lstrip('.').upper()}; {_USE}."
         )
     if _exists_as_other(path):
         raise click.UsageError(
@@ -235,7 +236,7 @@ def image_format(b64_json: str | None, declared: str | None) -> str | None:
         return declared
     if b64_json:
         try:
-            head = base64.b64decode(b64_json[:24])
+            head = base64.b64decode(b64_json[:5464])  # 4 KB: an SVG's `<svg` may come late
         except (binascii.Error, ValueError):
             return None
         return sniff_format(head)

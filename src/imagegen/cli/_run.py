@@ -24,6 +24,7 @@ import click
 from .._capabilities import (
     DEFAULT_MODELS,
     ENDPOINT_PARAMS,
+    FILE_PARAMS,
     Endpoint,
     ModelCapabilities,
     get_capabilities,
@@ -33,7 +34,7 @@ from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
 from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
-from ._options import canonical_values
+from ._options import canonical_values, svg_param
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
 
@@ -67,6 +68,7 @@ class Request:
     prompt: str | None = None
     images: list[Any] = field(default_factory=list)
     mask: Any = None
+    markup: Any = None
     where: str = ""  # "line 3 of standard input", for messages about this request
 
 
@@ -194,7 +196,9 @@ def _one(
         answer = client.generate(request.prompt, **params)
     elif endpoint == "edits":
         images = request.images if len(request.images) > 1 else request.images[0]
-        answer = client.edit(images, request.prompt, mask=request.mask, **params)
+        answer = client.edit(
+            images, request.prompt, mask=request.mask, markup=request.markup, **params
+        )
     else:
         answer = client.create_variation(request.images[0], **params)
 
@@ -257,8 +261,11 @@ def _request_params(p: dict[str, Any], endpoint: Endpoint, count: int) -> dict[s
     params = {
         name: p[name]
         for name in sorted(ENDPOINT_PARAMS[endpoint])
-        if name not in ("image", "mask", "prompt") and p.get(name) is not None
+        if name not in FILE_PARAMS and name != "prompt" and p.get(name) is not None
     }
+    svg = svg_param(p)
+    if svg is not None:
+        params["svg"] = svg
     format_, out_file = p.get("format_"), p.get("out_file")
     if format_ and out_file is not None:
         raise click.UsageError(
@@ -347,6 +354,7 @@ def _describe(request: Request, params: dict[str, Any]) -> str:
         shown["prompt"] = request.prompt
     if request.images:
         shown["images"] = len(request.images)
-    if request.mask is not None:
-        shown["mask"] = True
+    for name in ("mask", "markup"):
+        if getattr(request, name) is not None:
+            shown[name] = True
     return ", ".join(f"{key}={value!r}" for key, value in shown.items())

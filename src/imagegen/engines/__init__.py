@@ -22,6 +22,14 @@ only receives a `Job` and returns PIL images of exactly `job.width` x `job.heigh
 `on_partial(image_index, partial_index, image)` may be called up to `job.partial_images`
 times per image while it is being made; the caller encodes and streams them.
 
+Animations and vector images: an engine that lists `gif` in `output_formats` is asked for
+`job.output_format == "gif"` and returns each image as its frames, `EngineResult(frames=[[f0,
+f1, ...], ...])` (`job.frame_count` PIL images of `job.width` x `job.height` each); one that lists
+`svg` returns SVG documents as text, `EngineResult(svgs=["<svg ...>...</svg>", ...])`. The caller
+encodes them (GIF frames shown `job.frame_duration_ms` each). An engine that lists `markup` in
+`accepts` gets an edit's markup, an RGBA drawing the size of the first image, as `job.markup`.
+Requests for what an engine does not list are refused with a 400 before they reach it.
+
 An engine whose `load()` imports optional libraries names them in `requires` (and the command
 that installs them in `install_hint`): `imagegen engines` and `load_engine` then tell what is
 missing without importing any of them.
@@ -43,7 +51,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, MissingDependencyError
-from .._models import ImagesUsage
+from .._models import ImagesUsage, SvgUsage
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -85,6 +93,15 @@ class Job:
     seed: int | None = None
     images: list[PILImage.Image] = field(default_factory=list)
     mask: PILImage.Image | None = None
+    # An edit's markup: an RGBA drawing the size of the first image, laid over it to guide
+    # the edit (never given with a mask).
+    markup: PILImage.Image | None = None
+    complexity: str | None = None  # low | medium | high; None: the engine's default
+    frame_count: int = 0  # output_format=gif: how many frames (0 otherwise)
+    frame_duration_ms: int = 0  # output_format=gif: how long each frame is shown
+    svg_model: str | None = None  # output_format=svg: the model that writes the SVG
+    svg_reasoning_effort: str | None = None  # and how hard it reasons
+    safety_identifier: str | None = None  # the end user's id: `safety_identifier`, else `user`
     # Fields the request carried outside OpenAI's schema (`extra_body`), minus `seed`.
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -99,11 +116,17 @@ class Job:
 
 @dataclass
 class EngineResult:
-    """What an engine made: `n` images, and usage only if the engine really counted it."""
+    """What an engine made: `n` images, and usage only if the engine really counted it.
 
-    images: list[PILImage.Image]
+    The images come as PIL images (`images`), as the frames of each GIF (`frames`, for
+    output_format=gif) or as SVG documents (`svgs`, for output_format=svg)."""
+
+    images: list[PILImage.Image] = field(default_factory=list)
     usage: ImagesUsage | None = None
     revised_prompts: list[str | None] | None = None
+    frames: list[list[PILImage.Image]] | None = None
+    svgs: list[str] | None = None
+    svg_usage: SvgUsage | None = None
 
 
 class Engine(ABC):
@@ -120,6 +143,12 @@ class Engine(ABC):
     option_help: ClassVar[Mapping[str, str] | None] = None
     # The size an `auto` generation gets.
     default_size: tuple[int, int] = (1024, 1024)
+    # The output formats it makes: `gif` returns frames, `svg` documents (see the module
+    # docstring); other formats are refused before a request reaches the engine.
+    output_formats: ClassVar[frozenset[str]] = frozenset({"png", "jpeg", "webp"})
+    # Optional inputs it reads: `markup` (an edit's guiding drawing); refused otherwise, so
+    # an engine that would ignore it never silently does.
+    accepts: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

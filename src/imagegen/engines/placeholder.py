@@ -38,6 +38,7 @@ from .._service import DEFAULT_MAX_OUTPUT_PIXELS
 from . import Engine, EngineResult, Job, PartialCallback
 from ._inpaint import Mask, bounds, harmonic_fill, text_box
 from ._lettering import MIN_FONT, fit_text, font_size, get_font, line_spacing, printable
+from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
 
 __all__ = ["PlaceholderEngine"]
 
@@ -108,7 +109,9 @@ def _luminance(colour: npt.ArrayLike) -> float:
 # --- backgrounds -----------------------------------------------------------------------------
 
 
-def _background(width: int, height: int, palette: _Palette, seed: int) -> Image.Image:
+def _background(
+    width: int, height: int, palette: _Palette, seed: int, glows: int = 4
+) -> Image.Image:
     """A diagonal gradient with a few soft glows, drawn small and enlarged (it is smooth)."""
     rng = _rng(seed, "background")
     scale = min(1.0, 256 / max(width, height))
@@ -124,7 +127,7 @@ def _background(width: int, height: int, palette: _Palette, seed: int) -> Image.
     light = np.array(palette.light, np.float32)
     rgb = dark + (light - dark) * t[..., None]
     diagonal = math.hypot(width, height)
-    for _ in range(4):
+    for _ in range(glows):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         radius = float(rng.uniform(0.15, 0.4)) * diagonal
         glow = np.exp(-(((xs - cx) ** 2 + (ys - cy) ** 2) / radius**2)) * rng.uniform(0.15, 0.35)
@@ -154,13 +157,15 @@ def _rounded_mask(width: int, height: int, radius: int) -> Image.Image:
 # --- generation ------------------------------------------------------------------------------
 
 
-def _placeholder(prompt: str, width: int, height: int, seed: int, transparent: bool) -> Image.Image:
+def _placeholder(
+    prompt: str, width: int, height: int, seed: int, transparent: bool, glows: int = 4
+) -> Image.Image:
     """A gradient with a card: the prompt, wrapped to fit, and the size. Transparent: the card
     alone, filled with the gradient, on a clear image."""
     palette = _Palette.of(prompt, seed)
     short = min(width, height)
     if short < _MIN_TEXT_SIDE:
-        image = _background(width, height, palette, seed)
+        image = _background(width, height, palette, seed, glows)
         if transparent:  # a rounded tile with a clear margin, where there is room for one
             inset = short // 8
             alpha = Image.new("L", (width, height), 0)
@@ -197,12 +202,12 @@ def _placeholder(prompt: str, width: int, height: int, seed: int, transparent: b
     ink = palette.ink
     if transparent:
         image = Image.new("RGB", (width, height), palette.dark)
-        fill = _background(card_w, card_h, palette, seed)
+        fill = _background(card_w, card_h, palette, seed, glows)
         image.paste(fill, (x0, y0))
         if _luminance(np.asarray(fill, np.float32).reshape(-1, 3).mean(axis=0)) < 150:
             ink = (255, 255, 255)
     else:
-        image = _background(width, height, palette, seed)
+        image = _background(width, height, palette, seed, glows)
         # A frosted card over the gradient: the prompt stays legible whatever the colours.
         frost = card.point(lambda v: v * 80 // 100)
         image.paste((255, 255, 255), (x0, y0, x0 + card_w, y0 + card_h), frost)
@@ -465,6 +470,8 @@ class PlaceholderEngine(Engine):
     )
     option_help: ClassVar[Mapping[str, str] | None] = {}  # it reads no -o option
     default_size = (1024, 1024)
+    output_formats: ClassVar[frozenset[str]] = frozenset({"png", "jpeg", "webp", "gif", "svg"})
+    accepts: ClassVar[frozenset[str]] = frozenset({"markup"})
 
     def models(self) -> list[ModelCapabilities]:
         # Generic rules: any size up to the server's cap, every parameter of every endpoint;
@@ -510,19 +517,46 @@ class PlaceholderEngine(Engine):
                 partial = Image.fromarray(merged)
             on_partial(index, step, partial)
 
+    @staticmethod
+    def _result(job: Job, images: list[Image.Image]) -> EngineResult:
+        """The images as the job's format wants them: stills, GIF frames or SVG documents."""
+        if job.output_format == "gif":
+            return EngineResult(frames=[shimmer(image, job.frame_count) for image in images])
+        if job.output_format == "svg":
+            return EngineResult(svgs=[svg_picture(image, job.prompt) for image in images])
+        return EngineResult(images=images)
+
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         seed = self._seed(job, job.prompt)
+        glows = glow_count(job.complexity)
+        if job.output_format == "svg":  # drawn as vectors, not as a picture of the still
+            return EngineResult(
+                svgs=[
+                    svg_card(
+                        job.prompt,
+                        job.width,
+                        job.height,
+                        _Palette.of(job.prompt, seed + index),
+                        seed + index,
+                        transparent=job.transparent,
+                        glows=glows,
+                    )
+                    for index in range(job.n)
+                ]
+            )
         images = []
         for index in range(job.n):
-            image = _placeholder(job.prompt, job.width, job.height, seed + index, job.transparent)
+            image = _placeholder(
+                job.prompt, job.width, job.height, seed + index, job.transparent, glows
+            )
             self._partials(job, index, image, on_partial)
             images.append(image)
-        return EngineResult(images=images)
+        return self._result(job, images)
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         # Further input images are not used: the first one is the image being edited.
         source = job.images[0]
-        mask = job.mask
+        mask = job.mask if job.markup is None else markup_region(job.markup)
         size = (job.width, job.height)
         if source.size != size:  # resized before it is copied: a large input is copied small
             source = source.resize(size, Image.Resampling.LANCZOS)
@@ -543,7 +577,7 @@ class PlaceholderEngine(Engine):
             image = _opaque(image)
             self._partials(job, index, image, on_partial, None if hole is None else ~hole)
             images.append(image)
-        return EngineResult(images=images)
+        return self._result(job, images)
 
     def vary(self, job: Job) -> EngineResult:
         source = job.images[0].convert("RGBA")

@@ -54,7 +54,8 @@ class _LimitedParser(MultiPartParser):
         if self._current_part.file is not None:
             self._file_bytes += end - start
             if self._file_bytes > self.max_file_bytes:
-                param = "mask" if self._current_part.field_name == "mask" else "image"
+                name = self._current_part.field_name
+                param = name if name in ("mask", "markup") else "image"
                 raise InvalidRequestError(
                     f"The {param} is larger than {describe_bytes(self.max_file_bytes)}, the most "
                     "this server accepts per file.",

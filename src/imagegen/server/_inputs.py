@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,10 @@ __all__ = ["ParsedRequest", "read_edit", "read_generation", "read_variation"]
 MAX_FIELD_BYTES = 256 * 1024
 MAX_FIELDS = 64
 _IMAGE_FIELDS = {"image", "image[]"}
+# File parts other than the images, and the formats each may be.
+_OTHER_FILES = {"mask": None, "markup": ("png",)}
+# A nested field as the SDK writes it in a form: `svg[reasoning][effort]`.
+_NESTED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[A-Za-z_][A-Za-z0-9_]*\])+)$")
 
 
 @dataclass
@@ -44,11 +49,12 @@ class ParsedRequest:
     request: _Request
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
+    markup: InputImage | None = None
 
     @property
     def pixels(self) -> int:
-        """Pixels of the inputs once decoded, all images and the mask together."""
-        return _pixels(self.images, self.mask)
+        """Pixels of the inputs once decoded: all images, the markup and the mask."""
+        return _pixels([*self.images, *([self.markup] if self.markup else [])], self.mask)
 
 
 def _pixels(images: list[InputImage], mask: InputImage | None) -> int:
@@ -125,7 +131,7 @@ def _parse(
 def _check_declared_type(declared: str, param: str, caps: ModelCapabilities) -> None:
     """OpenAI refuses a part whose declared type is not an image type the model takes,
     `application/octet-stream` included; the bytes are sniffed as well, later."""
-    allowed = [CONTENT_TYPES[fmt] for fmt in caps.input_formats]
+    allowed = [CONTENT_TYPES[fmt] for fmt in _OTHER_FILES.get(param) or caps.input_formats]
     if declared in allowed:
         return
     quoted = [f"'{kind}'" for kind in sorted(allowed)]
@@ -203,6 +209,31 @@ async def _read_upload(
     return load_input(data, param=param, name=upload.filename or None)
 
 
+def _nest(fields: dict[str, str]) -> dict[str, Any]:
+    """Form fields with `svg[model]` and `svg[reasoning][effort]` gathered into objects, as
+    the SDK flattens them (`{"svg": {"model": ..., "reasoning": {"effort": ...}}}`)."""
+    nested: dict[str, Any] = {}
+    for key, value in fields.items():
+        match = _NESTED.match(key)
+        path = [match[1], *re.findall(r"\[(\w+)\]", match[2])] if match else [key]
+        target = nested
+        for depth, part in enumerate(path[:-1]):
+            inner = target.setdefault(part, {})
+            if not isinstance(inner, dict):
+                raise InvalidRequestError(
+                    f"Parameter '{'.'.join(path[: depth + 1])}' was given both as a value and "
+                    "as an object.",
+                    param=".".join(path[: depth + 1]),
+                )
+            target = inner
+        if path[-1] in target:
+            raise InvalidRequestError(
+                f"Parameter '{'.'.join(path)}' was given more than once.", param=".".join(path)
+            )
+        target[path[-1]] = value
+    return nested
+
+
 async def _read_multipart(
     request: Request,
     endpoint: Endpoint,
@@ -210,12 +241,13 @@ async def _read_multipart(
     settings: ServerSettings,
     model: str | None,
 ) -> ParsedRequest:
+    other_files = set(_OTHER_FILES) if endpoint == "edits" else set()
     try:
         async with contextlib.aclosing(request.stream()) as stream:
             form = await read_form(
                 request.headers,
                 stream,
-                max_files=settings.max_images + 2,
+                max_files=settings.max_images + 1 + len(other_files),
                 max_fields=MAX_FIELDS,
                 max_part_size=MAX_FIELD_BYTES,
                 max_file_bytes=settings.max_image_bytes,
@@ -225,17 +257,17 @@ async def _read_multipart(
     try:
         fields: dict[str, str] = {}
         images: list[UploadFile] = []
-        masks: list[UploadFile] = []
+        others: dict[str, list[UploadFile]] = {name: [] for name in other_files}
         for key, value in form.multi_items():
-            takes_file = key in _IMAGE_FIELDS or (key == "mask" and endpoint == "edits")
+            takes_file = key in _IMAGE_FIELDS or key in other_files
             if isinstance(value, UploadFile):
                 if not takes_file:
                     raise InvalidRequestError(
                         f"Unexpected file for parameter '{key[:80]}': only "
-                        f"{'image and mask' if endpoint == 'edits' else 'image'} take files.",
+                        f"{'image, mask and markup' if other_files else 'image'} take files.",
                         param=key[:80],
                     )
-                (images if key in _IMAGE_FIELDS else masks).append(value)
+                (images if key in _IMAGE_FIELDS else others[key]).append(value)
             elif takes_file:
                 name = "image" if key in _IMAGE_FIELDS else key
                 raise InvalidRequestError(
@@ -249,18 +281,24 @@ async def _read_multipart(
                 fields[key] = value
         if not images:
             raise InvalidRequestError("Missing required parameter: image.", param="image")
-        if len(masks) > 1:
-            raise InvalidRequestError("Only one mask may be given.", param="mask")
+        for name, uploads in others.items():
+            if len(uploads) > 1:
+                raise InvalidRequestError(f"Only one {name} may be given.", param=name)
         _check_count(len(images), "image", settings)
-        parsed = _parse(endpoint, service, fields, model)
+        parsed = _parse(endpoint, service, _nest(fields), model)
         caps = service.capabilities(parsed.model)
         inputs = [await _read_upload(upload, "image", caps, settings) for upload in images]
-        mask = await _read_upload(masks[0], "mask", caps, settings) if masks else None
+        extra = {
+            name: await _read_upload(uploads[0], name, caps, settings)
+            for name, uploads in others.items()
+            if uploads
+        }
     finally:
         await form.close()
+    mask, markup = extra.get("mask"), extra.get("markup")
     _check_mask_alpha(mask)
-    _check_pixels(inputs, mask, settings)
-    return ParsedRequest(parsed, inputs, mask)
+    _check_pixels([*inputs, *([markup] if markup else [])], mask, settings)
+    return ParsedRequest(parsed, inputs, mask, markup)
 
 
 def _require_multipart(request: Request, what: str) -> None:
@@ -339,8 +377,9 @@ def _decode_reference(
     declared, *flags = header[5:].split(";")
     if "base64" not in [flag.strip().lower() for flag in flags]:
         raise InvalidRequestError(f"Invalid {where}: the data URL must be base64.", param=where)
-    # What is wrong with the image itself is reported as `image` (or `mask`), as in multipart.
-    subject = "mask" if param == "mask" else "image"
+    # What is wrong with the image itself is reported as `image` (or `mask`, `markup`), as in
+    # multipart.
+    subject = param if param in _OTHER_FILES else "image"
     _check_declared_type(declared.strip().lower(), subject, caps)
     _check_bytes(blob.size if blob is not None else len(payload) * 3 // 4 - 2, subject, settings)
     try:
@@ -351,7 +390,7 @@ def _decode_reference(
         raise InvalidRequestError(f"Invalid {where}: the base64 data is malformed.", param=where)
     _check_bytes(len(data), subject, settings)
     # Several JSON images are told apart by their place ('images[2]'); one mask needs no name.
-    return load_input(data, param=subject, name=None if param == "mask" else param)
+    return load_input(data, param=subject, name=None if param in _OTHER_FILES else param)
 
 
 async def read_edit(
@@ -386,7 +425,7 @@ def _json_edit(
 ) -> ParsedRequest:
     body = _json_object(raw)
     refs = body.pop("images", None)
-    mask_ref = body.pop("mask", None)
+    other_refs = {name: body.pop(name, None) for name in _OTHER_FILES}
     if "image" in body:
         raise InvalidRequestError(
             'In a JSON edit, give the images as "images": [{"image_url": "data:..."}].',
@@ -416,9 +455,12 @@ def _json_edit(
         _decode_reference(ref, f"images[{index}]", caps, settings, blobs)
         for index, ref in enumerate(refs)
     ]
-    mask = (
-        _decode_reference(mask_ref, "mask", caps, settings, blobs) if mask_ref is not None else None
+    mask, markup = (
+        None
+        if other_refs[name] is None
+        else _decode_reference(other_refs[name], name, caps, settings, blobs)
+        for name in ("mask", "markup")
     )
     _check_mask_alpha(mask)
-    _check_pixels(images, mask, settings)
-    return ParsedRequest(parsed, images, mask)
+    _check_pixels([*images, *([markup] if markup else [])], mask, settings)
+    return ParsedRequest(parsed, images, mask, markup)

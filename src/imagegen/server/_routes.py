@@ -82,6 +82,7 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
             parsed.request,
             parsed.images,
             parsed.mask,
+            parsed.markup,
             limiter=state.decode_limiter,
         )
         parsed.images.clear()  # the job holds decoded copies; let the raw bytes go
