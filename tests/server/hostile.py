@@ -26,7 +26,7 @@ HANG = 30.0
 
 
 @contextlib.contextmanager
-def hostile_server(engine: Engine, **settings: Any) -> Iterator[str]:
+def hostile_server(engine: Engine | str, **settings: Any) -> Iterator[str]:
     """`create_app(engine)` under uvicorn with the server's own HTTP protocol, as `imagegen
     serve` runs it; yields the base URL."""
     app = create_app(engine, make_settings(**settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx2
@@ -40,6 +41,26 @@ def test_stored_images_are_capped_and_the_oldest_go_first(tmp_path: Path) -> Non
         assert httpx2.get(links[-1], timeout=HANG).status_code == 200
         kept = [link for link in links if httpx2.get(link, timeout=HANG).status_code == 200]
         assert kept == links[-len(kept) :]  # exactly the newest ones
+
+
+def test_every_output_format_is_served_swept_and_counted(tmp_path: Path) -> None:
+    with hostile_server("placeholder", storage_dir=tmp_path, max_storage="64KB") as url:
+        for fmt in ("png", "jpeg", "webp", "gif", "svg"):
+            body = {"prompt": "x", "model": "placeholder", "size": "64x64"}
+            response = httpx2.post(
+                url + "/v1/images/generations",
+                json={**body, "output_format": fmt, "response_format": "url"},
+                timeout=HANG,
+            )
+            assert response.status_code == 200, response.text
+            image = httpx2.get(response.json()["data"][0]["url"], timeout=HANG)
+            assert image.status_code == 200, (fmt, image.text)
+            assert image.headers["x-content-type-options"] == "nosniff"
+            assert "sandbox" in image.headers["content-security-policy"]
+        store = ImageStore(tmp_path, ttl=60)  # what a server sharing the folder sees
+        assert store.used == sum(path.stat().st_size for path in tmp_path.iterdir()) > 0
+        assert store.sweep(now=time.time() + 7200) == 5
+        store.close()
 
 
 def test_the_newest_image_is_kept_even_when_it_alone_is_over_the_cap(tmp_path: Path) -> None:

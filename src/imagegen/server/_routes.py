@@ -173,7 +173,12 @@ async def image_file(request: Request) -> Response:
     return Response(
         data,
         media_type=store.content_type(name),
-        headers={"cache-control": f"private, max-age={max(0, expires - int(time.time()))}"},
+        headers={
+            "cache-control": f"private, max-age={max(0, expires - int(time.time()))}",
+            # An SVG opened from a link must not run scripts or load anything on this origin.
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "x-content-type-options": "nosniff",
+        },
     )
 
 

@@ -37,7 +37,9 @@ __all__ = ["FILES_PREFIX", "ImageStore", "remove_abandoned_folders"]
 logger = logging.getLogger("imagegen.server")
 
 FILES_PREFIX = "/files/"
-_NAME = re.compile(r"^(?P<expires>\d{1,12})-[A-Za-z0-9_\-]{22}\.(?P<ext>png|jpg|webp)$")
+# Every format an answer may take (a name the sweeper and the cap would not know is never made).
+_EXTENSIONS = "|".join(sorted(ext.lstrip(".") for ext in EXTENSIONS.values()))
+_NAME = re.compile(rf"^(?P<expires>\d{{1,12}})-[A-Za-z0-9_\-]{{22}}\.(?P<ext>{_EXTENSIONS})$")
 _TYPE_OF_EXT = {ext.lstrip("."): CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
 _STALE_TEMP_SECONDS = 3600
 _TEMP_PREFIX = "imagegen-images-"
