@@ -16,24 +16,15 @@ worse than the SDK's.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
+from _loopback import free_port, tiny_png, wait_for
+
 PROMPT = "a lighthouse at dawn"
-
-
-def _tiny_png() -> str:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def serve(port: int) -> None:
@@ -45,7 +36,7 @@ def serve(port: int) -> None:
     body = json.dumps(
         {
             "created": 1_790_000_000,
-            "data": [{"b64_json": _tiny_png()}],
+            "data": [{"b64_json": tiny_png()}],
             "background": "opaque",
             "output_format": "png",
             "size": "1024x1024",
@@ -71,25 +62,6 @@ def serve(port: int) -> None:
         await send({"type": "http.response.body", "body": body})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the benchmark server exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the benchmark server did not start")
 
 
 def _clients(base_url: str) -> dict[str, tuple[Callable[[], object], Callable[[], None]]]:
@@ -130,10 +102,10 @@ def main() -> None:
         serve(args.serve)
         return
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
     try:
-        _wait_for(port, server)
+        wait_for(port, server)
         clients = _clients(f"http://127.0.0.1:{port}/v1")
         names = list(clients)
         for name in names:

@@ -52,6 +52,10 @@ def test_client_signature_is_the_agreed_one() -> None:
         "project",
         "timeout",
         "max_retries",
+        "max_retry_wait",
+        "max_response_size",
+        "max_image_size",
+        "allow_private_downloads",
         "proxy",
         "default_headers",
         "default_query",
@@ -64,6 +68,7 @@ def test_client_signature_is_the_agreed_one() -> None:
         "engine_options",
         "http_client",
     ]
+    assert list(inspect.signature(imagegen.AsyncClient).parameters) == list(parameters)
     sync = inspect.signature(imagegen.Client.generate).parameters
     assert list(inspect.signature(imagegen.AsyncClient.generate).parameters) == list(sync)
     assert list(inspect.signature(imagegen.generate).parameters) == list(sync)[1:]

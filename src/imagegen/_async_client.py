@@ -10,6 +10,12 @@ import anyio.to_thread
 import httpx2
 
 from ._client import Timeout, _BaseClient
+from ._config import (
+    DEFAULT_MAX_IMAGE_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRY_WAIT,
+    make_limits,
+)
 from ._imaging import ImageInput
 from ._request import Call, hint_retired
 from ._results import AsyncImageStream, ImagesResult
@@ -38,6 +44,10 @@ class AsyncClient(_BaseClient):
         project: str | None = None,
         timeout: Timeout | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
+        max_image_size: int | None = DEFAULT_MAX_IMAGE_SIZE,
+        allow_private_downloads: bool | None = None,
         proxy: str | None = None,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
@@ -58,6 +68,12 @@ class AsyncClient(_BaseClient):
             project=project,
             timeout=timeout,
             max_retries=max_retries,
+            limits=make_limits(
+                max_retry_wait=max_retry_wait,
+                max_response_size=max_response_size,
+                max_image_size=max_image_size,
+                allow_private_downloads=allow_private_downloads,
+            ),
             azure_endpoint=azure_endpoint,
             azure_deployment=azure_deployment,
             api_version=api_version,
@@ -72,6 +88,7 @@ class AsyncClient(_BaseClient):
                 http_client=http_client,
                 timeout=self._timeout,
                 max_retries=self._max_retries,
+                limits=self._limits,
                 proxy=proxy,
                 default_headers=default_headers,
                 default_query=default_query,
@@ -118,14 +135,15 @@ class AsyncClient(_BaseClient):
                 requested_size=size,
             )
         with hint_retired(call.model):
-            response, request_id = await self._http.images(call)
+            response, headers = await self._http.images(call)
         return ImagesResult(
             response,
             model=call.model,
             prompt=call.prompt,
-            request_id=request_id,
+            request_id=headers.get("x-request-id"),
             requested_size=size,
             downloader=self._http.downloader(),
+            headers=headers,
         )
 
     # As in `Client`: the return type from `stream` and `partial_images`, for type checkers.

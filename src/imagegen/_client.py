@@ -16,6 +16,14 @@ names the parameter); only the parameters you set are sent, plus `model` (defaul
 for generations and edits, `dall-e-2` for variations). `stream=True` or `partial_images > 0`
 returns an `ImageStream` of partial and completed images instead of an `ImagesResult`.
 
+Limits, each a keyword argument: `timeout` (600 s) bounds each attempt as a whole, however
+slowly the server sends, and a call with its retries ends within `(max_retries + 1) × timeout`;
+`max_retry_wait` (60 s) is the longest wait taken when a server asks for one (Retry-After), a
+longer one being an error at once; `max_response_size` (512 MiB) and `max_image_size` (64 MiB,
+also one streamed image) cap what is read into memory; `allow_private_downloads` says whether
+URL results may point at private addresses (by default only when the base URL does too).
+Answers that are not images (an HTML page, a script) are refused, nothing saved.
+
 Where settings come from: `imagegen._config`. Transport, retries and error mapping:
 `imagegen._transport` and `imagegen._retry`. `AsyncClient` (in `_async_client`) mirrors `Client`
 method for method.
@@ -29,12 +37,23 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import httpx2
 
 from ._capabilities import Endpoint
-from ._config import DEFAULT_MAX_RETRIES, Settings, check_max_retries, resolve_settings
+from ._config import (
+    DEFAULT_MAX_IMAGE_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_WAIT,
+    Limits,
+    Settings,
+    check_max_retries,
+    make_limits,
+    resolve_settings,
+)
 from ._errors import ConfigurationError
 from ._imaging import ImageInput
+from ._network import make_timeout
 from ._request import Call, hint_retired, prepare_call
 from ._results import ImagesResult, ImageStream
-from ._transport import HTTPTransport, make_timeout
+from ._transport import HTTPTransport
 from ._types import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:
@@ -61,6 +80,7 @@ class _BaseClient:
         project: str | None,
         timeout: Timeout | NotGiven,
         max_retries: int | NotGiven,
+        limits: Limits,
         azure_endpoint: str | None,
         azure_deployment: str | None,
         api_version: str | None,
@@ -74,6 +94,7 @@ class _BaseClient:
             DEFAULT_MAX_RETRIES if isinstance(max_retries, NotGiven) else max_retries
         )
         check_max_retries(self._max_retries)
+        self._limits = limits
         self._engine = None
         self._settings = None
         if engine is not None:
@@ -171,6 +192,10 @@ class Client(_BaseClient):
         project: str | None = None,
         timeout: Timeout | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
+        max_image_size: int | None = DEFAULT_MAX_IMAGE_SIZE,
+        allow_private_downloads: bool | None = None,
         proxy: str | None = None,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
@@ -191,6 +216,12 @@ class Client(_BaseClient):
             project=project,
             timeout=timeout,
             max_retries=max_retries,
+            limits=make_limits(
+                max_retry_wait=max_retry_wait,
+                max_response_size=max_response_size,
+                max_image_size=max_image_size,
+                allow_private_downloads=allow_private_downloads,
+            ),
             azure_endpoint=azure_endpoint,
             azure_deployment=azure_deployment,
             api_version=api_version,
@@ -205,6 +236,7 @@ class Client(_BaseClient):
                 http_client=http_client,
                 timeout=self._timeout,
                 max_retries=self._max_retries,
+                limits=self._limits,
                 proxy=proxy,
                 default_headers=default_headers,
                 default_query=default_query,
@@ -249,14 +281,15 @@ class Client(_BaseClient):
                 requested_size=size,
             )
         with hint_retired(call.model):
-            response, request_id = self._http.images(call)
+            response, headers = self._http.images(call)
         return ImagesResult(
             response,
             model=call.model,
             prompt=call.prompt,
-            request_id=request_id,
+            request_id=headers.get("x-request-id"),
             requested_size=size,
             downloader=self._http,
+            headers=headers,
         )
 
     # The overloads tell type checkers what `stream` and `partial_images` return (as openai's

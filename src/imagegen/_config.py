@@ -15,8 +15,15 @@ Settings, each with its argument, then its environment variables (first set wins
 - Azure API version: `api_version`; `OPENAI_API_VERSION`; none, required for Azure.
 - Azure credential: `azure_ad_token` or `api_key`; `AZURE_OPENAI_AD_TOKEN`, then
   `AZURE_OPENAI_API_KEY`; none, required for Azure.
-- Timeout: `timeout`; -; 600 s to answer, 10 s to connect (`None` or `0`: no limit).
-- Retries: `max_retries`; -; 2 (0 to 100).
+- Timeout: `timeout`; -; 600 s for each attempt, 10 s of them to connect (`None` or `0`: no
+  limit but the connect one). A total, not a gap between bytes: see `_network`.
+- Retries: `max_retries`; -; 2 (0 to 100). A call ends within `(max_retries + 1) × timeout`.
+- Longest Retry-After wait taken: `max_retry_wait`; -; 60 s (a longer one is an error at once).
+- Largest answer read: `max_response_size`; -; 512 MiB (`None`: no limit).
+- Largest image downloaded, or streamed in one event: `max_image_size`; -; 64 MiB (`None`: no
+  limit).
+- Downloads from private addresses: `allow_private_downloads`; -; allowed when the base URL is
+  itself on a private or loopback address, refused otherwise (see `_downloads`).
 - Proxy: `proxy`; `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, read by httpx2; none.
 
 Which service: an explicit `azure_endpoint` selects Azure OpenAI and an explicit `base_url` a
@@ -24,6 +31,11 @@ plain OpenAI-compatible server (giving both is an error). With neither, `OPENAI_
 `OPENAI_API_BASE` select a plain server, else `AZURE_OPENAI_ENDPOINT` selects Azure, else
 OpenAI itself. Azure takes its own credentials only (`api-key` header for a key, `Authorization:
 Bearer` for an Entra ID token), never `OPENAI_API_KEY`.
+
+A base URL may carry a user name and password (`https://user:pass@gateway/v1`), sent as HTTP
+Basic authentication for a gateway in front of a server. That takes the `Authorization` header,
+which a key or an Entra ID token needs too, so the two together are refused (naming both
+sources) rather than one silently dropped; Azure's `api-key` header coexists with it.
 
 A key is required only by OpenAI's own servers (`*.api.openai.com`): local and compatible servers
 often need none, so a missing key there is not an error.
@@ -48,12 +60,17 @@ from ._headers import header_value_problem
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_IMAGE_SIZE",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_RETRY_WAIT",
     "DEFAULT_TIMEOUT",
     "MAX_RETRIES_LIMIT",
     "AzureSettings",
+    "Limits",
     "Settings",
     "check_max_retries",
+    "make_limits",
     "redacted_url",
     "resolve_settings",
 ]
@@ -65,6 +82,16 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_LIMIT = 100
+# OpenAI's SDKs wait up to two minutes when a server asks; a caller paying per image would rather
+# hear "try again at 14:05" than watch a command sit silent for longer than a minute.
+DEFAULT_MAX_RETRY_WAIT = 60.0
+MiB = 1024 * 1024
+# gpt-image-2's largest image is 3840x2160: as a PNG of noise, which PNG cannot compress, 25 MB
+# (33 MB with an alpha channel), 33 MB (44 MB) of base64. Ten of them fit in one answer; while
+# it is parsed an answer is held in memory about twice (see `_answers`).
+DEFAULT_MAX_RESPONSE_SIZE = 512 * MiB
+# Twice the RGB one, so any image an API makes fits.
+DEFAULT_MAX_IMAGE_SIZE = 64 * MiB
 
 _ENV_KEY = ("OPENAI_API_KEY", "OPENAI_TOKEN")
 _ENV_BASE_URL = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
@@ -143,6 +170,68 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one call may cost beyond its timeout: the longest Retry-After wait taken, the
+    bytes read, and where URL results may be downloaded from (`None`: see `_downloads`)."""
+
+    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+    max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE
+    max_image_size: int | None = DEFAULT_MAX_IMAGE_SIZE
+    private_downloads: bool | None = None
+
+    @property
+    def max_event_size(self) -> int | None:
+        """The largest stream event read: one image in base64, plus its JSON around it."""
+        if self.max_image_size is None:
+            return None
+        return self.max_image_size * 4 // 3 + MiB
+
+
+def _size_limit(value: object, name: str, flag: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(
+            f"Invalid {name} {value!r}: give a number of bytes above 0, or None for no limit "
+            f"({flag} takes MiB, 0 for no limit).",
+            param=name,
+        )
+    return value
+
+
+def make_limits(
+    *,
+    max_retry_wait: object = DEFAULT_MAX_RETRY_WAIT,
+    max_response_size: object = DEFAULT_MAX_RESPONSE_SIZE,
+    max_image_size: object = DEFAULT_MAX_IMAGE_SIZE,
+    allow_private_downloads: object = None,
+) -> Limits:
+    """`Limits` from the client's arguments, or a `ConfigurationError` naming the one at fault."""
+    wait = max_retry_wait
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < float("inf"):
+        raise ConfigurationError(
+            f"Invalid max_retry_wait {wait!r}: give seconds as a number, 0 or more "
+            "(--max-retry-wait).",
+            param="max_retry_wait",
+        )
+    if allow_private_downloads not in (None, True, False):
+        raise ConfigurationError(
+            f"Invalid allow_private_downloads {allow_private_downloads!r}: True, False, or None "
+            "to allow them only when the base URL is itself private (--private-downloads / "
+            "--no-private-downloads).",
+            param="allow_private_downloads",
+        )
+    return Limits(
+        max_retry_wait=float(wait),
+        max_response_size=_size_limit(max_response_size, "max_response_size", "--max-response-mb"),
+        max_image_size=_size_limit(max_image_size, "max_image_size", "--max-image-mb"),
+        private_downloads=allow_private_downloads
+        if isinstance(allow_private_downloads, bool)
+        else None,
+    )
+
+
 def _pick(explicit: str | None, environ: Mapping[str, str], *names: str) -> str | None:
     return _pick_from(explicit, "", environ, *names)[0]
 
@@ -204,6 +293,28 @@ def _check_url(url: str, what: str, source: str, example: str) -> str:
     return url.rstrip("/")
 
 
+def _check_one_authorization(url: str, url_source: str, credential: str) -> None:
+    """Refuse a URL with `user:password@` together with a credential sent as a Bearer token.
+
+    httpx2 turns the URL's user and password into `Authorization: Basic ...`, which replaces
+    `Authorization: Bearer <key>`: one header cannot carry both, and no other header is
+    understood by every server and gateway. Sending one and dropping the other without a word
+    fails in confusing ways (a 401 for a key that is right), so both sources are named."""
+    try:
+        parts = urlsplit(url)
+        has_login = bool(parts.username or parts.password)
+    except ValueError:
+        return
+    if has_login:
+        raise ConfigurationError(
+            f"The URL {redacted_url(url)!r} from {url_source} holds a user name and password, "
+            f"sent as HTTP Basic authentication in the Authorization header, and {credential} "
+            "goes in that same header as a Bearer token: one request cannot carry both. Drop "
+            "the user and password from the URL, or the key (for a gateway that takes the key "
+            "in another header, send it with default_headers / --extra-header instead)."
+        )
+
+
 def _is_openai(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host == "api.openai.com" or host.endswith(".api.openai.com")
@@ -261,7 +372,10 @@ def resolve_settings(
 
     url, url_source = _pick_from(base_url, "base_url (--base-url)", env, *_ENV_BASE_URL)
     url = _check_url(url or DEFAULT_BASE_URL, "base URL", url_source, "http://127.0.0.1:8000/v1")
-    key = _header_safe(*_pick_from(api_key, "api_key (--api-key)", env, *_ENV_KEY), what="API key")
+    key, key_source = _pick_from(api_key, "api_key (--api-key)", env, *_ENV_KEY)
+    key = _header_safe(key, key_source, what="API key")
+    if key is not None:
+        _check_one_authorization(url, url_source, f"an API key from {key_source}")
     if key is None and _is_openai(url):
         raise ConfigurationError(
             f"No API key for {redacted_url(url)}: pass api_key=... (--api-key) or set "
@@ -310,6 +424,8 @@ def _azure_settings(
             "or pass an Entra ID token as azure_ad_token (--azure-ad-token) or set "
             "AZURE_OPENAI_AD_TOKEN."
         )
+    if ad_token:
+        _check_one_authorization(url, endpoint[1], f"an Entra ID token from {token_from}")
     if deployment is not None and deployment.strip("/") in ("", ".", ".."):
         raise ConfigurationError(f"Invalid Azure deployment name {deployment!r}.")
     return Settings(

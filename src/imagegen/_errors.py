@@ -27,7 +27,9 @@ The CLI maps `InvalidRequestError` and `ConfigurationError` to exit code 2 and e
 `ImagegenError` to exit code 1. The server maps `InvalidRequestError` to a 400 in OpenAI's shape.
 
 No message, repr or attribute of these classes ever holds an API key: messages are built from
-the server's error body, which the caller's key is scrubbed from (see `redact`).
+the server's error body, which the caller's key is scrubbed from (see `redact`), and every error
+leaving the HTTP transport has each of its attributes scrubbed (`redact_error`): the message,
+`args`, the error body however deeply nested, and the fields taken from it or from headers.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = [
     "UnprocessableEntityError",
     "make_status_error",
     "redact",
+    "redact_error",
 ]
 
 # `InvalidRequestError.code` for a method's own parameter put in extra_body (`param` names it):
@@ -90,6 +93,29 @@ def redact(text: str, *secrets: str | None) -> str:
     for pattern, mask in _SECRET_PATTERNS:
         text = pattern.sub(mask, text)
     return text
+
+
+def _redact_value(value: Any, secrets: tuple[str | None, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    if isinstance(value, Mapping):
+        return {
+            _redact_value(key, secrets): _redact_value(item, secrets) for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        items = [_redact_value(item, secrets) for item in value]
+        # A named tuple (`Problem`) takes its fields one by one.
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return value
+
+
+def redact_error(error: BaseException, *secrets: str | None) -> BaseException:
+    """Scrub `secrets`, URL passwords and key-shaped text from every attribute of `error` (in
+    place; nested dicts and lists of its body included); return it."""
+    for name, value in list(vars(error).items()):  # `__notes__` too, if any were added
+        setattr(error, name, _redact_value(value, secrets))
+    error.args = _redact_value(error.args, secrets)
+    return error
 
 
 class ImagegenError(Exception):
@@ -209,7 +235,9 @@ class APIStatusError(APIError):
 
     Attributes mirror OpenAI's error body: `type`, `code`, `param`; `body` is the parsed JSON (or
     None), `status_code` the HTTP status, `request_id` the `x-request-id` header, `retry_after`
-    the server's hint in seconds when it gave one.
+    the server's hint in seconds when it gave one, `headers` the answer's HTTP headers with
+    lower-case names (`x-ratelimit-remaining-requests`, ...; empty for an error carried in a
+    stream).
     """
 
     status_code: int = 0
@@ -225,6 +253,7 @@ class APIStatusError(APIError):
         body: Any = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
@@ -233,6 +262,7 @@ class APIStatusError(APIError):
         self.param = param
         self.body = body
         self.retry_after = retry_after
+        self.headers: Mapping[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
 
     def __repr__(self) -> str:
         return (
@@ -315,6 +345,7 @@ def make_status_error(
     retry_after: float | None = None,
     text: str = "",
     secrets: tuple[str | None, ...] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> APIStatusError:
     """Build the most specific `APIStatusError` for a status and an (OpenAI-shaped) body."""
     error: Mapping[str, Any] = {}
@@ -359,4 +390,5 @@ def make_status_error(
         body=body,
         request_id=request_id,
         retry_after=retry_after,
+        headers=headers,
     )

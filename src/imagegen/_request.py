@@ -104,10 +104,11 @@ class Call:
         """The JSON body (generations) or the non-file multipart fields (edits, variations)."""
         return {**self.params, **self.extra_body}
 
-    def json_body(self) -> dict[str, Any]:
-        """The JSON body of a generation, or of an edit with its images as data URLs."""
+    def json_body(self, *, inline_images: bool = False) -> dict[str, Any]:
+        """The JSON body of a generation, or of an edit with its images as data URLs (any edit
+        with `inline_images`: a Batch API request has no multipart form)."""
         body = self.body()
-        if self.json_edit:
+        if self.json_edit or (inline_images and self.endpoint == "edits"):
             body["images"] = [{"image_url": _data_url(image)} for image in self.images]
             for name, image in (("mask", self.mask), ("markup", self.markup)):
                 if image is not None:

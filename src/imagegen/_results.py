@@ -15,9 +15,18 @@ import contextlib
 import io
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from ._errors import APIResponseError, ImagegenError
@@ -30,7 +39,7 @@ from ._models import (
     PartialImageEvent,
     SvgUsage,
 )
-from ._saving import b64_chunks, write_image
+from ._saving import b64_chunks, image_bytes, write_image
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -111,9 +120,14 @@ class _Source:
         else:
             raise APIResponseError("The server sent an image with neither b64_json nor url.")
 
+    @property
+    def where(self) -> str:
+        """Where the bytes come from, for messages: a URL without its query (a signature)."""
+        return f" at {_shown_url(self.url)}" if self.b64_json is None and self.url else ""
+
     def read(self) -> bytes:
         with self.chunks() as parts:
-            return b"".join(parts)
+            return image_bytes(parts, self.where)
 
 
 class GeneratedImage:
@@ -156,7 +170,8 @@ class GeneratedImage:
         return _Source(self.b64_json, self.url, self._result.downloader)
 
     def bytes(self) -> bytes:
-        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded."""
+        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
+        `APIResponseError` if the server sent anything else (an HTML page, a script)."""
         return self._source().read()
 
     def to_pil(self) -> PILImage.Image:
@@ -174,8 +189,11 @@ class GeneratedImage:
 
     def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
         meta = self.metadata if metadata else None
-        with self._source().chunks() as chunks:
-            return write_image(path, chunks, tag=tag, metadata=meta, overwrite=overwrite)
+        source = self._source()
+        with source.chunks() as chunks:
+            return write_image(
+                path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
+            )
 
     def show(self) -> None:
         """Open the image in the system's image viewer."""
@@ -202,7 +220,8 @@ class ImagesResult:
 
     `result.response` is the wire body; `created`, `usage`, `svg_usage`, `background`,
     `output_format`, `size`, `quality` and `safety_identifier` are read from it. `model` and
-    `prompt` are what was asked for; `request_id` is the server's `x-request-id`.
+    `prompt` are what was asked for; `request_id` is the server's `x-request-id`;
+    `headers` the answer's HTTP headers.
     """
 
     def __init__(
@@ -214,6 +233,7 @@ class ImagesResult:
         request_id: str | None = None,
         requested_size: str | None = None,
         downloader: Downloader | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.response = response
         self.model = model
@@ -222,6 +242,13 @@ class ImagesResult:
         self.requested_size = requested_size
         self.downloader = downloader
         self.images = [GeneratedImage(data, i, self) for i, data in enumerate(response.data)]
+        self._headers = MappingProxyType({k.lower(): v for k, v in (headers or {}).items()})
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The HTTP headers of the answer, names in lower case (`x-ratelimit-remaining-requests`
+        and the like); empty for in-process engines and results built from a stream."""
+        return self._headers
 
     @property
     def created(self) -> int:
@@ -357,7 +384,7 @@ class StreamEvent:
         )
 
     def bytes(self) -> bytes:
-        return b"".join(b64_chunks(self.event.b64_json))
+        return image_bytes(b64_chunks(self.event.b64_json))
 
     def to_pil(self) -> PILImage.Image:
         return _decode_pil(self.bytes())

@@ -7,10 +7,13 @@ would fail the same way again and, for paid calls, cost nothing but time. A serv
 never turns a quota or content-policy error into a retry.
 
 Waits: the server's `retry-after-ms` / `retry-after` (seconds or an HTTP date) when it gives
-one of at most `RETRY_AFTER_CAP` seconds; past that cap the error is raised at once with a
-message saying when to try again (a caller who pays per image would rather know than hang for
-ten minutes). Otherwise exponential backoff: about 1 s, 2 s, 4 s, 8 s, 16 s ... with +-20 %
-jitter, capped at `BACKOFF_CAP`. A warning goes to the `imagegen` logger before each wait.
+one of at most `max_retry_wait` seconds (60 by default, `RETRY_AFTER_CAP`); past that the
+error is raised at once, saying how long the server asked for, when to try again and which
+setting takes longer waits (a caller who pays per image would rather know than hang for ten
+minutes; OpenAI's SDK waits up to two). Otherwise exponential backoff: about 1 s, 2 s, 4 s,
+8 s, 16 s ... with +-20 % jitter, capped at `BACKOFF_CAP`. A retry whose wait would end past
+the call's deadline (see `_network`) is not made, and the error says so. A warning goes to
+the `imagegen.client` logger before each wait, naming a wait the server asked for as such.
 
 The loop itself is tenacity's; this module supplies its retry test, wait and logging.
 """
@@ -22,12 +25,16 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 from tenacity.retry import retry_base
 from tenacity.wait import wait_base
 
 from ._errors import APIError, APIStatusError, ContentPolicyError, InsufficientQuotaError
+
+if TYPE_CHECKING:
+    from ._network import Deadline
 
 __all__ = [
     "BACKOFF_CAP",
@@ -42,7 +49,7 @@ __all__ = [
 
 logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
 
-RETRY_AFTER_CAP = 120.0
+RETRY_AFTER_CAP = 60.0  # the default of `max_retry_wait`
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 _RETRY_STATUSES = frozenset({408, 409, 429})
@@ -55,6 +62,8 @@ class AttemptFailed(Exception):
         super().__init__(error.message)
         self.error = error
         self.retry = retry
+        self.wait = 0.0  # set when a retry is decided: how long to wait first
+        self.asked = False  # whether the server asked for that wait (Retry-After)
 
 
 def parse_retry_after(
@@ -86,7 +95,7 @@ def _when(seconds: float) -> str:
 
 
 def status_failure(error: APIStatusError, headers: Mapping[str, str]) -> AttemptFailed:
-    """Decide whether a non-2xx answer is retried; explain a wait that is too long."""
+    """Decide whether a non-2xx answer is one to retry (how long to wait is the loop's part)."""
     if isinstance(error, (InsufficientQuotaError, ContentPolicyError)):
         return AttemptFailed(error, retry=False)
     flag = headers.get("x-should-retry", "").strip().lower()
@@ -94,15 +103,16 @@ def status_failure(error: APIStatusError, headers: Mapping[str, str]) -> Attempt
         wanted = flag == "true"
     else:
         wanted = error.status_code in _RETRY_STATUSES or error.status_code >= 500
-    wait = error.retry_after
-    if wanted and wait is not None and wait > RETRY_AFTER_CAP:
-        error.message += (
-            f" The server asks to wait {wait:.0f} s before retrying, longer than the "
-            f"{RETRY_AFTER_CAP:.0f} s imagegen waits: try again after {_when(wait)}."
-        )
-        error.args = (error.message,)
-        return AttemptFailed(error, retry=False)
     return AttemptFailed(error, retry=wanted)
+
+
+def _add_note(error: APIError, note: str) -> None:
+    error.message += " " + note
+    error.args = (error.message,)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
 
 
 def backoff(retries_taken: int, rand: Callable[[], float] = random.random) -> float:
@@ -111,61 +121,107 @@ def backoff(retries_taken: int, rand: Callable[[], float] = random.random) -> fl
     return min(base * (0.8 + 0.4 * rand()), BACKOFF_CAP)
 
 
-class _RetryIfWanted(retry_base):
+class _Decide(retry_base):
+    """Whether to retry after a failed attempt, and how long to wait first (kept on the
+    `AttemptFailed` for `_Wait` and the log line)."""
+
+    def __init__(self, max_retries: int, max_wait: float, deadline: Deadline | None) -> None:
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+        self.deadline = deadline
+
     def __call__(self, retry_state: RetryCallState) -> bool:
         outcome = retry_state.outcome
-        if outcome is None or not outcome.failed:
+        failure = outcome.exception() if outcome is not None and outcome.failed else None
+        if not isinstance(failure, AttemptFailed) or not failure.retry:
             return False
-        exc = outcome.exception()
-        return isinstance(exc, AttemptFailed) and exc.retry
+        error = failure.error
+        hint = error.retry_after if isinstance(error, APIStatusError) else None
+        if hint is not None and hint > self.max_wait:
+            _add_note(
+                error,
+                f"The server asks to wait {_seconds(hint)} before retrying (Retry-After), longer "
+                f"than the {_seconds(self.max_wait)} this client waits: try again after "
+                f"{_when(hint)}, or raise max_retry_wait (--max-retry-wait).",
+            )
+            return False
+        if retry_state.attempt_number > self.max_retries:
+            return False
+        asked = hint is not None and hint > 0
+        wait = hint if hint is not None and asked else backoff(retry_state.attempt_number - 1)
+        if self.deadline is not None and wait >= self.deadline.left():
+            _add_note(
+                error,
+                f"Not retried: after a wait of {_seconds(wait)} the call would be past its "
+                f"deadline ({_seconds(self.deadline.seconds)}: the timeout for each of "
+                f"{self.max_retries + 1} attempts).",
+            )
+            return False
+        failure.wait, failure.asked = wait, asked
+        return True
 
 
 class _Wait(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, AttemptFailed) and isinstance(exc.error, APIStatusError):
-            hint = exc.error.retry_after
-            if hint is not None and 0 < hint <= RETRY_AFTER_CAP:
-                return hint
-        return backoff(retry_state.attempt_number - 1)
+        return exc.wait if isinstance(exc, AttemptFailed) else 0.0
 
 
 def _log_before_sleep(max_retries: int) -> Callable[[RetryCallState], None]:
     def log(retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        reason = exc.error.message if isinstance(exc, AttemptFailed) else "Request failed."
-        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        # `reason` comes from an error message, which is built with secrets redacted.
-        logger.warning(
-            "%s Retrying in %.1f s (retry %d of %d).",
-            reason,
-            delay,
-            retry_state.attempt_number,
-            max_retries,
-        )
+        if not isinstance(exc, AttemptFailed):
+            return
+        # The message is built with secrets redacted (see `_transport`).
+        number = retry_state.attempt_number
+        if exc.asked:
+            logger.warning(
+                "%s Waiting %s as the server asked (Retry-After), then retry %d of %d.",
+                exc.error.message,
+                _seconds(exc.wait),
+                number,
+                max_retries,
+            )
+        else:
+            logger.warning(
+                "%s Retrying in %.1f s (retry %d of %d).",
+                exc.error.message,
+                exc.wait,
+                number,
+                max_retries,
+            )
 
     return log
 
 
-def retrying(max_retries: int, sleep: Callable[[float], None]) -> Retrying:
-    """A tenacity loop for one request: `max_retries` retries after the first attempt."""
-    return Retrying(
-        sleep=sleep,
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_Wait(),
-        retry=_RetryIfWanted(),
-        before_sleep=_log_before_sleep(max_retries),
-        reraise=True,
-    )
+def _options(max_retries: int, max_wait: float, deadline: Deadline | None) -> dict[str, object]:
+    return {
+        "stop": stop_after_attempt(max_retries + 1),
+        "wait": _Wait(),
+        "retry": _Decide(max_retries, max_wait, deadline),
+        "before_sleep": _log_before_sleep(max_retries),
+        "reraise": True,
+    }
 
 
-def async_retrying(max_retries: int, sleep: Callable[[float], Awaitable[None]]) -> AsyncRetrying:
+def retrying(
+    max_retries: int,
+    sleep: Callable[[float], None],
+    *,
+    max_wait: float = RETRY_AFTER_CAP,
+    deadline: Deadline | None = None,
+) -> Retrying:
+    """A tenacity loop for one call: `max_retries` retries after the first attempt, waits of
+    at most `max_wait` when the server asks, nothing started past `deadline`."""
+    return Retrying(sleep=sleep, **_options(max_retries, max_wait, deadline))  # type: ignore[arg-type]
+
+
+def async_retrying(
+    max_retries: int,
+    sleep: Callable[[float], Awaitable[None]],
+    *,
+    max_wait: float = RETRY_AFTER_CAP,
+    deadline: Deadline | None = None,
+) -> AsyncRetrying:
     """The same loop for `AsyncClient`."""
-    return AsyncRetrying(
-        sleep=sleep,
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_Wait(),
-        retry=_RetryIfWanted(),
-        before_sleep=_log_before_sleep(max_retries),
-        reraise=True,
-    )
+    return AsyncRetrying(sleep=sleep, **_options(max_retries, max_wait, deadline))  # type: ignore[arg-type]

@@ -14,6 +14,9 @@
 - Naming: `name.png`, `name-1.png`, `name-2.png` for the images of one answer (PSOpenAI's
   rule); streamed partial images as `name.partial-0.png`, `name.partial-1.png`. A path without
   an extension gets the one matching the image's real format (sniffed from its first bytes).
+- Only images: the first bytes of every image are sniffed before anything is written (PNG,
+  JPEG, WebP, GIF or SVG); anything else, an HTML page, a script, text, is refused with an
+  `APIResponseError` saying what it looks like, and no file (not even a temporary one) is made.
 - Metadata: PNG files get text chunks inserted right after the header; the image data chunks
   are copied byte for byte, so the pixels cannot change. Other formats (JPEG, WebP, GIF, SVG)
   get `<file>.json`.
@@ -36,7 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from ._errors import APIResponseError, ImagegenError
+from ._errors import APIResponseError, ImagegenError, redact
 from ._imaging import EXTENSIONS, sniff_format
 
 logger = logging.getLogger("imagegen.client")  # silent by default: see `_request.logger`
@@ -61,6 +64,8 @@ def split_image_suffix(path: Path) -> tuple[str, str]:
 __all__ = [
     "atomic_write",
     "b64_chunks",
+    "image_bytes",
+    "image_head",
     "png_text_chunks",
     "target_path",
     "write_image",
@@ -187,6 +192,69 @@ def _head(chunks: Iterator[bytes], size: int) -> bytes:
     return head
 
 
+def _looks_like(head: bytes) -> str:
+    """What bytes that are not an image look like, for messages."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    lower = text[:1024].lower()
+    first_line = text.split(b"\n", 1)[0][:60].decode("utf-8", "replace").strip()
+    if lower.startswith((b"<!doctype html", b"<html")) or any(
+        tag in lower for tag in (b"<html", b"<head>", b"<body")
+    ):
+        return "an HTML page"
+    if text.startswith(b"#!"):
+        return f"a script ({redact(first_line)!r})"
+    kinds = {
+        b"<": "XML or other markup",
+        b"{": "JSON",
+        b"[": "JSON",
+        b"%PDF": "a PDF document",
+        b"PK\x03\x04": "a ZIP archive",
+        b"\x7fELF": "a program (ELF)",
+        b"MZ": "a Windows program",
+        b"BM": "a BMP image",
+        b"II*\x00": "a TIFF image",
+        b"MM\x00*": "a TIFF image",
+    }
+    for magic, kind in kinds.items():
+        if text.startswith(magic):
+            return kind
+    if head[4:8] == b"ftyp":
+        return "an HEIF or AVIF image"
+    try:
+        decoded = head[:1024].decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = ""
+    if decoded and all(ch.isprintable() or ch.isspace() for ch in decoded):
+        return f"text ({redact(first_line)!r}...)"
+    return f"unknown bytes ({head[:8].hex(' ')} ...)"
+
+
+def image_head(chunks: Iterable[bytes], where: str = "") -> tuple[str, bytes, Iterator[bytes]]:
+    """The format of the image `chunks` hold, its first bytes, and the rest of the chunks.
+
+    Raises `APIResponseError` if they hold no image (nothing read but the first bytes):
+    empty, or anything but PNG, JPEG, WebP, GIF or SVG. `where` names the source in messages
+    (" at https://...").
+    """
+    stream = iter(chunks)
+    head = _head(stream, _SNIFF_BYTES)
+    if not head:
+        raise APIResponseError(f"The server sent an empty image{where}.")
+    image_format = sniff_format(head)
+    if image_format is None:
+        raise APIResponseError(
+            f"The server sent {_looks_like(head)} instead of an image{where}; it is refused, "
+            "nothing was written."
+        )
+    return image_format, head, stream
+
+
+def image_bytes(chunks: Iterable[bytes], where: str = "") -> bytes:
+    """All of `chunks`, once `image_head` has found an image in them."""
+    _, head, rest = image_head(chunks, where)
+    return b"".join([head, *rest])
+
+
 def _with_pixel_size(metadata: Mapping[str, str], path: Path) -> Mapping[str, str]:
     """`metadata` with the size of the image written at `path` (Pillow reads only the header)."""
     from PIL import Image
@@ -206,21 +274,21 @@ def write_image(
     tag: str = "",
     metadata: Mapping[str, str] | None = None,
     overwrite: bool = True,
+    where: str = "",
 ) -> Path:
     """Write one image atomically, metadata included; return the path written.
+
+    Bytes that are not an image are refused before anything is written (see `image_head`;
+    `where` names their source).
 
     With `overwrite=False` an existing file is never replaced: `FileExistsError` is raised and
     nothing is written. The `.json` sidecar of a non-PNG image belongs to the image's name and
     is replaced in any case.
     """
-    stream = iter(chunks)
-    head = _head(stream, _SNIFF_BYTES)
-    if not head:
-        raise APIResponseError("The server sent an empty image.")
-    image_format = sniff_format(head)
+    image_format, head, stream = image_head(chunks, where)
     path = target_path(base, tag, image_format)
     named = FORMAT_OF_SUFFIX.get(path.suffix.lower())
-    if named and image_format and named != image_format:
+    if named and named != image_format:
         # The bytes are the server's and are written as they came (nothing paid for is lost,
         # nothing re-encoded); the name is the caller's. Say that they disagree.
         logger.warning(

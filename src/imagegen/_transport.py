@@ -1,112 +1,72 @@
 """HTTP to an Images API server with httpx2: URLs, headers, retries, error mapping, streams.
 
 `HTTPTransport` and `AsyncHTTPTransport` mirror each other; what they share (URL building,
-headers, turning answers and httpx2 exceptions into imagegen's errors) lives in `_HTTPBase`, so
-the two differ only where one awaits. Retries wrap the sending of a request up to its status
-line and, for non-streaming calls and image downloads, its body; a stream is never retried once
-images flow.
+headers, reading bodies within their limits, turning answers and httpx2 exceptions into
+imagegen's errors) lives in `_HTTPBase`, so the two differ only where one awaits. Retries wrap
+the sending of a request up to its status line and, for non-streaming calls and image
+downloads, its body; a stream is never retried once images flow.
 
-Proxies (the `proxy` argument, else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY with NO_PROXY) are
-checked before a client is built, and a failure to connect through one names the proxy and the
-setting it came from rather than the server behind it.
+Limits: each attempt ends within the timeout and each call within `(max_retries + 1) ×
+timeout`, whatever pace the server keeps (see `_network`); an answer is read into memory only
+up to `max_response_size`, a downloaded image up to `max_image_size` and a stream event up to
+one such image in base64 (`Limits`), so a server sending gigabytes is cut off at the limit
+rather than buffered. Downloads follow `_downloads`' rules for schemes and addresses.
 
-Secrets (API key, Entra ID token, proxy passwords) are scrubbed from every message built here,
-and no error raised here chains to httpx2's exception (as `__cause__` or `__context__`): its
-`request` holds the request's headers, the key among them, and logging or error-reporting tools
-walk that chain. The message keeps httpx2's exception type and text, redacted.
+Proxies are checked before a client is built, and a failure to connect through one names the
+proxy and the setting it came from rather than the server behind it (see `_proxies`).
+
+Secrets (API key, Entra ID token, URL and proxy passwords) are scrubbed from every message built
+here and from every attribute of every error leaving a transport (`redact_error`), and no error
+raised here chains to httpx2's exception (as `__cause__` or `__context__`): its `request` holds
+the request's headers, the key among them, and logging or error-reporting tools walk that
+chain. The message keeps httpx2's exception type and text, redacted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
-import json
-import math
 import os
 import ssl
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Generator,
-    Iterator,
-    Mapping,
-)
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
-from pydantic import ValidationError
 
-try:
-    # Private helpers, used only so that errors can blame the right proxy: if a release of
-    # httpx2 moves them, requests still work and errors just name the server.
-    from httpx2._utils import URLPattern, get_environment_proxies
-
-    _CAN_ROUTE = True
-except ImportError:  # pragma: no cover - depends on the installed httpx2
-    _CAN_ROUTE = False
-
-from ._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Settings, redacted_url
+from ._answers import Answer, Body, Plan, failure, images, images_as_events
+from ._config import Limits, Settings
+from ._downloads import private_allowed, reach_for
 from ._errors import (
-    APIConnectionError,
     APIError,
     APIResponseError,
-    APITimeoutError,
     ConfigurationError,
+    ImagegenError,
     InvalidRequestError,
-    MissingDependencyError,
-    make_status_error,
     redact,
+    redact_error,
 )
 from ._headers import header_problem
-from ._models import CompletedEvent, ImagesResponse
+from ._models import ImagesResponse
+from ._network import Deadline, aiter_within, install, iter_within, make_timeout, within
+from ._proxies import Proxy, connection_error, proxy_routes, proxy_secrets
 from ._request import PATHS, Call, form_fields, multipart_files
-from ._retry import AttemptFailed, async_retrying, parse_retry_after, retrying, status_failure
-from ._streaming import StreamContext, WireEvent, aiter_events, embedded_error, iter_events
+from ._retry import AttemptFailed, async_retrying, retrying
+from ._streaming import StreamContext, WireEvent, aiter_events, aiter_lines, iter_events, iter_lines
 from ._types import NotGiven
 from ._version import __version__
 
-__all__ = ["AsyncHTTPTransport", "HTTPTransport", "make_timeout", "shared_downloader"]
+if TYPE_CHECKING:
+    from httpx2._utils import URLPattern
+
+__all__ = ["AsyncHTTPTransport", "HTTPTransport", "shared_downloader"]
 
 _T = TypeVar("_T")
 _MAX_REDIRECTS = 10
 
 USER_AGENT = f"imagegen/{__version__} (python; httpx2/{httpx2.__version__})"
-_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
-# The schemes `httpx2.Proxy` accepts; socks5 and socks5h also need the socksio package.
-_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
-
-
-def make_timeout(value: Any) -> httpx2.Timeout:
-    """The client's timeout from the caller's value.
-
-    Not given: 600 s to answer, 10 s to connect. `None` or `0`: no limit on the answer (as
-    the seeds' `TimeoutSec 0`); connecting still gives up after 10 s, since a dead host or proxy
-    never answers. A number: that many seconds. An `httpx2.Timeout` is used as it is.
-    """
-    if isinstance(value, NotGiven):
-        return httpx2.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
-    if isinstance(value, httpx2.Timeout):
-        return value
-    if value is None or (isinstance(value, (int, float)) and value == 0):
-        return httpx2.Timeout(None, connect=DEFAULT_CONNECT_TIMEOUT)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-        or not math.isfinite(value)
-    ):
-        raise ConfigurationError(
-            f"Invalid timeout {value!r}: give seconds as a positive number, or 0 / None for no "
-            "limit (--timeout)."
-        )
-    seconds = float(value)
-    return httpx2.Timeout(seconds, connect=min(DEFAULT_CONNECT_TIMEOUT, seconds))
 
 
 @functools.lru_cache(maxsize=4)
@@ -116,100 +76,17 @@ def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     return httpx2.create_ssl_context(trust_env=True)
 
 
-def _proxy_secrets(proxy: str | None) -> tuple[str, ...]:
-    found = []
-    for url in (proxy, *(os.environ.get(name) for name in _PROXY_VARS)):
-        if url:
-            with contextlib.suppress(ValueError):
-                password = urlsplit(url).password
-                if password:
-                    found.append(password)
-    return tuple(found)
-
-
-@dataclass(frozen=True)
-class _Proxy:
-    url: str
-    source: str  # `--proxy`, or the environment variable that set it
-
-    def check(self) -> None:
-        """Refuse a URL that httpx2 would reject with a bare ValueError or ImportError (which
-        names `httpx[socks]`, not our httpx2), or that could only fail when connecting."""
-        shown = redacted_url(self.url)
-        example = (
-            "use a URL such as 'http://proxy.example:3128' (httpx2 supports http://, https://, "
-            "socks5:// and socks5h:// proxies)"
-        )
-        try:
-            parsed = httpx2.URL(self.url)
-        except httpx2.InvalidURL as exc:
-            detail = redact(str(exc), *_proxy_secrets(self.url))
-            problem = f"it is not a valid URL ({detail})"
-        else:
-            if not parsed.scheme:
-                problem = "it has no scheme"
-            elif parsed.scheme not in _PROXY_SCHEMES:
-                problem = f"{parsed.scheme}:// is not a proxy scheme"
-            elif any(char.isspace() for char in self.url):
-                problem = "it contains a space"
-            elif not parsed.host:
-                problem = "it names no host"
-            elif parsed.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
-                raise MissingDependencyError(
-                    f"The SOCKS proxy {shown!r} ({self.source}) needs the socksio package: "
-                    "pip install 'httpx2[socks]'."
-                )
-            else:
-                return
-        raise ConfigurationError(
-            f"Invalid proxy URL {shown!r} ({self.source}): {problem}; {example}."
-        )
-
-
-def _env_proxy_source(key: str, url: str) -> str:
-    scheme = key.removesuffix("://")
-    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
-        value = os.environ.get(name, "")
-        if value and url in (value, f"http://{value}"):  # httpx2 adds http:// to a bare host
-            return name
-    return f"{scheme.upper()}_PROXY"
-
-
-def _proxy_routes(proxy: str | None) -> list[tuple[URLPattern, _Proxy | None]]:
-    """Which proxy each URL goes through, built as httpx2 builds its mounts (the proxy
-    argument, else the environment with NO_PROXY), so that errors can blame the proxy."""
-    if not _CAN_ROUTE:
-        return []
-    routes: dict[URLPattern, _Proxy | None] = {}
-    if proxy is not None:
-        routes[URLPattern("all://")] = _Proxy(proxy, "--proxy")
-    else:
-        for key, url in get_environment_proxies().items():
-            try:
-                pattern = URLPattern(key)
-            except (ValueError, httpx2.InvalidURL) as exc:
-                raise ConfigurationError(
-                    f"Invalid NO_PROXY entry {key!r} in the environment: {exc}; list host names, "
-                    "IP addresses or networks such as 10.0.0.0/8, separated by commas."
-                ) from None
-            routes[pattern] = None if url is None else _Proxy(url, _env_proxy_source(key, url))
-    return sorted(routes.items())
-
-
-def _tls_failure(exc: BaseException) -> bool:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        if isinstance(current, ssl.SSLError):
-            return True
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return False
-
-
 def _origin(url: str | httpx2.URL) -> tuple[str, str, int | None]:
     parsed = httpx2.URL(str(url))
     return parsed.scheme, parsed.host, parsed.port
+
+
+def _has_login(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return bool(parts.username or parts.password)
+    except ValueError:
+        return False
 
 
 class _HTTPBase:
@@ -222,15 +99,17 @@ class _HTTPBase:
         proxy: str | None,
         default_headers: Mapping[str, str] | None,
         default_query: Mapping[str, str] | None,
+        limits: Limits | None = None,
     ) -> None:
         self.settings = settings
         self.timeout = timeout
         self.max_retries = max_retries
+        self.limits = limits or Limits()
         self.proxy = proxy
-        self.secrets = settings.secrets + _proxy_secrets(proxy)
+        self.secrets = settings.secrets + proxy_secrets(proxy)
         # Filled in when this transport makes its own httpx2 client; a caller's client routes
         # as it was told, which this transport cannot see.
-        self._routes: list[tuple[URLPattern, _Proxy | None]] = []
+        self._routes: list[tuple[URLPattern, Proxy | None]] = []
         for name, value in (default_headers or {}).items():
             problem = header_problem(name, value)
             if problem is not None:
@@ -244,13 +123,27 @@ class _HTTPBase:
             **settings.auth_headers(),
             **(default_headers or {}),
         }
+        self._check_one_authorization(self.headers, "default_headers")
         self.query: dict[str, str] = dict(default_query or {})
         if settings.azure is not None:
             self.query["api-version"] = settings.azure.api_version
 
+    def _check_one_authorization(self, headers: Mapping[str, str], source: str) -> None:
+        # httpx2 replaces an Authorization header with Basic authentication from the URL's
+        # `user:password@`; `_config` refuses a key with such a URL, this one a header.
+        if any(name.lower() == "authorization" for name in headers) and _has_login(
+            self.settings.base_url
+        ):
+            raise ConfigurationError(
+                f"An Authorization header in {source} and a user name and password in the base "
+                f"URL {self.settings.shown_url!r}, which go in that same header: one request "
+                "cannot carry both. Drop one of the two.",
+                param=source,
+            )
+
     def _client_options(self) -> dict[str, Any]:
         """Options for an httpx2 client of this transport's own, after checking its proxies."""
-        self._routes = _proxy_routes(self.proxy)
+        self._routes = proxy_routes(self.proxy)
         for _, proxy in self._routes:
             if proxy is not None:
                 proxy.check()
@@ -260,6 +153,48 @@ class _HTTPBase:
             "trust_env": True,
             "verify": _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
         }
+
+    def _plan(self, request: httpx2.Request, *, stream: bool) -> Plan:
+        """An API call's plan: its answer read up to `max_response_size`."""
+        timeouts = dict(request.extensions.get("timeout") or {})
+        return Plan(
+            timeouts=timeouts,
+            call=self._call_deadline(timeouts),
+            stream=stream,
+            limit=self.limits.max_response_size,
+            what=lambda: f"The answer from {self._shown(request.url)}",
+            setting="max_response_size (--max-response-mb)",
+        )
+
+    def _call_deadline(self, timeouts: Mapping[str, float | None]) -> Deadline | None:
+        attempt = timeouts.get("read")
+        return Deadline.after(None if attempt is None else attempt * (self.max_retries + 1))
+
+    def _download_plan(self, url: str, call: Deadline | None, private: bool) -> Plan:
+        """A download's plan: the image read up to `max_image_size`, its address checked."""
+        reach = reach_for(url, private=private)
+        timeouts = self.timeout.as_dict()
+        return Plan(
+            timeouts=timeouts,
+            call=call or self._call_deadline(timeouts),
+            stream=False,
+            limit=self.limits.max_image_size,
+            what=lambda: f"The image at {reach.url}",
+            setting="max_image_size (--max-image-mb)",
+            reach=reach,
+        )
+
+    def _shown(self, url: str | httpx2.URL) -> str:
+        return redact(str(httpx2.URL(str(url)).copy_with(query=None)), *self.secrets)
+
+    @contextlib.contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """Scrub every attribute of an imagegen error leaving the block (see `_errors`)."""
+        try:
+            yield
+        except ImagegenError as error:
+            redact_error(error, *self.secrets)
+            raise
 
     def url(self, call: Call) -> str:
         azure = self.settings.azure
@@ -289,6 +224,8 @@ class _HTTPBase:
                 headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
             else:
                 headers[name] = value
+        added = {name: value for name, value in call.extra_headers.items() if value is not None}
+        self._check_one_authorization(added, "extra_headers")
         args: dict[str, Any] = {
             "headers": headers,
             "timeout": self.timeout
@@ -313,50 +250,8 @@ class _HTTPBase:
             headers.update(self.settings.auth_headers())
         return headers
 
-    def _proxy_for(self, url: httpx2.URL) -> _Proxy | None:
-        for pattern, proxy in self._routes:  # sorted as httpx2 sorts its mounts
-            if pattern.matches(url):
-                return proxy
-        return None
-
     def _transport_error(self, exc: httpx2.HTTPError, url: str | httpx2.URL) -> APIError:
-        detail = redact(str(exc) or type(exc).__name__, *self.secrets)
-        parsed = httpx2.URL(str(url))
-        target = redact(str(parsed.copy_with(query=None)), *self.secrets)
-        proxy = self._proxy_for(parsed)
-        error: APIError
-        connecting = isinstance(exc, (httpx2.ConnectError, httpx2.ConnectTimeout))
-        if proxy is not None and connecting and not _tls_failure(exc):
-            # Through a proxy, the client only connects to the proxy: a TLS failure comes
-            # from the target (through the tunnel), every other connect failure from the proxy.
-            shown = redact(redacted_url(proxy.url), *self.secrets)
-            where = f"the proxy {shown} ({proxy.source})"
-            if isinstance(exc, httpx2.ConnectTimeout):
-                error = APITimeoutError(
-                    f"No answer in time from {where} on the way to {target} "
-                    f"({type(exc).__name__}: {detail}). Check that the proxy is running."
-                )
-            else:
-                error = APIConnectionError(
-                    f"Could not reach {where} on the way to {target}: {type(exc).__name__}: "
-                    f"{detail}. Check that the proxy is running and its address is right."
-                )
-        elif proxy is not None and isinstance(exc, httpx2.ProxyError):
-            shown = redact(redacted_url(proxy.url), *self.secrets)
-            error = APIConnectionError(
-                f"The proxy {shown} ({proxy.source}) could not connect to {target}: "
-                f"{type(exc).__name__}: {detail}."
-            )
-        elif isinstance(exc, httpx2.TimeoutException):
-            error = APITimeoutError(
-                f"No answer from {target} in time ({type(exc).__name__}: {detail}). Raise the "
-                "timeout (--timeout) or try again later."
-            )
-        else:
-            error = APIConnectionError(
-                f"Could not talk to {target}: {type(exc).__name__}: {detail}."
-            )
-        return error
+        return connection_error(exc, url, routes=self._routes, secrets=self.secrets)
 
     # The helpers below raise imagegen's error after the `except` block has ended, so that
     # Python records no `__context__` pointing at httpx2's exception.
@@ -386,65 +281,15 @@ class _HTTPBase:
             yield item
         raise error
 
-    def _status_failure(self, response: httpx2.Response) -> AttemptFailed:
-        try:
-            text = response.text
-        except httpx2.ResponseNotRead:  # the body broke off; the status still counts
-            text = ""
-        try:
-            body: Any = json.loads(text) if text else None
-        except ValueError:
-            body = None
-        error = make_status_error(
-            response.status_code,
-            body,
-            request_id=response.headers.get("x-request-id"),
-            retry_after=parse_retry_after(response.headers),
-            text=text[:1000],
-            secrets=self.secrets,
-        )
-        location = response.headers.get("location")
-        if response.is_redirect and location:
-            # API calls do not follow redirects (a POST body and its key would go elsewhere).
-            error.message += f" The server redirects to {location}: use that as the base URL."
-            error.args = (error.message,)
-        return status_failure(error, response.headers)
+    def _is_answer(self, request: httpx2.Request, response: httpx2.Response) -> bool:
+        # A download follows its redirects itself (`download`); an API call does not.
+        return response.is_success or (request.method == "GET" and response.is_redirect)
 
-    def _parse(self, response: httpx2.Response) -> ImagesResponse:
-        request_id = response.headers.get("x-request-id")
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and data.get("error"):
-            raise embedded_error(data, StreamContext(request_id, self.secrets))
-        try:
-            return ImagesResponse.model_validate(data)
-        except ValidationError:
-            snippet = redact(response.text[:200], *self.secrets)
-            raise APIResponseError(
-                f"The server answered {response.status_code} with a body that is not an Images "
-                f"API response: {snippet!r}",
-                request_id=request_id,
-            ) from None
+    def _is_sse(self, answer: Answer) -> bool:
+        return answer.response.headers.get("content-type", "").startswith("text/event-stream")
 
-    def _json_as_events(self, call: Call, response: httpx2.Response) -> list[WireEvent]:
-        # A server that cannot stream may answer the whole JSON body instead.
-        parsed = self._parse(response)
-        kind = "image_edit.completed" if call.endpoint == "edits" else "image_generation.completed"
-        return [
-            CompletedEvent(
-                type=kind,
-                b64_json=item.b64_json or "",
-                created_at=parsed.created,
-                size=parsed.size,
-                quality=parsed.quality,
-                background=parsed.background,
-                output_format=parsed.output_format,
-                usage=parsed.usage if index == len(parsed.data) - 1 else None,
-            )
-            for index, item in enumerate(parsed.data)
-        ]
+    def _stream_context(self, answer: Answer) -> StreamContext:
+        return StreamContext(answer.request_id, self.secrets, self.limits.max_event_size)
 
 
 class HTTPTransport(_HTTPBase):
@@ -455,52 +300,67 @@ class HTTPTransport(_HTTPBase):
     ) -> None:
         super().__init__(settings, **options)
         self._owns_client = http_client is None
-        self.client = http_client or httpx2.Client(**self._client_options())
+        self.client = http_client or self._new_client()
         # Tests replace this to observe waits without sleeping; nothing else does.
         self._sleep: Callable[[float], None] = time.sleep
+
+    def _new_client(self) -> httpx2.Client:
+        client = httpx2.Client(**self._client_options())
+        install(client)
+        return client
 
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
 
-    def _attempt(
-        self, request: httpx2.Request, stream: bool, client: httpx2.Client
-    ) -> httpx2.Response:
+    def _read(self, answer: Answer, body: Body) -> None:
+        """Read the rest of `answer`'s body into `body` (then `answer.body`), within its
+        deadline; httpx2's errors are raised as they are."""
+        for chunk in iter_within(answer.deadline, answer.response.iter_bytes()):
+            if not body.add(chunk):
+                break
+        answer.body = body.data
+
+    def _exchange(self, request: httpx2.Request, plan: Plan, client: httpx2.Client) -> Answer:
+        """One attempt: the request sent and, unless streaming, its answer read."""
+        deadline = plan.attempt()
+        request.extensions["timeout"] = plan.timeouts_within(deadline)
+        with within(deadline, plan.reach):
+            response = client.send(request, stream=True, follow_redirects=False)
+        answer = Answer(response, bytearray(), deadline)
         try:
-            response = client.send(request, stream=stream, follow_redirects=False)
+            if self._is_answer(request, response):
+                if not plan.stream:
+                    self._read(answer, Body(response, plan))
+                return answer
+            error_body = Body(response)
+            with contextlib.suppress(httpx2.HTTPError):  # the body broke off; the status counts
+                self._read(answer, error_body)
+        finally:
+            if not (plan.stream and response.is_success):
+                response.close()
+        raise failure(response, error_body.data, self.secrets)
+
+    def _attempt(self, request: httpx2.Request, plan: Plan, client: httpx2.Client) -> Answer:
+        try:
+            return self._exchange(request, plan, client)
         except httpx2.HTTPError as exc:
             error = self._transport_error(exc, request.url)
-        else:
-            if response.is_success or (request.method == "GET" and response.is_redirect):
-                return response  # a download follows its redirects itself (`stream_url`)
-            try:
-                response.read()
-            except httpx2.HTTPError:
-                pass
-            finally:
-                response.close()
-            raise self._status_failure(response)
         raise AttemptFailed(error, retry=True)
 
     def _send(
-        self, request: httpx2.Request, *, stream: bool, client: httpx2.Client | None = None
-    ) -> httpx2.Response:
-        loop = retrying(self.max_retries, lambda seconds: self._sleep(seconds))
+        self, request: httpx2.Request, plan: Plan, client: httpx2.Client | None = None
+    ) -> Answer:
+        loop = retrying(
+            self.max_retries,
+            lambda seconds: self._sleep(seconds),
+            max_wait=self.limits.max_retry_wait,
+            deadline=plan.call,
+        )
         try:
-            return loop(self._attempt, request, stream, client or self.client)
-        except AttemptFailed as failure:
-            error = failure.error
-        raise error
-
-    def _read(self, response: httpx2.Response, url: str | httpx2.URL) -> None:
-        try:
-            response.read()
-        except httpx2.HTTPError as exc:
-            error = self._transport_error(exc, url)
-        else:
-            return
-        finally:
-            response.close()
+            return loop(self._attempt, request, plan, client or self.client)
+        except AttemptFailed as failed:
+            error = failed.error
         raise error
 
     def build(self, call: Call) -> httpx2.Request:
@@ -508,27 +368,41 @@ class HTTPTransport(_HTTPBase):
         request.read()  # a multipart body becomes bytes, so every retry resends the same
         return request
 
-    def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
-        """Send a non-streaming call; return the parsed answer and its request id."""
-        response = self._send(self.build(call), stream=False)
-        return self._parse(response), response.headers.get("x-request-id")
+    def images(self, call: Call) -> tuple[ImagesResponse, httpx2.Headers]:
+        """Send a non-streaming call; return the parsed answer and the response's headers."""
+        with self._scrubbed():
+            request = self.build(call)
+            answer = self._send(request, self._plan(request, stream=False))
+            return images(answer, self.secrets), answer.response.headers
 
     def open_stream(self, call: Call) -> tuple[Iterator[WireEvent], Callable[[], None], str | None]:
         """Start a streaming call; return its events, a close function and the request id."""
-        request = self.build(call)
-        response = self._send(request, stream=True)
-        request_id = response.headers.get("x-request-id")
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            self._read(response, request.url)
-            return iter(self._json_as_events(call, response)), response.close, request_id
+        with self._scrubbed():
+            request = self.build(call)
+            plan = self._plan(request, stream=True)
+            answer = self._send(request, plan)
+            response = answer.response
+            if not self._is_sse(answer):
+                try:
+                    self._read_all(answer, Body(response, plan), request.url)
+                finally:
+                    response.close()
+                return (
+                    iter(images_as_events(call.endpoint, answer, self.secrets)),
+                    response.close,
+                    answer.request_id,
+                )
 
-        context = StreamContext(request_id, self.secrets)
+        context = self._stream_context(answer)
 
         def events() -> Generator[WireEvent, None, None]:
-            try:
-                yield from self._guarded(iter_events(response.iter_lines(), context), request.url)
-            finally:
-                response.close()
+            with self._scrubbed():
+                try:
+                    chunks = iter_within(answer.deadline, response.iter_bytes())
+                    lines = iter_lines(self._guarded(chunks, request.url), context.limit)
+                    yield from iter_events(lines, context)
+                finally:
+                    response.close()
 
         generator = events()
 
@@ -536,7 +410,44 @@ class HTTPTransport(_HTTPBase):
             generator.close()
             response.close()
 
-        return generator, close, request_id
+        return generator, close, answer.request_id
+
+    def _read_all(self, answer: Answer, body: Body, url: httpx2.URL) -> None:
+        try:
+            self._read(answer, body)
+        except httpx2.HTTPError as exc:
+            error = self._transport_error(exc, url)
+        else:
+            return
+        raise error
+
+    def download(self, url: str) -> bytes:
+        """A URL result's bytes, read whole inside the retry loop (see `stream_url`)."""
+        with self._scrubbed(), contextlib.ExitStack() as stack:
+            client = self.client
+            if client.is_closed:
+                client = stack.enter_context(self._new_client())
+            private = private_allowed(self.limits.private_downloads, self.settings.base_url)
+            call: Deadline | None = None
+            # Redirects are followed here, not by httpx2, which keeps headers such as Azure's
+            # `api-key` on a redirect to another origin: each hop gets credentials only if it
+            # is on the API's origin, and each hop's addresses are checked.
+            for _ in range(_MAX_REDIRECTS + 1):
+                plan = self._download_plan(url, call, private)
+                call = plan.call  # one deadline for every hop
+                request = client.build_request(
+                    "GET", url, headers=self._download_headers(url), timeout=self.timeout
+                )
+                answer = self._send(request, plan, client)
+                target = answer.response.next_request
+                if not answer.response.is_redirect or target is None:
+                    data = bytes(answer.body)
+                    answer.body.clear()
+                    return data
+                url = str(target.url)
+            raise APIResponseError(
+                f"Downloading the image was redirected more than {_MAX_REDIRECTS} times."
+            )
 
     @contextlib.contextmanager
     def stream_url(self, url: str) -> Iterator[Iterator[bytes]]:
@@ -545,32 +456,13 @@ class HTTPTransport(_HTTPBase):
         The whole body is read inside the retry loop, like an API answer: a download that
         breaks off partway (the image is paid for, and its URL stays valid for an hour) is
         tried again, and whoever writes the file gets all of it or nothing. An image is a few
-        megabytes, less than the base64 answer of a `b64_json` call holds in memory anyway.
+        megabytes (at most `max_image_size`), less than the base64 answer of a `b64_json`
+        call holds in memory anyway.
 
         Results outlive their client (`with Client() as c: r = c.generate(...)`, then
         `r.save()`): once the client is closed, a short-lived one with the same settings works.
         """
-        with contextlib.ExitStack() as stack:
-            client = self.client
-            if client.is_closed:
-                client = stack.enter_context(httpx2.Client(**self._client_options()))
-            # Redirects are followed here, not by httpx2, which keeps headers such as Azure's
-            # `api-key` on a redirect to another origin: each hop gets credentials only if it
-            # is on the API's origin.
-            for _ in range(_MAX_REDIRECTS + 1):
-                request = client.build_request(
-                    "GET", url, headers=self._download_headers(url), timeout=self.timeout
-                )
-                response = self._send(request, stream=False, client=client)
-                target = response.next_request
-                if not response.is_redirect or target is None:
-                    break
-                url = str(target.url)
-            else:
-                raise APIResponseError(
-                    f"Downloading the image was redirected more than {_MAX_REDIRECTS} times."
-                )
-            yield iter((response.content,))
+        yield iter((self.download(url),))
 
 
 class AsyncHTTPTransport(_HTTPBase):
@@ -582,7 +474,10 @@ class AsyncHTTPTransport(_HTTPBase):
         super().__init__(settings, **options)
         self._options = options
         self._owns_client = http_client is None
-        self.client = http_client or httpx2.AsyncClient(**self._client_options())
+        if http_client is None:
+            http_client = httpx2.AsyncClient(**self._client_options())
+            install(http_client)
+        self.client = http_client
         self._sleep: Callable[[float], Any] = anyio.sleep
         self._downloader: HTTPTransport | None = None
 
@@ -598,29 +493,49 @@ class AsyncHTTPTransport(_HTTPBase):
             self._downloader = HTTPTransport(self.settings, **self._options)
         return self._downloader
 
-    async def _attempt(self, request: httpx2.Request, stream: bool) -> httpx2.Response:
+    async def _read(self, answer: Answer, body: Body) -> None:
+        async for chunk in aiter_within(answer.deadline, answer.response.aiter_bytes()):
+            if not body.add(chunk):
+                break
+        answer.body = body.data
+
+    async def _exchange(self, request: httpx2.Request, plan: Plan) -> Answer:
+        deadline = plan.attempt()
+        request.extensions["timeout"] = plan.timeouts_within(deadline)
+        with within(deadline):
+            response = await self.client.send(request, stream=True, follow_redirects=False)
+        answer = Answer(response, bytearray(), deadline)
         try:
-            response = await self.client.send(request, stream=stream, follow_redirects=False)
+            if self._is_answer(request, response):
+                if not plan.stream:
+                    await self._read(answer, Body(response, plan))
+                return answer
+            error_body = Body(response)
+            with contextlib.suppress(httpx2.HTTPError):
+                await self._read(answer, error_body)
+        finally:
+            if not (plan.stream and response.is_success):
+                await response.aclose()
+        raise failure(response, error_body.data, self.secrets)
+
+    async def _attempt(self, request: httpx2.Request, plan: Plan) -> Answer:
+        try:
+            return await self._exchange(request, plan)
         except httpx2.HTTPError as exc:
             error = self._transport_error(exc, request.url)
-        else:
-            if response.is_success:
-                return response
-            try:
-                await response.aread()
-            except httpx2.HTTPError:
-                pass
-            finally:
-                await response.aclose()
-            raise self._status_failure(response)
         raise AttemptFailed(error, retry=True)
 
-    async def _send(self, request: httpx2.Request, *, stream: bool) -> httpx2.Response:
-        loop = async_retrying(self.max_retries, lambda seconds: self._sleep(seconds))
+    async def _send(self, request: httpx2.Request, plan: Plan) -> Answer:
+        loop = async_retrying(
+            self.max_retries,
+            lambda seconds: self._sleep(seconds),
+            max_wait=self.limits.max_retry_wait,
+            deadline=plan.call,
+        )
         try:
-            return await loop(self._attempt, request, stream)
-        except AttemptFailed as failure:
-            error = failure.error
+            return await loop(self._attempt, request, plan)
+        except AttemptFailed as failed:
+            error = failed.error
         raise error
 
     async def build(self, call: Call) -> httpx2.Request:
@@ -628,43 +543,49 @@ class AsyncHTTPTransport(_HTTPBase):
         await request.aread()
         return request
 
-    async def images(self, call: Call) -> tuple[ImagesResponse, str | None]:
-        response = await self._send(await self.build(call), stream=False)
-        return self._parse(response), response.headers.get("x-request-id")
+    async def images(self, call: Call) -> tuple[ImagesResponse, httpx2.Headers]:
+        with self._scrubbed():
+            request = await self.build(call)
+            answer = await self._send(request, self._plan(request, stream=False))
+            return images(answer, self.secrets), answer.response.headers
 
     async def open_stream(
         self, call: Call
     ) -> tuple[AsyncIterator[WireEvent], Callable[[], Any], str | None]:
-        request = await self.build(call)
-        response = await self._send(request, stream=True)
-        request_id = response.headers.get("x-request-id")
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            error: APIError | None = None
-            try:
-                await response.aread()
-            except httpx2.HTTPError as exc:
-                error = self._transport_error(exc, request.url)
-            finally:
-                await response.aclose()
-            if error is not None:
-                raise error
-            completed = self._json_as_events(call, response)
+        with self._scrubbed():
+            request = await self.build(call)
+            plan = self._plan(request, stream=True)
+            answer = await self._send(request, plan)
+            response = answer.response
+            if not self._is_sse(answer):
+                error: APIError | None = None
+                try:
+                    await self._read(answer, Body(response, plan))
+                except httpx2.HTTPError as exc:
+                    error = self._transport_error(exc, request.url)
+                finally:
+                    await response.aclose()
+                if error is not None:
+                    raise error
+                completed = images_as_events(call.endpoint, answer, self.secrets)
 
-            async def replay() -> AsyncIterator[WireEvent]:
-                for event in completed:
-                    yield event
+                async def replay() -> AsyncIterator[WireEvent]:
+                    for event in completed:
+                        yield event
 
-            return replay(), response.aclose, request_id
+                return replay(), response.aclose, answer.request_id
 
-        context = StreamContext(request_id, self.secrets)
+        context = self._stream_context(answer)
 
         async def events() -> AsyncGenerator[WireEvent, None]:
-            try:
-                lines = self._aguarded(response.aiter_lines(), request.url)
-                async for event in aiter_events(lines, context):
-                    yield event
-            finally:
-                await response.aclose()
+            with self._scrubbed():
+                try:
+                    chunks = aiter_within(answer.deadline, response.aiter_bytes())
+                    lines = aiter_lines(self._aguarded(chunks, request.url), context.limit)
+                    async for event in aiter_events(lines, context):
+                        yield event
+                finally:
+                    await response.aclose()
 
         generator = events()
 
@@ -672,7 +593,7 @@ class AsyncHTTPTransport(_HTTPBase):
             await generator.aclose()
             await response.aclose()
 
-        return generator, close, request_id
+        return generator, close, answer.request_id
 
 
 _shared: HTTPTransport | None = None

@@ -1,4 +1,4 @@
-"""The `imagegen` command line: generate, edit, variation, serve, engines.
+"""The `imagegen` command line: generate, edit, variation, batch, serve, engines.
 
 Loading this package imports click and nothing else of weight: the commands' modules load when
 a command is looked up (`COMMANDS` holds what `imagegen --help` lists), and each command imports
@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("._generate", "generate", "Create images from a text prompt."),
     "edit": ("._edit", "edit", "Edit or extend images, with a prompt and an optional mask."),
     "variation": ("._variation", "variation", "Make variations of an image (dall-e-2)."),
+    "batch": ("._batch", "batch", "Make the images of many prompts, paced, resumable."),
     "serve": ("._serve", "serve_command", "Serve the OpenAI Images API over a local engine."),
     "engines": ("._serve", "engines_command", "List the installed engines."),
 }

@@ -136,9 +136,7 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
             )
             for problem in exc.problems
         )
-    message = one_line(exc.message)
-    if isinstance(exc, (ConfigurationError, InvalidRequestError)):
-        message = _PYTHON_AND_FLAG.sub(r"\1", message)
+    message = _PYTHON_AND_FLAG.sub(r"\1", one_line(exc.message))
     param = getattr(exc, "param", None)
     if isinstance(exc, ContentPolicyError):
         details = exc.moderation_details

@@ -15,7 +15,7 @@ This module imports only click and the (light) capability table, so `imagegen --
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -343,9 +343,13 @@ def argument_values(ctx: click.Context, argument: str) -> list[Any]:
     return values
 
 
-def request_options(endpoint: Endpoint) -> Callable[[F], F]:
-    """The request flags of `endpoint`'s parameters (prompt and images excepted)."""
-    names = [name for name in _REQUEST_OPTIONS if name in ENDPOINT_PARAMS[endpoint]]
+def request_options(
+    endpoint: Endpoint, *, also: Sequence[Endpoint] = (), without: Collection[str] = ()
+) -> Callable[[F], F]:
+    """The request flags of `endpoint`'s parameters (prompt and images excepted), and of those
+    of the endpoints `also` (help texts are `endpoint`'s), less the flags `without`."""
+    params = set().union(*(ENDPOINT_PARAMS[name] for name in (endpoint, *also)))
+    names = [name for name in _REQUEST_OPTIONS if name in params and name not in without]
 
     def decorate(func: F) -> F:
         func = click.option(
@@ -435,7 +439,9 @@ def connection_options(func: F) -> F:
             "--timeout",
             type=click.FloatRange(min=0),
             metavar="SECONDS",
-            help="Give up on a request after this long; 0 = no limit [default 600].",
+            help="Give up on an attempt after this long, however slowly the server answers; "
+            "with its retries a request ends within (retries + 1) x this; 0 = no limit "
+            "[default 600].",
         ),
         click.option(
             "--max-retries",
@@ -443,6 +449,32 @@ def connection_options(func: F) -> F:
             metavar="0-100",
             help="Retries after 429, 5xx, timeouts and dropped connections, with backoff "
             "[default 2].",
+        ),
+        click.option(
+            "--max-retry-wait",
+            type=click.FloatRange(min=0),
+            metavar="SECONDS",
+            help="Longest wait taken when the server asks for one (Retry-After); a longer one "
+            "fails at once, saying when to try again [default 60].",
+        ),
+        click.option(
+            "--max-response-mb",
+            type=click.IntRange(min=0),
+            metavar="MiB",
+            help="Largest answer read, in MiB; 0 = no limit [default 512].",
+        ),
+        click.option(
+            "--max-image-mb",
+            type=click.IntRange(min=0),
+            metavar="MiB",
+            help="Largest image downloaded, or streamed in one event, in MiB; 0 = no limit "
+            "[default 64].",
+        ),
+        click.option(
+            "--private-downloads/--no-private-downloads",
+            default=None,
+            help="Whether image URLs may point at private, loopback or link-local addresses "
+            "[default: only when the base URL does].",
         ),
         click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY]."),
         click.option(

@@ -38,7 +38,7 @@ import click
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
-from .._saving import FORMAT_OF_SUFFIX, split_image_suffix
+from .._saving import FORMAT_OF_SUFFIX, b64_chunks, image_head, split_image_suffix
 from ._progress import Console
 from ._viewer import show_bytes, show_file
 
@@ -360,6 +360,8 @@ class Writer:
             if self.show and not show_file(path):
                 self.console.warn(f"Could not open {path}: {_NO_VIEWER}")
             return
+        if self.format in ("url", "base64") and image.b64_json:
+            image_head(b64_chunks(image.b64_json))  # what is not an image is refused, as in save
         self._revised(image, "")
         if self.format == "url":
             if getattr(image, "url", None):

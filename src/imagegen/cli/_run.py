@@ -315,6 +315,15 @@ def _client_options(p: dict[str, Any]) -> dict[str, Any]:
         options["timeout"] = p["timeout"] or None  # --timeout 0 = no limit, as in the seeds
     if p.get("max_retries") is not None:
         options["max_retries"] = p["max_retries"]
+    if p.get("max_retry_wait") is not None:
+        options["max_retry_wait"] = p["max_retry_wait"]
+    for flag, option in (
+        ("max_response_mb", "max_response_size"),
+        ("max_image_mb", "max_image_size"),
+    ):
+        if p.get(flag) is not None:
+            options[option] = p[flag] * 2**20 or None  # 0 = no limit
+    options["allow_private_downloads"] = p.get("private_downloads")
     return options
 
 

@@ -66,6 +66,12 @@ __all__ = ["engines_command", "serve_command"]
     "--url-ttl", type=int, metavar="SECONDS", help="How long image URLs work. [default: 3600]"
 )
 @click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for Batch API files and jobs, kept across restarts. [default: the user's data "
+    "folder, such as ~/.local/share/imagegen]",
+)
+@click.option(
     "--public-url",
     metavar="URL",
     help="Base URL clients reach this server at, for image links behind a proxy. "
@@ -138,6 +144,7 @@ def serve_command(
     allow_no_auth: bool | None,
     storage_dir: Path | None,
     url_ttl: int | None,
+    data_dir: Path | None,
     public_url: str | None,
     max_concurrency: int | None,
     max_queue: int | None,
@@ -180,6 +187,7 @@ def serve_command(
             allow_no_auth=allow_no_auth,
             storage_dir=storage_dir,
             url_ttl=url_ttl,
+            data_dir=data_dir,
             public_url=public_url,
             max_concurrency=max_concurrency,
             max_queue=max_queue,

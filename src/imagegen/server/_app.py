@@ -18,9 +18,12 @@ from .._service import ImageService
 from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
 from ._azure import AzureRoutesMiddleware
+from ._batches import BatchService, batch_routes
 from ._bodies import JSON_FIELDS_BYTES
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
+from ._files import BATCHES_KEY, MAX_FILE_BYTES, file_routes
+from ._jobstore import default_data_dir
 from ._limits import BodyBudget, BodyLimitMiddleware, EngineGate, PixelBudget
 from ._logs import rate_limited_logs
 from ._routes import routes
@@ -59,6 +62,8 @@ def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
             return variation
         if path == "/v1/images/generations":
             return JSON_FIELDS_BYTES
+        if path == "/v1/files":
+            return MAX_FILE_BYTES + MB
         return _SMALL_BODY
 
     return limit_for
@@ -143,13 +148,16 @@ def create_app(
                 settings.max_concurrency,
                 settings.max_queue,
             )
+            batches = BatchService(state, settings.data_dir or default_data_dir(), keyed=bool(keys))
+            release.callback(batches.close)
             async with rate_limited_logs(settings.log_rate), anyio.create_task_group() as tasks:
                 tasks.start_soon(_sweep_forever, store, settings.sweep_interval)
-                yield {STATE_KEY: state}
+                tasks.start_soon(batches.run_worker)
+                yield {STATE_KEY: state, BATCHES_KEY: batches}
                 tasks.cancel_scope.cancel()
 
     return Starlette(
-        routes=routes,
+        routes=[*routes, *file_routes, *batch_routes],
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(AuthMiddleware, keys=keys),

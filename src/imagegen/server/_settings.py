@@ -88,6 +88,9 @@ class ServerSettings(BaseModel):
     url_secret: SecretStr | None = None  # default: random per start (links die with the server)
     sweep_interval: float = Field(60.0, gt=0)
 
+    # Uploaded files and Batch API jobs (SQLite), kept across restarts; created on first use.
+    data_dir: Path | None = None  # default: IMAGEGEN_USER_DIR, else the user's data folder
+
     # The engine queue: `max_concurrency` jobs run, `max_queue` wait, the rest get 429.
     max_concurrency: int = Field(1, ge=1, le=64)
     max_queue: int = Field(16, ge=0, le=10_000)
