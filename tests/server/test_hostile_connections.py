@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-from hostile import (
+from attack import (
     Trickler,
     connect,
     head,

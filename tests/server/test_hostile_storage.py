@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx2
-from hostile import HANG, hostile_server
+from attack import HANG, hostile_server
 from srvkit import KEY, SolidEngine, assert_openai_error, serving
 
 from imagegen.server._storage import ImageStore, remove_abandoned_folders

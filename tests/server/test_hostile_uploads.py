@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from hostile import (
+from attack import (
     HANG,
     Trickler,
     connect,
