@@ -64,7 +64,8 @@ def _bare_call(
     """
     import torch
 
-    from imagegen.engines._diffusers_runtime import device_key, device_worker
+    from imagegen.engines._diffusers_batching import device_worker
+    from imagegen.engines._diffusers_runtime import device_key
 
     pipe = engine.pipeline
     device = "cpu" if str(pipe.device).startswith("mps") else str(pipe.device)

@@ -33,6 +33,9 @@ def live_server(app: Any, **config: Any) -> Iterator[str]:
     port = sock.getsockname()[1]
     config.setdefault("log_level", "warning")
     config.setdefault("lifespan", "on")
+    # h11, as `imagegen serve` runs, whatever else is installed: uvicorn's "auto" picks
+    # httptools when present (the ray extra brings it), which parses requests differently.
+    config.setdefault("http", "h11")
     server = _Server(uvicorn.Config(app, **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

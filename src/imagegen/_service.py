@@ -12,7 +12,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +142,8 @@ class ImageService:
         self.max_output_pixels = max_output_pixels
         self.png_compress_level = png_compress_level
         self.declared: dict[str, ModelCapabilities] = {m.name: m for m in engine.models()}
+        # Called with each job the engine made, its result and the seconds it took (metrics).
+        self.observers: list[Callable[[Job, EngineResult, float], None]] = []
 
     @property
     def default_model(self) -> str:
@@ -348,6 +350,7 @@ class ImageService:
         )
 
     def _call(self, job: Job, on_partial: PartialCallback | None) -> EngineResult:
+        started = time.perf_counter()
         try:
             if job.endpoint == "generations":
                 result = self.engine.generate(job, on_partial)
@@ -372,6 +375,9 @@ class ImageService:
             raise EngineError(
                 f"Engine {self.engine.name!r} returned {len(made)} images for n={job.n}."
             )
+        seconds = time.perf_counter() - started
+        for observer in self.observers:
+            observer(job, result, seconds)
         return result
 
     def run(self, job: Job, on_partial: PartialCallback | None = None) -> Rendered:

@@ -140,8 +140,9 @@ _FLAGS = {
             "some/model",
             "sampler=euler",
             "options",
-            "Unknown option 'sampler' for the diffusers engine, which takes device, dtype, "
-            "guidance, max_size, negative_prompt, steps, strength and variant "
+            "Unknown option 'sampler' for the diffusers engine, which takes batch_wait_ms, "
+            "device, dtype, guidance, max_batch_size, max_size, negative_prompt, steps, "
+            "strength and variant "
             "(num_inference_steps and guidance_scale are accepted for steps and guidance).",
         ),
         (

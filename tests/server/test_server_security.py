@@ -157,6 +157,6 @@ def test_settings_from_environment_and_errors(monkeypatch: pytest.MonkeyPatch) -
     assert sized.max_image_bytes == 4 * 1024 * 1024
     assert sized.max_storage == 1536 * 1024 * 1024
     assert sized.inflight_limit == 64 * 1024
-    assert sized.pixel_budget == 2 * sized.max_input_pixels  # per engine slot
+    assert sized.pixel_budget(2) == 2 * sized.max_input_pixels  # per engine slot
     with pytest.raises(ConfigurationError, match="IMAGEGEN_MAX_STORAGE.*512MB"):
         ServerSettings.build(max_concurrency=1, max_storage="lots")

@@ -126,6 +126,42 @@ __all__ = ["engines_command", "serve_command"]
     "first. [default: 1GB]",
 )
 @click.option(
+    "--device",
+    metavar="LIST",
+    help="Devices the engine runs on, one worker each, least busy first: auto (every GPU), "
+    "cpu, cuda:1, cuda:0,cuda:1 (engine option device).",
+)
+@click.option(
+    "--max-batch-size",
+    type=int,
+    metavar="N",
+    help="Images one model call may make for concurrent requests together (engine option "
+    "max_batch_size). [default: 1, no batching]",
+)
+@click.option(
+    "--batch-wait-ms",
+    type=int,
+    metavar="MS",
+    help="How long a request may wait for others to share its model call (engine option "
+    "batch_wait_ms). [default: 10]",
+)
+@click.option(
+    "--ray",
+    "on_ray",
+    is_flag=True,
+    help="Serve on Ray Serve, one replica per GPU, autoscaled (pip install 'imagegen[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="With --ray: the Ray cluster to join. [default: RAY_ADDRESS, else a local instance]",
+)
+@click.option(
+    "--replicas",
+    metavar="N|MIN-MAX",
+    help="With --ray: replicas, or the range autoscaling keeps to. [default: 1 to the GPUs]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -154,6 +190,12 @@ def serve_command(
     body_timeout: float | None,
     max_connections: int | None,
     max_storage: str | None,
+    device: str | None,
+    max_batch_size: int | None,
+    batch_wait_ms: int | None,
+    on_ray: bool,
+    ray_address: str | None,
+    replicas: str | None,
     log_level: str,
 ) -> None:
     """Serve the OpenAI Images API (generations, edits, variations) over a local engine.
@@ -166,6 +208,8 @@ def serve_command(
     Examples:
       imagegen serve --engine placeholder
       imagegen serve --engine diffusers --model ./sd-turbo --host 0.0.0.0 --api-key "$KEY"
+      imagegen serve --engine diffusers --model ./sd-turbo --device auto --max-batch-size 8
+      imagegen serve --engine diffusers --model ./sd-turbo --ray --replicas 1-4
     """
     from .._errors import ConfigurationError
     from ._errors import debug_enabled, handle_errors
@@ -198,8 +242,15 @@ def serve_command(
             max_connections=max_connections,
             max_storage=max_storage,
         )
+        settings = _with_engine_flags(
+            settings,
+            {"device": device, "max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms},
+        )
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
+        if on_ray or ray_address or replicas:
+            _serve_on_ray(settings, on_ray, ray_address, replicas, log_level)
+            return
         # Before the engine loads (which may take minutes): a port in use is one line, not
         # uvicorn's log lines and exit code 3 after the wait.
         _check_listen(settings.host, settings.port)
@@ -221,7 +272,10 @@ def serve_command(
             create_app(loaded, settings),
             host=settings.host,
             port=settings.port,
-            http=HTTPProtocol,  # header deadline and connection cap (see server/_protocol.py)
+            # uvicorn's h11 with a header deadline and a connection cap (server/_protocol.py),
+            # whatever else is installed: "auto" would take httptools when present (the ray
+            # extra brings it), which parses and refuses requests differently.
+            http=HTTPProtocol,
             log_config=_log_config(log_level),
             log_level=log_level,
             access_log=False,  # the app writes its own access log, without query strings
@@ -229,6 +283,50 @@ def serve_command(
         )
     finally:
         loaded.close()
+
+
+def _with_engine_flags(settings: Any, flags: dict[str, object]) -> Any:
+    """`settings` with the engine options that `--device`, `--max-batch-size` and
+    `--batch-wait-ms` set (over `-o`), if the engine takes them."""
+    from ..engines import get_engine_class
+
+    given = {name: str(value) for name, value in flags.items() if value is not None}
+    if not given:
+        return settings
+    accepted = get_engine_class(settings.engine).option_help
+    for name in given:
+        if accepted is not None and name not in accepted:
+            raise click.UsageError(
+                f"--{name.replace('_', '-')}: the {settings.engine} engine has no {name} "
+                "option (it runs on no device of its own and makes each request alone)."
+            )
+    return settings.model_copy(update={"engine_options": {**settings.engine_options, **given}})
+
+
+def _serve_on_ray(
+    settings: Any, on_ray: bool, address: str | None, replicas: str | None, log_level: str
+) -> None:
+    """`--ray`: the same app on Ray Serve, until Ctrl-C or SIGTERM."""
+    import logging.config
+    import re
+
+    if not on_ray:
+        used = "--ray-address" if address else "--replicas"
+        raise click.UsageError(f"{used} applies to --ray only; add --ray, or leave it out.")
+    span = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", replicas or "1")
+    if span is None or int(span[1]) < 1 or (span[2] and int(span[2]) < int(span[1])):
+        raise click.UsageError(
+            f"--replicas {replicas}: give a number of replicas (2) or a range to autoscale "
+            "within (1-4), from 1 up."
+        )
+    low = int(span[1])
+    high = int(span[2]) if span[2] else (low if replicas else None)
+    from ..server._ray import serve_on_ray
+
+    logging.config.dictConfig(_log_config(log_level))  # the log uvicorn would set up
+    # No port check here: Ray's HTTP proxy listens on the cluster's head node, where Serve
+    # may already run (and hold the port) when the cluster is joined.
+    serve_on_ray(settings, address=address, min_replicas=low, max_replicas=high)
 
 
 def _log_config(level: str) -> dict[str, Any]:

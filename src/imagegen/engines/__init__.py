@@ -37,6 +37,12 @@ missing without importing any of them.
 An engine declares the options it reads (`-o name=value`) in `option_help`; any other name is
 refused when the engine is created. An engine that declares nothing (`None`, what a subclass
 that does not set it gets) is given every option, as before declarations existed.
+
+An engine that can serve several jobs at once (several devices, or jobs merged into one call
+of its model) says how many in `capacity()`, and the server lets that many reach it together.
+One that merges jobs sets `reports_calls` and reports each call of its model with
+`report_call(ModelCall(...))`; the server's metrics count them. For any other engine, each job
+is one call.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ __all__ = [
     "Engine",
     "EngineResult",
     "Job",
+    "ModelCall",
     "PartialCallback",
     "available_engines",
     "create_engine",
@@ -129,6 +136,19 @@ class EngineResult:
     svg_usage: SvgUsage | None = None
 
 
+@dataclass(frozen=True)
+class ModelCall:
+    """One call of an engine's model, which may have served several jobs together."""
+
+    requests: int
+    images: int
+    seconds: float
+    device: str = ""  # where it ran (`cuda:0`, `cpu`), for engines with several devices
+
+
+ModelCallWatcher = Callable[[ModelCall], None]
+
+
 class Engine(ABC):
     """Base class of engines. Subclasses set `name` and implement the three operations."""
 
@@ -149,6 +169,10 @@ class Engine(ABC):
     # Optional inputs it reads: `markup` (an edit's guiding drawing); refused otherwise, so
     # an engine that would ignore it never silently does.
     accepts: ClassVar[frozenset[str]] = frozenset()
+    # Whether the engine reports each call of its model with `report_call`; if not, each job
+    # counts as one call that served it alone.
+    reports_calls: ClassVar[bool] = False
+    _watchers: tuple[ModelCallWatcher, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -192,6 +216,27 @@ class Engine(ABC):
         model's rules.
         """
         return [ModelCapabilities(name=self.model or self.name)]
+
+    def capacity(self) -> int:
+        """How many jobs the engine can usefully hold at once: its devices times the jobs one
+        call of its model may merge. The server lets at least this many reach it together
+        (the rest wait in its queue). Read after `load()`."""
+        return 1
+
+    def watch(self, watcher: ModelCallWatcher) -> Callable[[], None]:
+        """Have `watcher` called (on the engine's thread, so it must be quick) with every
+        `ModelCall` the engine reports; returns the function that stops it."""
+        self._watchers = (*self._watchers, watcher)
+
+        def stop() -> None:
+            self._watchers = tuple(each for each in self._watchers if each is not watcher)
+
+        return stop
+
+    def report_call(self, call: ModelCall) -> None:
+        """Tell the watchers about one call of the model (engines with `reports_calls`)."""
+        for watcher in self._watchers:
+            watcher(call)
 
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights; called once before the first request: at server start, or by the

@@ -23,6 +23,7 @@ from .._errors import ConfigurationError, InvalidRequestError
 from . import unknown_option_error
 
 __all__ = [
+    "DEFAULT_BATCH_WAIT_MS",
     "DEFAULT_MAX_SIZE",
     "OPTION_HELP",
     "REQUEST_FIELDS",
@@ -118,10 +119,14 @@ _ALIASES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}
 _DTYPES = ("auto", "float16", "bfloat16", "float32")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 _MAX_SIZE = _Field(int, 64, 16384)
+_MAX_BATCH_SIZE = _Field(int, 1, 256)
+_BATCH_WAIT_MS = _Field(int, 0, 10_000)
+DEFAULT_BATCH_WAIT_MS = 10
 
 # The engine's options (its `option_help`, shown to users), with a line of help each.
 OPTION_HELP = {
-    "device": "auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N",
+    "device": "auto (every CUDA GPU, else mps, else cpu), cpu, mps, cuda or cuda:N; a "
+    "comma-separated list runs one worker per device (cuda:0,cuda:1)",
     "dtype": "auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
     "variant": "weights variant to load, e.g. fp16 (files named *.fp16.safetensors)",
     "max_size": f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
@@ -129,6 +134,10 @@ OPTION_HELP = {
     "guidance": "guidance_scale for every request (default: per model family)",
     "negative_prompt": "negative prompt for every request",
     "strength": "strength of image-to-image edits, masked edits and variations",
+    "max_batch_size": "images one pipeline call may make for several requests together "
+    "(default 1: no batching)",
+    "batch_wait_ms": "how long a request may wait for others to share its pipeline call "
+    f"(default {DEFAULT_BATCH_WAIT_MS})",
 }
 
 
@@ -136,11 +145,17 @@ OPTION_HELP = {
 class EngineOptions:
     """The server's options, parsed. `tuning` holds diffusers-named overrides."""
 
-    device: str = "auto"
+    device: str = "auto"  # `auto`, or devices separated by commas
     dtype: str = "auto"
     variant: str | None = None
     max_size: int = DEFAULT_MAX_SIZE
     tuning: dict[str, Any] = field(default_factory=dict)
+    max_batch_size: int = 1
+    batch_wait_ms: int = DEFAULT_BATCH_WAIT_MS
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(self.device.split(","))
 
 
 def _bad_option(name: str, value: str, rule: str) -> ConfigurationError:
@@ -153,14 +168,17 @@ def parse_engine_options(options: Mapping[str, str]) -> EngineOptions:
     """Parse `-o name=value` options (names as in `OPTION_HELP`, in any case, `-` for `_`);
     unknown names and bad values raise `ConfigurationError(param="options")`."""
     device, dtype, variant, max_size = "auto", "auto", None, DEFAULT_MAX_SIZE
+    batch = {"max_batch_size": 1, "batch_wait_ms": DEFAULT_BATCH_WAIT_MS}
     tuning: dict[str, Any] = {}
     for raw_name, raw_value in options.items():
         name = raw_name.strip().lower().replace("-", "_")
         value = str(raw_value).strip()
         if name == "device":
-            if not _DEVICE_RE.match(value.lower()):
+            names = [part.strip() for part in value.lower().split(",")]
+            single = len(names) == 1
+            if not all(_DEVICE_RE.match(part) and (single or part != "auto") for part in names):
                 raise _bad_option(raw_name, value, f"use {OPTION_HELP['device']}")
-            device = value.lower()
+            device = ",".join(names)
         elif name == "dtype":
             if value.lower() not in _DTYPES:
                 raise _bad_option(raw_name, value, f"use one of {', '.join(_DTYPES)}")
@@ -172,6 +190,12 @@ def parse_engine_options(options: Mapping[str, str]) -> EngineOptions:
                 max_size = _MAX_SIZE.parse(value)
             except ValueError:
                 raise _bad_option(raw_name, value, _MAX_SIZE.rule()) from None
+        elif name in batch:
+            spec = _MAX_BATCH_SIZE if name == "max_batch_size" else _BATCH_WAIT_MS
+            try:
+                batch[name] = spec.parse(value)
+            except ValueError:
+                raise _bad_option(raw_name, value, spec.rule()) from None
         elif _ALIASES.get(name, name) in REQUEST_FIELDS:
             key = _ALIASES.get(name, name)
             spec = REQUEST_FIELDS[key]
@@ -187,7 +211,7 @@ def parse_engine_options(options: Mapping[str, str]) -> EngineOptions:
                 "num_inference_steps and guidance_scale are accepted for steps and guidance",
             )
     return EngineOptions(
-        device=device, dtype=dtype, variant=variant, max_size=max_size, tuning=tuning
+        device=device, dtype=dtype, variant=variant, max_size=max_size, tuning=tuning, **batch
     )
 
 

@@ -1,5 +1,5 @@
-"""What runs on the device for the diffusers engine: the loaded pipelines and their worker
-thread, seeds, working sizes, previews decoded from the latents, and token counts.
+"""What runs on the device for the diffusers engine: the loaded pipelines and their device
+worker, seeds, working sizes, previews decoded from the latents, and token counts.
 
 torch is never imported here: the loaded module is handed in (`Loaded.torch`), so importing
 this module stays as cheap as importing the engine.
@@ -7,17 +7,18 @@ this module stays as cheap as importing the engine.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._capabilities import Endpoint
 from .._models import ImagesUsage, InputTokensDetails
 from . import Job, PartialCallback
+from ._diffusers_batching import DeviceWorker
 from ._diffusers_options import Family
 
 if TYPE_CHECKING:
@@ -27,37 +28,21 @@ __all__ = [
     "SEED_MODULUS",
     "Loaded",
     "Previews",
-    "count_tokens",
+    "TokenCounter",
     "device_key",
-    "device_worker",
     "partial_steps",
     "takes_step_callback",
 ]
 
 SEED_MODULUS = 2**63  # torch seeds are 64-bit; larger or negative seeds wrap
 
-# One pipeline call at a time per device, on one thread per device: a pipeline (its scheduler
-# state above all) is not thread-safe, two calls on one GPU only compete for its memory, and
-# on the CPU a single calling thread keeps one OpenMP thread team instead of one per server
-# worker thread (idle teams spin and slow the busy one). Shared by every engine in the
-# process, so two engines on one device queue behind each other too.
-_DEVICE_WORKERS: dict[str, ThreadPoolExecutor] = {}
-_DEVICE_WORKERS_GUARD = threading.Lock()
 
-
-def device_worker(device: str) -> ThreadPoolExecutor:
-    with _DEVICE_WORKERS_GUARD:
-        if device not in _DEVICE_WORKERS:
-            name = f"imagegen-diffusers-{device.replace(':', '')}"
-            _DEVICE_WORKERS[device] = ThreadPoolExecutor(1, thread_name_prefix=name)
-        return _DEVICE_WORKERS[device]
-
-
-def device_key(torch: Any, device: str) -> str:
-    """`cuda` and `cuda:0` are one device, and share one worker."""
+def device_key(torch: Any, device: str, repeat: int = 1) -> str:
+    """The worker's name: `cuda` and `cuda:0` are one device, and share one worker; the
+    second worker asked for on one device (`cpu,cpu`) is `cpu#2`."""
     if device == "cuda":
-        return f"cuda:{torch.cuda.current_device()}"
-    return device
+        device = f"cuda:{torch.cuda.current_device()}"
+    return device if repeat == 1 else f"{device}#{repeat}"
 
 
 def partial_steps(total: int, count: int) -> list[int]:
@@ -73,10 +58,11 @@ class Loaded:
 
     torch: Any
     device: str
-    worker: ThreadPoolExecutor  # runs every pipeline call on this device, one at a time
+    worker: DeviceWorker  # runs every pipeline call on this device, one at a time
     family: Family
     multiple: int  # sizes the pipelines accept are multiples of this
     native_size: tuple[int, int]
+    tokens: TokenCounter
     text2img: Any = None
     img2img: Any = None
     inpaint: Any = None
@@ -108,7 +94,7 @@ class Loaded:
 
 
 class Previews:
-    """`callback_on_step_end`: decodes the latents at evenly spaced steps into partial images."""
+    """One job's previews: decodes its latents at evenly spaced steps into partial images."""
 
     def __init__(
         self,
@@ -122,13 +108,12 @@ class Previews:
         self.on_partial = on_partial
         self.finish = finish
 
-    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
+    def __call__(self, pipe: Any, step: int, latents: Any) -> None:
         total = getattr(pipe, "num_timesteps", None) or 0
         plan = partial_steps(int(total), self.count)
         if step in plan:
-            for index, image in enumerate(self.decode(pipe, tensors["latents"])):
+            for index, image in enumerate(self.decode(pipe, latents)):
                 self.on_partial(index, plan.index(step), self.finish(image))
-        return tensors
 
     def decode(self, pipe: Any, latents: Any) -> list[PILImage.Image]:
         torch = self.loaded.torch
@@ -171,16 +156,29 @@ def takes_step_callback(pipe: Any) -> bool:
     )
 
 
-def count_tokens(pipe: Any, prompt: str) -> ImagesUsage | None:
-    """The prompt's tokens as the text encoder receives them (start and end tokens included,
-    cut at the model's limit); None when the pipeline has no tokenizer to count with."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is None or not prompt:
-        return None
-    ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    count = len(ids)
-    return ImagesUsage(
-        input_tokens=count,
-        total_tokens=count,
-        input_tokens_details=InputTokensDetails(text_tokens=count),
-    )
+class TokenCounter:
+    """Counts a prompt's tokens as the text encoder receives them (start and end tokens
+    included, cut at the model's limit); None when the pipeline has no tokenizer.
+
+    It counts with its own copy of the tokenizer, one call at a time: a fast tokenizer keeps
+    its padding and truncation settings on itself, so counting with the pipeline's own, from a
+    request's thread, could change how the device thread pads a prompt mid-call (and with it
+    the picture).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
+        self._lock = threading.Lock()
+
+    def __call__(self, prompt: str) -> ImagesUsage | None:
+        tokenizer = self._tokenizer
+        if tokenizer is None or not prompt:
+            return None
+        with self._lock:
+            limit = tokenizer.model_max_length
+            count = len(tokenizer(prompt, truncation=True, max_length=limit).input_ids)
+        return ImagesUsage(
+            input_tokens=count,
+            total_tokens=count,
+            input_tokens_details=InputTokensDetails(text_tokens=count),
+        )

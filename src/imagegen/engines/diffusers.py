@@ -19,10 +19,14 @@ Transparent inputs are flattened onto white first (the VAE sees RGB). Any size u
 resized to exactly the requested one. Image `i` of a request is seeded `seed + i`.
 `background=transparent` is refused: these models paint opaque images only.
 
+Each device (`device=cuda:0,cuda:1`, or `auto`: every GPU) gets its own copy of the pipelines
+and a worker thread; a request goes to the least busy device, where compatible requests may
+share one pipeline call (`max_batch_size`, `batch_wait_ms`).
+
 torch and diffusers are imported by `load()`, never when this module is imported. The settings
-(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; what runs
-on the device (its worker thread, seeds, previews, token counts) in `_diffusers_runtime`. See
-`docs/diffusers.md`.
+(per-family defaults, `-o` options, extra body fields) live in `_diffusers_options`; the device
+workers and batching in `_diffusers_batching`; what runs on the device (seeds, previews, token
+counts) in `_diffusers_runtime`. See `docs/diffusers.md`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, InvalidRequestError, MissingDependencyError
 from . import Engine, EngineResult, Job, PartialCallback
+from ._diffusers_batching import PipelineCall, device_worker
 from ._diffusers_options import (
     OPTION_HELP,
     EngineOptions,
@@ -46,9 +51,8 @@ from ._diffusers_options import (
 from ._diffusers_runtime import (
     Loaded,
     Previews,
-    count_tokens,
+    TokenCounter,
     device_key,
-    device_worker,
     takes_step_callback,
 )
 
@@ -159,6 +163,7 @@ class DiffusersEngine(Engine):
     requires: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
     install_hint: ClassVar[str] = _INSTALL_STEPS
     option_help: ClassVar[Mapping[str, str] | None] = OPTION_HELP
+    reports_calls: ClassVar[bool] = True  # a pipeline call may serve several requests
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         # Every check that needs no torch and no weights runs here, so a bad model or option
@@ -175,12 +180,25 @@ class DiffusersEngine(Engine):
         self.model_path: str = model.strip()
         self.model_name = _model_name(self.model_path)
         self.settings: EngineOptions = parse_engine_options(self.options)
-        self._loaded: Loaded | None = None
+        # One per device worker, each with its own copy of the pipelines; all alike.
+        self._replicas: list[Loaded] = []
         self._load_lock = threading.Lock()
+        self._dispatch_lock = threading.Lock()
 
     @classmethod
     def check_options(cls, options: Mapping[str, str]) -> None:
         parse_engine_options(options)  # names in any case, aliases, and the values too
+
+    def capacity(self) -> int:
+        """Devices times `max_batch_size`: the jobs that may run at once, every device making
+        a full batch."""
+        return max(1, len(self._replicas)) * self.settings.max_batch_size
+
+    @property
+    def _loaded(self) -> Loaded | None:
+        """The first device's pipelines: what every device has (endpoints, sizes, family)."""
+        replicas = self._replicas
+        return replicas[0] if replicas else None
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -203,46 +221,62 @@ class DiffusersEngine(Engine):
         components, so what changes them in place (LoRA weights loaded into the UNet) reaches
         every endpoint; replacing a component (`pipeline.scheduler = ...`) changes this one
         only. Calls made on it directly bypass the engine's per-device queue: make none while
-        the engine serves requests.
+        the engine serves requests. With several devices this is the first one's; see
+        `pipelines`.
         """
+        return self.pipelines[0]
+
+    @property
+    def pipelines(self) -> list[Any]:
+        """`pipeline` of every device, in the order of the `device` option, loading them if
+        needed: customise each of them alike."""
         self.load()
-        assert self._loaded is not None
-        return self._loaded.text2img or self._loaded.variation
+        return [each.text2img or each.variation for each in self._replicas]
 
     def load(self) -> None:
         with self._load_lock:
-            if self._loaded is None:
-                self._loaded = self._load()
-                self.default_size = self._loaded.native_size
+            if not self._replicas:
+                self._replicas = self._load()
+                self.default_size = self._replicas[0].native_size
 
     def close(self) -> None:
         with self._load_lock:
-            loaded, self._loaded = self._loaded, None
-        if loaded is not None and loaded.device.startswith("cuda"):
-            del loaded
+            replicas, self._replicas = self._replicas, []
+        if any(each.device.startswith("cuda") for each in replicas):
+            del replicas
             import torch
 
             torch.cuda.empty_cache()
 
-    def _device(self, torch: Any) -> str:
-        wanted = self.settings.device
+    def _devices(self, torch: Any) -> list[str]:
+        wanted = self.settings.devices
         mps = getattr(torch.backends, "mps", None)
         has_mps = mps is not None and mps.is_available()
-        if wanted == "auto":
-            return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-        if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigurationError(
-                f"Option device={wanted} asks for a CUDA GPU, but torch sees none (is a CUDA "
-                "build of torch installed?); use device=cpu or leave device out.",
-                param="options",
-            )
-        if wanted == "mps" and not has_mps:
-            raise ConfigurationError(
-                "Option device=mps asks for Apple's GPU, which torch does not see here; use "
-                "device=cpu or leave device out.",
-                param="options",
-            )
-        return wanted
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if wanted == ("auto",):
+            if gpus:
+                return [f"cuda:{index}" for index in range(gpus)]
+            return ["mps" if has_mps else "cpu"]
+        for device in wanted:
+            if device.startswith("cuda") and not gpus:
+                raise ConfigurationError(
+                    f"Option device={device} asks for a CUDA GPU, but torch sees none (is a "
+                    "CUDA build of torch installed?); use device=cpu or leave device out.",
+                    param="options",
+                )
+            if device.startswith("cuda:") and int(device[5:]) >= gpus:
+                raise ConfigurationError(
+                    f"Option device={device} names a GPU torch does not see: it sees {gpus} "
+                    f"(cuda:0 to cuda:{gpus - 1}).",
+                    param="options",
+                )
+            if device == "mps" and not has_mps:
+                raise ConfigurationError(
+                    "Option device=mps asks for Apple's GPU, which torch does not see here; use "
+                    "device=cpu or leave device out.",
+                    param="options",
+                )
+        return list(wanted)
 
     def _pretrained_source(self) -> tuple[str, dict[str, Any]]:
         folder = _local_folder(self.model_path)  # again: the folder may have gone since
@@ -251,9 +285,20 @@ class DiffusersEngine(Engine):
             return str(folder), {"local_files_only": True}
         return self.model_path, {}
 
-    def _load(self) -> Loaded:
+    def _load(self) -> list[Loaded]:
         torch, diffusers = _import_libraries()
-        device = self._device(torch)
+        replicas: list[Loaded] = []
+        for device in self._devices(torch):
+            # A device named twice (`cpu,cpu`) gets a second worker, and its own copy.
+            repeat = 1 + sum(
+                device_key(torch, each.device) == device_key(torch, device) for each in replicas
+            )
+            replicas.append(
+                self._load_on(torch, diffusers, device, device_key(torch, device, repeat))
+            )
+        return replicas
+
+    def _load_on(self, torch: Any, diffusers: Any, device: str, worker: str) -> Loaded:
         dtype_name = self.settings.dtype
         if dtype_name == "auto":
             dtype_name = "float32" if device == "cpu" else "float16"
@@ -288,10 +333,11 @@ class DiffusersEngine(Engine):
         loaded = Loaded(
             torch=torch,
             device=device,
-            worker=device_worker(device_key(torch, device)),
+            worker=device_worker(worker),
             family=detect_family(self.model_path, type(pipe).__name__, scheduler),
             multiple=max(8, 2 * scale),
             native_size=(int(sample) * scale, int(sample) * scale),
+            tokens=TokenCounter(getattr(pipe, "tokenizer", None)),
         )
         if isinstance(pipe, diffusers.StableDiffusionImageVariationPipeline):
             loaded.variation = pipe
@@ -384,30 +430,55 @@ class DiffusersEngine(Engine):
 
     def _run(
         self,
-        loaded: Loaded,
-        pipe: Any,
+        role: str,
         job: Job,
         on_partial: PartialCallback | None,
         finish: Callable[[PILImage.Image], PILImage.Image],
+        settings: dict[str, Any],
         **inputs: Any,
     ) -> list[PILImage.Image]:
-        kwargs = dict(inputs)
-        kwargs.update(num_images_per_prompt=job.n, generator=loaded.generators(job))
-        kwargs["output_type"] = "pil"
-        if on_partial is not None and job.partial_images > 0 and takes_step_callback(pipe):
-            kwargs["callback_on_step_end"] = Previews(
-                loaded, job.partial_images, on_partial, finish
+        """Make the job's images with the pipeline `role` (`text2img`, `img2img`...) of the
+        least busy device, in one call shared with the compatible jobs queued there.
+
+        `inputs` are what the pipeline takes one of per image (prompt, image, mask_image),
+        given once for the job; `settings` must be equal for jobs to share a call, except the
+        negative prompt, which is per image too.
+        """
+        shared = dict(settings)
+        per_job = dict(inputs)
+        if "negative_prompt" in shared:
+            per_job["negative_prompt"] = shared.pop("negative_prompt")
+        shared["output_type"] = "pil"
+        with self._dispatch_lock:  # so that two jobs arriving together see each other's load
+            loaded = min(self._replicas, key=lambda each: each.worker.load)
+            pipe = getattr(loaded, role)
+            per_image = {name: [value] * job.n for name, value in per_job.items()}
+            per_image["generator"] = loaded.generators(job)
+            wants_previews = on_partial is not None and job.partial_images > 0
+            future = loaded.worker.call(
+                PipelineCall(
+                    pipe=pipe,
+                    shared=shared,
+                    per_image=per_image,
+                    n=job.n,
+                    on_step=(
+                        Previews(loaded, job.partial_images, on_partial, finish)
+                        if wants_previews and on_partial and takes_step_callback(pipe)
+                        else None
+                    ),
+                    max_images=self.settings.max_batch_size,
+                    wait=self.settings.batch_wait_ms / 1000,
+                    report=self.report_call,
+                )
             )
-            kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
-        output = loaded.worker.submit(pipe, **kwargs).result()
-        flagged = getattr(output, "nsfw_content_detected", None)
-        if flagged and any(flagged):
+        made = future.result()
+        if made.flagged and any(made.flagged):
             raise InvalidRequestError(
-                f"The model's safety checker flagged {sum(map(bool, flagged))} of {len(flagged)} "
+                f"The model's safety checker flagged {sum(made.flagged)} of {len(made.flagged)} "
                 "images; none are returned.",
                 code="moderation_blocked",
             )
-        return [finish(image) for image in output.images]
+        return [finish(image) for image in made.images]
 
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         loaded = self._start(job)
@@ -421,17 +492,14 @@ class DiffusersEngine(Engine):
         )
         width, height = loaded.working_size(job)
         images = self._run(
-            loaded,
-            loaded.text2img,
+            "text2img",
             job,
             on_partial,
             lambda image: _resized(image, (job.width, job.height)),
+            {**settings, "width": width, "height": height},
             prompt=job.prompt,
-            width=width,
-            height=height,
-            **settings,
         )
-        return EngineResult(images, usage=count_tokens(loaded.text2img, job.prompt))
+        return EngineResult(images, usage=loaded.tokens(job.prompt))
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         loaded = self._start(job)
@@ -442,22 +510,19 @@ class DiffusersEngine(Engine):
         if job.mask is None:
             if loaded.img2img is None:
                 raise self._unsupported("edits")
-            pipe = loaded.img2img
             settings = self._settings(loaded, job, applies, "edits", "img2img")
             images = self._run(
-                loaded,
-                pipe,
+                "img2img",
                 job,
                 on_partial,
                 lambda image: _resized(image, size),
+                settings,
                 prompt=job.prompt,
                 image=_resized(source, (width, height)),
-                **settings,
             )
         else:
             if loaded.inpaint is None:
                 raise self._unsupported("edits")
-            pipe = loaded.inpaint
             settings = self._settings(loaded, job, applies, "edits", "inpaint")
             from PIL import Image
 
@@ -470,19 +535,16 @@ class DiffusersEngine(Engine):
                 return Image.composite(_resized(image, size), original, region)
 
             images = self._run(
-                loaded,
-                pipe,
+                "inpaint",
                 job,
                 on_partial,
                 keep_outside,
+                {**settings, "width": width, "height": height},
                 prompt=job.prompt,
                 image=_resized(source, (width, height)),
                 mask_image=_resized(job.mask, (width, height), mask=True),
-                width=width,
-                height=height,
-                **settings,
             )
-        return EngineResult(images, usage=count_tokens(pipe, job.prompt))
+        return EngineResult(images, usage=loaded.tokens(job.prompt))
 
     def vary(self, job: Job) -> EngineResult:
         loaded = self._start(job)
@@ -494,15 +556,12 @@ class DiffusersEngine(Engine):
                 loaded, job, ("num_inference_steps", "guidance_scale"), "variations"
             )
             images = self._run(
-                loaded,
-                loaded.variation,
+                "variation",
                 job,
                 None,
                 finish,
+                {**settings, "width": width, "height": height},
                 image=source,
-                width=width,
-                height=height,
-                **settings,
             )
             return EngineResult(images)
         if loaded.img2img is None:
@@ -510,13 +569,12 @@ class DiffusersEngine(Engine):
         applies = ("num_inference_steps", "guidance_scale", "negative_prompt", "strength")
         settings = self._settings(loaded, job, applies, "variations", "variation")
         images = self._run(
-            loaded,
-            loaded.img2img,
+            "img2img",
             job,
             None,
             finish,
+            settings,
             prompt="",
             image=_resized(source, (width, height)),
-            **settings,
         )
         return EngineResult(images)

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 from starlette.types import Scope
 
 from .._capabilities import MAX_DATA_URL_CHARS
@@ -26,6 +27,7 @@ from ._files import BATCHES_KEY, MAX_FILE_BYTES, file_routes
 from ._jobstore import default_data_dir
 from ._limits import BodyBudget, BodyLimitMiddleware, EngineGate, PixelBudget
 from ._logs import rate_limited_logs
+from ._metrics import Metrics, MetricsMiddleware
 from ._routes import routes
 from ._settings import MB, ServerSettings
 from ._state import STATE_KEY, ServerState, state_of
@@ -99,6 +101,7 @@ def create_app(
     keys = settings.resolved_api_keys()
     chosen: Engine | str = settings.engine if engine is None else engine
     bodies = BodyBudget(settings.inflight_limit)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -124,6 +127,9 @@ def create_app(
                 max_bytes=settings.max_storage,
             )
             release.callback(store.close)
+            # An engine with several devices, or merging jobs into one call, runs best with
+            # that many jobs in it at once.
+            slots = max(settings.max_concurrency, ready.capacity())
             state = ServerState(
                 settings=settings,
                 service=ImageService(
@@ -132,11 +138,12 @@ def create_app(
                     png_compress_level=settings.png_compress_level,
                 ),
                 store=store,
-                gate=EngineGate(concurrency=settings.max_concurrency, max_queue=settings.max_queue),
-                decode_limiter=anyio.CapacityLimiter(max(2, settings.max_concurrency)),
+                gate=EngineGate(concurrency=slots, max_queue=settings.max_queue),
+                decode_limiter=anyio.CapacityLimiter(max(2, slots)),
                 bodies=bodies,
-                pixels=PixelBudget(settings.pixel_budget),
+                pixels=PixelBudget(settings.pixel_budget(slots)),
             )
+            release.callback(metrics.attach(state.service, state.gate))
             if not keys:
                 logger.warning(
                     "No API key is configured: the server answers every client that can reach "
@@ -145,7 +152,7 @@ def create_app(
             logger.info(
                 "engine %r ready (concurrency %d, queue %d)",
                 ready.name,
-                settings.max_concurrency,
+                slots,
                 settings.max_queue,
             )
             batches = BatchService(state, settings.data_dir or default_data_dir(), keyed=bool(keys))
@@ -157,9 +164,15 @@ def create_app(
                 tasks.cancel_scope.cancel()
 
     return Starlette(
-        routes=[*routes, *file_routes, *batch_routes],
+        routes=[
+            *routes,
+            *file_routes,
+            *batch_routes,
+            Route("/metrics", metrics.endpoint, methods=["GET"]),
+        ],
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(AuthMiddleware, keys=keys),
             # After authentication (an unknown caller learns nothing of the routes), before the
             # body limits, which then see the `/v1/` route an Azure URL stands for.

@@ -1,5 +1,5 @@
-"""API keys: `Authorization: Bearer KEY` (OpenAI) or `api-key: KEY` (Azure), on `/v1/` routes
-and Azure's `/openai/` ones.
+"""API keys: `Authorization: Bearer KEY` (OpenAI) or `api-key: KEY` (Azure), on `/v1/` routes,
+Azure's `/openai/` ones and `/metrics`.
 
 Keys are compared in constant time over their SHA-256 digests, so neither the content nor the
 length of a configured key can be learned from response timing. `/health` and the signed file
@@ -19,6 +19,7 @@ from ._errors import error_response
 __all__ = ["AuthMiddleware"]
 
 OPENAI_PREFIX = "/v1/"
+METRICS_PATH = "/metrics"  # traffic and model names are the operator's business
 
 
 def _digest(value: bytes) -> bytes:
@@ -39,8 +40,8 @@ def _presented_key(scope: Scope) -> bytes | None:
 
 
 class AuthMiddleware:
-    """Refuses `/v1/` and `/openai/` requests without one of `keys`; does nothing when `keys`
-    is empty."""
+    """Refuses `/v1/`, `/openai/` and `/metrics` requests without one of `keys`; does nothing
+    when `keys` is empty."""
 
     def __init__(self, app: ASGIApp, *, keys: list[str]) -> None:
         self.app = app
@@ -58,7 +59,7 @@ class AuthMiddleware:
         if (
             scope["type"] != "http"
             or not self._digests
-            or not path.startswith((OPENAI_PREFIX, AZURE_PREFIX))
+            or not (path.startswith((OPENAI_PREFIX, AZURE_PREFIX)) or path == METRICS_PATH)
         ):
             await self.app(scope, receive, send)
             return

@@ -18,6 +18,7 @@ from ..engines import Job
 from ._azure import deployment_model
 from ._errors import request_id_of
 from ._inputs import ParsedRequest, read_edit, read_generation, read_variation
+from ._metrics import note_model
 from ._settings import ServerSettings
 from ._sse import EventStreamResponse, stream_job
 from ._state import ServerState, state_of
@@ -75,6 +76,7 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
     ticket = state.gate.admit()
     streaming = False
     try:
+        note_model(request.scope, parsed.request.model or service.default_model)
         await ticket.hold_pixels(state.pixels, parsed.pixels)
         job = await anyio.to_thread.run_sync(
             service.prepare,

@@ -61,6 +61,18 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
 
 
+def _option_pairs(value: str) -> list[str]:
+    """`key=value` pairs separated by commas; a part without `=` continues the value before it,
+    so a list keeps its commas (`device=cuda:0,cuda:1,steps=4`)."""
+    pairs: list[str] = []
+    for part in _split(value):
+        if "=" not in part and pairs:
+            pairs[-1] += "," + part
+        else:
+            pairs.append(part)
+    return pairs
+
+
 class ServerSettings(BaseModel):
     """Everything `create_app` and `imagegen serve` can be told. See the module docstring."""
 
@@ -151,7 +163,9 @@ class ServerSettings(BaseModel):
             if name == "api_keys":
                 merged[name] = _split(raw)
             elif name == "engine_options":
-                merged[name] = parse_options(_split(raw), source=ENV_PREFIX + "ENGINE_OPTIONS")
+                merged[name] = parse_options(
+                    _option_pairs(raw), source=ENV_PREFIX + "ENGINE_OPTIONS"
+                )
             else:
                 merged[name] = raw.strip()
         return merged
@@ -179,12 +193,12 @@ class ServerSettings(BaseModel):
             return self.max_inflight_bytes
         return max(1024 * MB, self.request_limit, self.max_json_edit_bytes)
 
-    @property
-    def pixel_budget(self) -> int:
-        """Decoded input pixels the server holds at once (`max_decoded_pixels`)."""
+    def pixel_budget(self, slots: int) -> int:
+        """Decoded input pixels the server holds at once (`max_decoded_pixels`), for an engine
+        that runs `slots` jobs at once."""
         if self.max_decoded_pixels is not None:
             return max(self.max_decoded_pixels, self.max_input_pixels)
-        return self.max_input_pixels * self.max_concurrency
+        return self.max_input_pixels * slots
 
     def resolved_api_keys(self) -> list[str]:
         """Keys from `api_keys` and `api_key_file`, deduplicated. Raises `ConfigurationError`."""
