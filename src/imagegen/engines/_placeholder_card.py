@@ -107,9 +107,8 @@ def _rows(values: Sequence[float], height: int) -> Image.Image:
 
 def _columns(values: Sequence[float], width: int) -> Image.Image:
     """A 32-bit float image whose every column is `values`."""
-    packed = array("f", values).tobytes()
-    rows = b"".join(packed[i : i + 4] * width for i in range(0, len(packed), 4))
-    return Image.frombytes("F", (width, len(values)), rows)
+    column = Image.frombytes("F", (1, len(values)), array("f", values).tobytes())
+    return column.resize((width, len(values)), Image.Resampling.NEAREST)
 
 
 def _scaled(image: Image.Image, scale: float, offset: float = 0.0) -> Image.Image:
@@ -120,9 +119,10 @@ def _scaled(image: Image.Image, scale: float, offset: float = 0.0) -> Image.Imag
 def background(width: int, height: int, palette: Palette, seed: int, glows: int = 4) -> Image.Image:
     """A diagonal gradient with a few soft glows, drawn small and enlarged (it is smooth).
 
-    Both are separable, so each is built from one row and one column of values (a 256-pixel
-    side takes 512 `exp` calls in Python rather than a `exp` per pixel); the blending runs on
-    whole `F` images, one channel each, in the order the formulas give."""
+    Both are separable, so each is built from one row and one column of values (`exp` is
+    called for a row and a column of each glow, not for each pixel); the blending runs on whole
+    `F` images, one channel each, in the order the formulas give. Every value carries + 0.5
+    from the start (the blends are convex), so converting to 8 bits, which truncates, rounds."""
     rng = draws(seed, "background")
     scale = min(1.0, _SMALL_SIDE / max(width, height))
     w, h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -140,7 +140,7 @@ def background(width: int, height: int, palette: Palette, seed: int, glows: int 
     )
     eased = ImageMath.lambda_eval(lambda m: m["t"] * m["t"] * m["u"], t=t, u=_scaled(t, -2, 3))
     channels = [
-        _scaled(eased, light - dark, dark)
+        _scaled(eased, light - dark, dark + 0.5)
         for dark, light in zip(palette.dark, palette.light, strict=True)
     ]
     diagonal = math.hypot(width, height)
@@ -156,14 +156,14 @@ def background(width: int, height: int, palette: Palette, seed: int, glows: int 
             y=_columns([math.exp(-((y - cy) ** 2) / radius**2) for y in ys], w),
         )
         keep = _scaled(glow, -1, 1)
+        towards = {value: _scaled(glow, value + 0.5) for value in set(target)}
         channels = [
             ImageMath.lambda_eval(
-                lambda m: m["c"] * m["k"] + m["g"], c=channel, k=keep, g=_scaled(glow, value)
+                lambda m: m["c"] * m["k"] + m["g"], c=channel, k=keep, g=towards[value]
             )
             for channel, value in zip(channels, target, strict=True)
         ]
-    # + 0.5: F to L conversion truncates (and clips to 0..255).
-    small = Image.merge("RGB", [_scaled(channel, 1, 0.5).convert("L") for channel in channels])
+    small = Image.merge("RGB", [channel.convert("L") for channel in channels])
     return small.resize((width, height), Image.Resampling.BICUBIC)
 
 
