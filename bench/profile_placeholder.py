@@ -60,7 +60,8 @@ def profile_server(args: argparse.Namespace, folder: Path) -> None:
         asyncio.run(_round(port, args.size, args.format, args.clients, 1.0))  # warm-up
         recorder = subprocess.Popen(
             [spy, "record", "--pid", str(server.pid), "--format", "raw", "--output", str(raw)]
-            + ["--rate", "250", "--duration", str(int(args.seconds) + 1), "--nonblocking"],
+            + ["--rate", "250", "--duration", str(int(args.seconds) + 1), "--nonblocking"]
+            + (["--gil"] if args.gil else []),
             stdout=subprocess.DEVNULL,
         )
         rate, _ = asyncio.run(_round(port, args.size, args.format, args.clients, args.seconds))
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--limit", type=int, default=25, help="rows of each table")
+    parser.add_argument(
+        "--gil", action="store_true", help="server: only samples holding the GIL (Python work)"
+    )
     args = parser.parse_args()
     args.size = args.size or ("256x256" if args.path == "server" else "1024x1024")
     with tempfile.TemporaryDirectory(prefix="imagegen-profile-") as folder:

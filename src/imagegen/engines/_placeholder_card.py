@@ -35,7 +35,7 @@ __all__ = [
 RGB = tuple[int, int, int]
 
 MIN_TEXT_SIDE = 48  # below this short side, text cannot be legible: colours only
-_SMALL_SIDE = 256  # the background is drawn at most this large, then enlarged (it is smooth)
+_SMALL_SIDE = 64  # the background is drawn at most this large, then enlarged (it is smooth)
 
 
 # --- seeds and colours -----------------------------------------------------------------------
@@ -258,7 +258,8 @@ def placeholder(
     else:
         image = background(width, height, palette, seed, glows)
         # A frosted card over the gradient: the prompt stays legible whatever the colours.
-        image.paste((255, 255, 255), (x0, y0, x0 + card_w, y0 + card_h), card.point(_FROST))
+        white = Image.new("RGB", (card_w, card_h), (255, 255, 255))  # faster than a colour
+        image.paste(white, (x0, y0), card.point(_FROST))
     draw = ImageDraw.Draw(image)
     top = y0 + (card_h - content_h) // 2
     if block:

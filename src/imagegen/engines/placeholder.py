@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
@@ -80,6 +81,10 @@ class PlaceholderEngine(Engine):
                 default_sizes={"edits": "auto", "variations": "auto"},
             )
         ]
+
+    def capacity(self) -> int:
+        # Pillow draws and encodes with the GIL released: one job per CPU keeps them all busy.
+        return os.cpu_count() or 1
 
     def resolve_auto_size(
         self, endpoint: Endpoint, input_size: tuple[int, int] | None
