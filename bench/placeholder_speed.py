@@ -10,12 +10,12 @@ enough that no request is refused (the peer refuses none either).
 
 One asyncio client in this process drives both over loopback keep-alive connections, in
 interleaved rounds (imagegen, peer, imagegen, ...), so load from elsewhere on the machine slows
-both alike. Every request has its own prompt, so neither server answers from a cache. For each
-size, response format and number of concurrent clients it prints requests/s (median of the
-rounds), p50 and p99 latency (over all rounds) and the ratio imagegen / peer. Client and
-servers share the machine's CPUs.
+both alike; the ratio imagegen / peer of a row is the median of the rounds' ratios. Every
+request has its own prompt, so neither server answers from a cache. For each size, response
+format and number of concurrent clients it prints requests/s (median of the rounds), p50 and
+p99 latency (over all rounds) and the ratio. Client and servers share the machine's CPUs.
 
-    python bench/placeholder_speed.py [--rounds 3] [--seconds 2] [--clients 1,8,64]
+    python bench/placeholder_speed.py [--rounds 7] [--seconds 1.5] [--clients 1,8,64]
         [--sizes 256x256,1024x1024] [--formats b64_json,url]
 """
 
@@ -245,6 +245,10 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def compare(servers: list[Server], args: argparse.Namespace) -> None:
+    """One row per size, format and client count: `args.rounds` rounds of each server, in
+    pairs, alternating which goes first; the ratio is the median of the pairs' ratios, so a
+    change of load between pairs cancels out."""
+    ours, peer = servers
     rows: list[tuple[str, float]] = []
     head = (
         f"{'size':>9} {'format':>8} {'clients':>7} | "
@@ -258,8 +262,8 @@ def compare(servers: list[Server], args: argparse.Namespace) -> None:
             for clients in (int(c) for c in args.clients.split(",")):
                 rates: dict[str, list[float]] = {s.name: [] for s in servers}
                 waits: dict[str, list[float]] = {s.name: [] for s in servers}
-                for _ in range(args.rounds):
-                    for server in servers:
+                for index in range(args.rounds):
+                    for server in servers if index % 2 == 0 else servers[::-1]:
                         rate, latencies = asyncio.run(
                             _round(server.port, size, response_format, clients, args.seconds)
                         )
@@ -272,9 +276,8 @@ def compare(servers: list[Server], args: argparse.Namespace) -> None:
                         f"{rate:>14.1f} {percentile(lat, 0.5) * 1000:>7.1f} "
                         f"{percentile(lat, 0.99) * 1000:>7.1f}"
                     )
-                ratio = statistics.median(rates[servers[0].name]) / statistics.median(
-                    rates[servers[1].name]
-                )
+                pairs = zip(rates[ours.name], rates[peer.name], strict=True)
+                ratio = statistics.median(mine / theirs for mine, theirs in pairs)
                 label = f"{size} {response_format} x{clients}"
                 rows.append((label, ratio))
                 print(
@@ -292,8 +295,8 @@ def compare(servers: list[Server], args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per row")
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of one round")
     parser.add_argument("--clients", default="1,8,64", help="concurrent clients, comma-separated")
     parser.add_argument("--sizes", default="256x256,1024x1024")
     parser.add_argument("--formats", default="b64_json,url")
