@@ -14,11 +14,11 @@ the generic checks: the wire-level values and ranges that hold for every model.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
 from ._errors import InvalidRequestError
@@ -147,7 +147,15 @@ class CatalogueError(RuntimeError):
 
 
 def _read_catalogue() -> dict[str, Any]:
-    text = resources.files(__package__ or "imagegen").joinpath("catalogue.toml").read_text("utf-8")
+    # Read beside this module: importing importlib.resources (zipfile, tempfile, pathlib...)
+    # costs more than a whole `imagegen --help`. It is the way in from a zipped install only.
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "catalogue.toml"), encoding="utf-8") as f:
+            text = f.read()
+    except OSError:  # pragma: no cover - a zipped install
+        from importlib import resources
+
+        text = resources.files(__package__ or "imagegen").joinpath("catalogue.toml").read_text()
     catalogue: dict[str, Any] = tomllib.loads(text)
     return catalogue
 

@@ -57,10 +57,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, MissingDependencyError
-from .._models import ImagesUsage, SvgUsage
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+    from .._models import ImagesUsage, SvgUsage  # annotations only: pydantic loads with a client
 
 __all__ = [
     "ENTRY_POINT_GROUP",
