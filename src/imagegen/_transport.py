@@ -28,12 +28,10 @@ import contextlib
 import functools
 import os
 import ssl
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-import anyio
 import httpx2
 
 from ._answers import Answer, Body, Plan, failure, images, images_as_events
@@ -53,7 +51,7 @@ from ._models import ImagesResponse
 from ._network import Deadline, aiter_within, install, iter_within, make_timeout, within
 from ._proxies import Proxy, connection_error, proxy_routes, proxy_secrets
 from ._request import PATHS, Call, form_fields, multipart_files
-from ._retry import AttemptFailed, async_retrying, retrying
+from ._retry import Failure, Retries, aretry_loop, retry_loop
 from ._streaming import StreamContext, WireEvent, aiter_events, aiter_lines, iter_events, iter_lines
 from ._types import NotGiven
 from ._version import __version__
@@ -165,6 +163,9 @@ class _HTTPBase:
             what=lambda: f"The answer from {self._shown(request.url)}",
             setting="max_response_size (--max-response-mb)",
         )
+
+    def _retries(self, plan: Plan) -> Retries:
+        return Retries(self.max_retries, max_wait=self.limits.max_retry_wait, deadline=plan.call)
 
     def _call_deadline(self, timeouts: Mapping[str, float | None]) -> Deadline | None:
         attempt = timeouts.get("read")
@@ -301,8 +302,6 @@ class HTTPTransport(_HTTPBase):
         super().__init__(settings, **options)
         self._owns_client = http_client is None
         self.client = http_client or self._new_client()
-        # Tests replace this to observe waits without sleeping; nothing else does.
-        self._sleep: Callable[[float], None] = time.sleep
 
     def _new_client(self) -> httpx2.Client:
         client = httpx2.Client(**self._client_options())
@@ -321,7 +320,9 @@ class HTTPTransport(_HTTPBase):
                 break
         answer.body = body.data
 
-    def _exchange(self, request: httpx2.Request, plan: Plan, client: httpx2.Client) -> Answer:
+    def _exchange(
+        self, request: httpx2.Request, plan: Plan, client: httpx2.Client
+    ) -> Answer | Failure:
         """One attempt: the request sent and, unless streaming, its answer read."""
         deadline = plan.attempt()
         request.extensions["timeout"] = plan.timeouts_within(deadline)
@@ -339,29 +340,22 @@ class HTTPTransport(_HTTPBase):
         finally:
             if not (plan.stream and response.is_success):
                 response.close()
-        raise failure(response, error_body.data, self.secrets)
+        return failure(response, error_body.data, self.secrets)
 
-    def _attempt(self, request: httpx2.Request, plan: Plan, client: httpx2.Client) -> Answer:
+    def _attempt(
+        self, request: httpx2.Request, plan: Plan, client: httpx2.Client
+    ) -> Answer | Failure:
         try:
             return self._exchange(request, plan, client)
         except httpx2.HTTPError as exc:
-            error = self._transport_error(exc, request.url)
-        raise AttemptFailed(error, retry=True)
+            return Failure(self._transport_error(exc, request.url), retry=True)
 
     def _send(
         self, request: httpx2.Request, plan: Plan, client: httpx2.Client | None = None
     ) -> Answer:
-        loop = retrying(
-            self.max_retries,
-            lambda seconds: self._sleep(seconds),
-            max_wait=self.limits.max_retry_wait,
-            deadline=plan.call,
+        return retry_loop(
+            lambda: self._attempt(request, plan, client or self.client), self._retries(plan)
         )
-        try:
-            return loop(self._attempt, request, plan, client or self.client)
-        except AttemptFailed as failed:
-            error = failed.error
-        raise error
 
     def build(self, call: Call) -> httpx2.Request:
         request = self.client.build_request("POST", self.url(call), **self._request_args(call))
@@ -478,7 +472,6 @@ class AsyncHTTPTransport(_HTTPBase):
             http_client = httpx2.AsyncClient(**self._client_options())
             install(http_client)
         self.client = http_client
-        self._sleep: Callable[[float], Any] = anyio.sleep
         self._downloader: HTTPTransport | None = None
 
     async def aclose(self) -> None:
@@ -499,7 +492,7 @@ class AsyncHTTPTransport(_HTTPBase):
                 break
         answer.body = body.data
 
-    async def _exchange(self, request: httpx2.Request, plan: Plan) -> Answer:
+    async def _exchange(self, request: httpx2.Request, plan: Plan) -> Answer | Failure:
         deadline = plan.attempt()
         request.extensions["timeout"] = plan.timeouts_within(deadline)
         with within(deadline):
@@ -516,27 +509,16 @@ class AsyncHTTPTransport(_HTTPBase):
         finally:
             if not (plan.stream and response.is_success):
                 await response.aclose()
-        raise failure(response, error_body.data, self.secrets)
+        return failure(response, error_body.data, self.secrets)
 
-    async def _attempt(self, request: httpx2.Request, plan: Plan) -> Answer:
+    async def _attempt(self, request: httpx2.Request, plan: Plan) -> Answer | Failure:
         try:
             return await self._exchange(request, plan)
         except httpx2.HTTPError as exc:
-            error = self._transport_error(exc, request.url)
-        raise AttemptFailed(error, retry=True)
+            return Failure(self._transport_error(exc, request.url), retry=True)
 
     async def _send(self, request: httpx2.Request, plan: Plan) -> Answer:
-        loop = async_retrying(
-            self.max_retries,
-            lambda seconds: self._sleep(seconds),
-            max_wait=self.limits.max_retry_wait,
-            deadline=plan.call,
-        )
-        try:
-            return await loop(self._attempt, request, plan)
-        except AttemptFailed as failed:
-            error = failed.error
-        raise error
+        return await aretry_loop(lambda: self._attempt(request, plan), self._retries(plan))
 
     async def build(self, call: Call) -> httpx2.Request:
         request = self.client.build_request("POST", self.url(call), **self._request_args(call))
