@@ -26,6 +26,7 @@ def run(
     async def main() -> T:
         options.setdefault("base_url", server.base_url)
         options.setdefault("api_key", API_KEY)
+
         async def sleep(seconds: float) -> None:
             waits.append(seconds)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -35,7 +34,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._service import DEFAULT_MAX_OUTPUT_PIXELS
-from . import Engine, EngineResult, Job, PartialCallback
+from . import Engine, EngineOptions, EngineResult, Job, PartialCallback
 from ._inpaint import Mask, bounds, harmonic_fill, text_box
 from ._lettering import MIN_FONT, fit_text, font_size, get_font, line_spacing, printable
 from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
@@ -468,7 +467,7 @@ class PlaceholderEngine(Engine):
     description: ClassVar[str] = (
         "Built-in, no model: prompt placeholders, real inpainting edits, seeded variations."
     )
-    option_help: ClassVar[Mapping[str, str] | None] = {}  # it reads no -o option
+    Options = EngineOptions  # it reads no -o option
     default_size = (1024, 1024)
     output_formats: ClassVar[frozenset[str]] = frozenset({"png", "jpeg", "webp", "gif", "svg"})
     accepts: ClassVar[frozenset[str]] = frozenset({"markup"})
