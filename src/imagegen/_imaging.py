@@ -483,7 +483,9 @@ def edit_region(mask: PILImage.Image | None, image: PILImage.Image) -> PILImage.
                 "Invalid mask image format - mask image missing alpha channel.", param="mask"
             )
         return Image.new("L", image.size, 0)
-    alpha = source.convert("RGBA").getchannel("A")
+    # An RGBA image (every job's) gives its channel as it is: a converted copy of a 64 MP
+    # input would cost 256 MB for nothing.
+    alpha = (source if source.mode == "RGBA" else source.convert("RGBA")).getchannel("A")
     return alpha.point(lambda a: 255 if a == 0 else 0)
 
 

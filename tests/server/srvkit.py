@@ -11,7 +11,12 @@ import contextlib
 import hashlib
 import io
 import os
+import queue
+import re
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +26,7 @@ from PIL import Image
 from imagegen._capabilities import ModelCapabilities
 from imagegen.engines import Engine, EngineResult, Job, PartialCallback
 from imagegen.server import ServerSettings
+from live import stop_process
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -99,17 +105,31 @@ class BlockingEngine(SolidEngine):
         self.max_active = 0
 
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        self._hold()
+        try:
+            return super().generate(job, on_partial)
+        finally:
+            self._done()
+
+    def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        self._hold()
+        try:
+            return super().edit(job, on_partial)
+        finally:
+            self._done()
+
+    def _hold(self) -> None:
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         self.started.release()
-        try:
-            if not self.release.wait(timeout=60):
-                raise RuntimeError("test engine was never released")
-            return super().generate(job, on_partial)
-        finally:
-            with self._lock:
-                self.active -= 1
+        if not self.release.wait(timeout=60):
+            self._done()
+            raise RuntimeError("test engine was never released")
+
+    def _done(self) -> None:
+        with self._lock:
+            self.active -= 1
 
     def wait_started(self, count: int = 1, timeout: float = 20) -> None:
         for _ in range(count):
@@ -235,3 +255,58 @@ def multipart(
         out += b"\r\n" + (value.encode("utf-8") if isinstance(value, str) else value) + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+@contextlib.contextmanager
+def serving(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """`python -m imagegen serve --engine placeholder` on a free port with `args`; yields its
+    URL, the process and its log."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEGEN_", "OPENAI_"))}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imagegen",
+            "serve",
+            "--engine",
+            "placeholder",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            *args,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**clean, **(env or {})},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.put(line)
+            log.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None:
+            assert time.monotonic() < deadline and process.poll() is None, "".join(log)
+            try:
+                match = re.search(r"running on (http://127\.0\.0\.1:\d+)", lines.get(timeout=1))
+            except queue.Empty:
+                continue
+            url = match[1] if match else None
+        yield url, process, log
+    finally:
+        stop_process(process)
+        reader.join(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()

@@ -4,26 +4,21 @@ server process answering the SDK and finishing a stream after SIGTERM."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 from click.testing import CliRunner
-from srvkit import KEY
+from srvkit import KEY, serving
 
 from imagegen.cli import cli
-from live import stop_process
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -168,6 +163,9 @@ def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
         (["--api-key-file", "/no/such/file"], "cannot be read"),
         (["--png-compress-level", "10"], "--png-compress-level"),
         (["--png-compress-level", "-1"], "0<=x<=9"),
+        (["--max-storage", "lots"], "IMAGEGEN_MAX_STORAGE"),
+        (["--header-timeout", "0"], "--header-timeout"),
+        (["--max-connections", "1"], "max_connections"),
     ],
 )
 def test_serve_refuses_bad_settings_before_listening(args: list[str], message: str) -> None:
@@ -194,63 +192,12 @@ def test_serve_help_lists_the_flags() -> None:
         "--max-concurrency",
         "--max-queue",
         "--png-compress-level",
+        "--header-timeout",
+        "--body-timeout",
+        "--max-connections",
+        "--max-storage",
     ):
         assert flag in output
-
-
-@contextlib.contextmanager
-def serving(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
-    """`python -m imagegen serve --engine placeholder` on a free port with `args`; yields its
-    URL, the process and its log."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEGEN_", "OPENAI_"))}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "imagegen",
-            "serve",
-            "--engine",
-            "placeholder",
-            "--port",
-            "0",
-            "--api-key",
-            KEY,
-            *args,
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env={**clean, **(env or {})},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-            log.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None:
-            assert time.monotonic() < deadline and process.poll() is None, "".join(log)
-            try:
-                match = re.search(r"running on (http://127\.0\.0\.1:\d+)", lines.get(timeout=1))
-            except queue.Empty:
-                continue
-            url = match[1] if match else None
-        yield url, process, log
-    finally:
-        stop_process(process)
-        reader.join(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 @pytest.fixture

@@ -341,8 +341,10 @@ def test_oversized_body_is_413(small_limits: str) -> None:
         response = http.post("/v1/images/edits", data={"prompt": "x"}, files=[image_part(big)])
         assert_openai_error(response, 413, code="request_too_large")
 
-        head, headers = multipart([("image", png(), "a.png", "image/png")])
-        head = head[: -len(b"--b0undary--\r\n") - 2]  # the image part left open
+        head, headers = multipart(
+            [("image", png(), "a.png", "image/png"), ("prompt", "", None, None)]
+        )
+        head = head[: -len(b"--b0undary--\r\n") - 2]  # the prompt part left open
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: refused while streaming in
             yield head

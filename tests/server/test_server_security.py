@@ -151,3 +151,12 @@ def test_settings_from_environment_and_errors(monkeypatch: pytest.MonkeyPatch) -
     assert (
         ServerSettings.build(max_concurrency=1).request_limit == 17 * 50 * 1024 * 1024 + 1024 * 1024
     )
+    monkeypatch.setenv("IMAGEGEN_MAX_IMAGE_BYTES", "4MB")
+    monkeypatch.setenv("IMAGEGEN_MAX_STORAGE", "1.5 GB")
+    sized = ServerSettings.build(max_concurrency=2, max_inflight_bytes="64kb")
+    assert sized.max_image_bytes == 4 * 1024 * 1024
+    assert sized.max_storage == 1536 * 1024 * 1024
+    assert sized.inflight_limit == 64 * 1024
+    assert sized.pixel_budget(2) == 2 * sized.max_input_pixels  # per engine slot
+    with pytest.raises(ConfigurationError, match="IMAGEGEN_MAX_STORAGE.*512MB"):
+        ServerSettings.build(max_concurrency=1, max_storage="lots")

@@ -124,7 +124,7 @@ def test_default_storage_is_a_temporary_folder_removed_at_shutdown(
     with live_server(create_app(SolidEngine(), make_settings())) as url:
         url_images(url)
         folders = list(tmp_path.glob("imagegen-images-*"))
-        assert len(folders) == 1 and len(list(folders[0].iterdir())) == 1
+        assert len(folders) == 1 and len(list(folders[0].glob("*.png"))) == 1
     assert not folders[0].exists()
 
 

@@ -100,6 +100,32 @@ __all__ = ["engines_command", "serve_command"]
     "[default: 1]",
 )
 @click.option(
+    "--header-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Time a client has to send a request's headers, in total. [default: 10]",
+)
+@click.option(
+    "--body-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Time a client has to send a request's body, in total, plus 1 s per "
+    "IMAGEGEN_MIN_UPLOAD_RATE bytes received (default 64KB). [default: 30]",
+)
+@click.option(
+    "--max-connections",
+    type=int,
+    metavar="N",
+    help="Open connections; past it the oldest one still waiting for its request is closed. "
+    "[default: 1000]",
+)
+@click.option(
+    "--max-storage",
+    metavar="SIZE",
+    help="Disk for images returned as URLs (as 512MB, 2GB); past it the oldest are removed "
+    "first. [default: 1GB]",
+)
+@click.option(
     "--device",
     metavar="LIST",
     help="Devices the engine runs on, one worker each, least busy first: auto (every GPU), "
@@ -160,6 +186,10 @@ def serve_command(
     max_queue: int | None,
     graceful_timeout: int | None,
     png_compress_level: int | None,
+    header_timeout: float | None,
+    body_timeout: float | None,
+    max_connections: int | None,
+    max_storage: str | None,
     device: str | None,
     max_batch_size: int | None,
     batch_wait_ms: int | None,
@@ -207,6 +237,10 @@ def serve_command(
             max_queue=max_queue,
             graceful_timeout=graceful_timeout,
             png_compress_level=png_compress_level,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            max_storage=max_storage,
         )
         settings = _with_engine_flags(
             settings,
@@ -224,23 +258,27 @@ def serve_command(
             import uvicorn
 
             from ..engines import load_engine
-            from ..server import create_app
+            from ..server import HTTPProtocol, create_app
+            from ..server._process import raise_open_files_limit, return_freed_memory
         except ImportError as exc:  # pragma: no cover - both are dependencies
             raise ConfigurationError(f"The server needs {exc.name}: pip install imagegen") from exc
         # Loaded here, not in the app's lifespan, so a missing extra or a bad model is one
         # clear line before anything listens.
         loaded = load_engine(settings.engine, model=settings.model, options=settings.engine_options)
+    raise_open_files_limit(settings.max_connections)
+    return_freed_memory()
     try:
         uvicorn.run(
             create_app(loaded, settings),
             host=settings.host,
             port=settings.port,
+            # uvicorn's h11 with a header deadline and a connection cap (server/_protocol.py),
+            # whatever else is installed: "auto" would take httptools when present (the ray
+            # extra brings it), which parses and refuses requests differently.
+            http=HTTPProtocol,
             log_config=_log_config(log_level),
             log_level=log_level,
             access_log=False,  # the app writes its own access log, without query strings
-            # h11 whatever else is installed: "auto" would take httptools when present (the
-            # ray extra brings it), which parses and refuses requests differently.
-            http="h11",
             timeout_graceful_shutdown=settings.graceful_timeout,
         )
     finally:
@@ -302,6 +340,8 @@ def _log_config(level: str) -> dict[str, Any]:
         "level": level.upper(),
         "propagate": False,
     }
+    # asyncio reports failed accepts (out of file descriptors...) here; rate-limited like ours.
+    config["loggers"]["asyncio"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
     return config
 
 

@@ -554,13 +554,14 @@ class PlaceholderEngine(Engine):
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         # Further input images are not used: the first one is the image being edited.
-        source = job.images[0].convert("RGBA")
+        source = job.images[0]
         mask = job.mask if job.markup is None else markup_region(job.markup)
         size = (job.width, job.height)
-        if source.size != size:
+        if source.size != size:  # resized before it is copied: a large input is copied small
             source = source.resize(size, Image.Resampling.LANCZOS)
             if mask is not None:
                 mask = mask.resize(size, Image.Resampling.NEAREST)
+        source = source.convert("RGBA")
         seed = self._seed(job, job.prompt)
         hole = None if mask is None else np.asarray(mask.convert("L")) >= 128
         filled = None if hole is None or not hole.any() else harmonic_fill(source, hole)

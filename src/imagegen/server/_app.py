@@ -20,21 +20,23 @@ from ..engines import Engine, load_engine
 from ._auth import AuthMiddleware
 from ._azure import AzureRoutesMiddleware
 from ._batches import BatchService, batch_routes
+from ._bodies import JSON_FIELDS_BYTES
 from ._context import RequestContextMiddleware
 from ._errors import exception_handlers
 from ._files import BATCHES_KEY, MAX_FILE_BYTES, file_routes
 from ._jobstore import default_data_dir
-from ._limits import BodyLimitMiddleware, EngineGate
+from ._limits import BodyBudget, BodyLimitMiddleware, EngineGate, PixelBudget
+from ._logs import rate_limited_logs
 from ._metrics import Metrics, MetricsMiddleware
-from ._routes import ServerState, routes
+from ._routes import routes
 from ._settings import MB, ServerSettings
+from ._state import STATE_KEY, ServerState, state_of
 from ._storage import ImageStore
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger("imagegen.server")
 
-_JSON_BODY = MB  # generations: a prompt of at most 32,000 characters and a few fields
 _SMALL_BODY = 64 * 1024  # every other route takes no body
 
 
@@ -42,7 +44,11 @@ def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
     multipart = settings.request_limit
     # JSON edits carry the images as base64 data URLs, each at most OpenAI's 20 MiB characters.
     per_image = min(settings.max_image_bytes * 4 // 3 + 1024, MAX_DATA_URL_CHARS)
-    json_edits = min(multipart, (settings.max_images + 1) * per_image + MB)
+    json_edits = min(
+        multipart,
+        settings.max_json_edit_bytes,
+        (settings.max_images + 1) * per_image + JSON_FIELDS_BYTES,
+    )
     variation = settings.max_image_bytes + MB
 
     def limit_for(scope: Scope) -> int:
@@ -57,12 +63,17 @@ def _body_limits(settings: ServerSettings) -> Callable[[Scope], int]:
         if path == "/v1/images/variations":
             return variation
         if path == "/v1/images/generations":
-            return _JSON_BODY
+            return JSON_FIELDS_BYTES
         if path == "/v1/files":
             return MAX_FILE_BYTES + MB
         return _SMALL_BODY
 
     return limit_for
+
+
+def _retry_after(scope: Scope) -> int:
+    state = state_of(scope.get("state"))
+    return state.gate.retry_after() if state is not None else 1
 
 
 async def _sweep_forever(store: ImageStore, interval: float) -> None:
@@ -89,6 +100,7 @@ def create_app(
     settings = settings or ServerSettings()
     keys = settings.resolved_api_keys()
     chosen: Engine | str = settings.engine if engine is None else engine
+    bodies = BodyBudget(settings.inflight_limit)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -108,7 +120,12 @@ def create_app(
             secret = (
                 settings.url_secret.get_secret_value().encode() if settings.url_secret else None
             )
-            store = ImageStore(settings.storage_dir, ttl=settings.url_ttl, secret=secret)
+            store = ImageStore(
+                settings.storage_dir,
+                ttl=settings.url_ttl,
+                secret=secret,
+                max_bytes=settings.max_storage,
+            )
             release.callback(store.close)
             # An engine with several devices, or merging jobs into one call, runs best with
             # that many jobs in it at once.
@@ -123,6 +140,8 @@ def create_app(
                 store=store,
                 gate=EngineGate(concurrency=slots, max_queue=settings.max_queue),
                 decode_limiter=anyio.CapacityLimiter(max(2, slots)),
+                bodies=bodies,
+                pixels=PixelBudget(settings.pixel_budget(slots)),
             )
             release.callback(metrics.attach(state.service, state.gate))
             if not keys:
@@ -138,10 +157,10 @@ def create_app(
             )
             batches = BatchService(state, settings.data_dir or default_data_dir(), keyed=bool(keys))
             release.callback(batches.close)
-            async with anyio.create_task_group() as tasks:
+            async with rate_limited_logs(settings.log_rate), anyio.create_task_group() as tasks:
                 tasks.start_soon(_sweep_forever, store, settings.sweep_interval)
                 tasks.start_soon(batches.run_worker)
-                yield {"imagegen": state, BATCHES_KEY: batches}
+                yield {STATE_KEY: state, BATCHES_KEY: batches}
                 tasks.cancel_scope.cancel()
 
     return Starlette(
@@ -161,7 +180,10 @@ def create_app(
             Middleware(
                 BodyLimitMiddleware,
                 limit_for=_body_limits(settings),
-                chunk_timeout=settings.body_timeout,
+                budget=bodies,
+                timeout=settings.body_timeout,
+                min_rate=settings.min_upload_rate,
+                retry_after=_retry_after,
             ),
         ],
         exception_handlers=exception_handlers(),

@@ -35,7 +35,7 @@ from ._files import _limit, listing, lookup, owner_of, service_of
 from ._inputs import _check_text, _json_edit
 from ._jobstore import LEASE_SECONDS, RUNNABLE, JobStore, new_id, worker_id
 from ._limits import Ticket
-from ._routes import ServerState
+from ._state import ServerState
 
 __all__ = ["BatchService", "batch_routes"]
 
@@ -344,6 +344,7 @@ async def _execute(state: ServerState, endpoint: Endpoint, body: Any) -> tuple[i
             raise InvalidRequestError(
                 "Streaming is not available in a batch; leave out stream.", param="stream"
             )
+        pixels = 0
         if endpoint == "generations":
             _check_text(body)
             request = parse_request("generations", body, strict=True)
@@ -351,14 +352,23 @@ async def _execute(state: ServerState, endpoint: Endpoint, body: Any) -> tuple[i
             images, mask = [], None
         else:
             raw = json.dumps(body).encode("utf-8")
-            parsed = await anyio.to_thread.run_sync(_json_edit, raw, service, state.settings, None)
+            parsed = await anyio.to_thread.run_sync(
+                _json_edit, raw, {}, service, state.settings, None
+            )
             request, images, mask = parsed.request, parsed.images, parsed.mask
-        job = await anyio.to_thread.run_sync(
-            service.prepare, endpoint, request, images, mask, limiter=state.decode_limiter
-        )
-        async with Ticket(state.gate).engine():  # in turn with live requests
-            made = await anyio.to_thread.run_sync(service.make, job)
-        rendered = await anyio.to_thread.run_sync(service.finish, job, made)
+            pixels = parsed.pixels
+        # Decoded within the server's pixel budget, in turn with live requests.
+        held = await state.pixels.take(pixels) if pixels else 0
+        try:
+            job = await anyio.to_thread.run_sync(
+                service.prepare, endpoint, request, images, mask, limiter=state.decode_limiter
+            )
+            async with Ticket(state.gate).engine():  # in turn with live requests
+                made = await anyio.to_thread.run_sync(service.make, job)
+            rendered = await anyio.to_thread.run_sync(service.finish, job, made)
+        finally:
+            if held:
+                state.pixels.give(held)
         response = rendered.to_response(None)
         return 200, response.model_dump(mode="json", exclude_none=True)
     except InvalidRequestError as exc:

@@ -81,4 +81,5 @@ class RequestContextMiddleware:
                 status,
                 (time.perf_counter() - start) * 1000,
                 request_id,
+                extra={"http_status": status},  # errors are rate-limited by status (`_logs`)
             )

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from .._capabilities import MAX_DATA_URL_CHARS, Endpoint, ModelCapabilities
@@ -23,6 +27,7 @@ from .._errors import InvalidRequestError
 from .._imaging import CONTENT_TYPES, InputImage, format_sizes, load_input
 from .._models import _Request, json_type, parse_request
 from .._service import ImageService
+from ._bodies import Blob, JsonEditReader, read_form
 from ._errors import HTTPError
 from ._settings import ServerSettings
 
@@ -45,6 +50,15 @@ class ParsedRequest:
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
     markup: InputImage | None = None
+
+    @property
+    def pixels(self) -> int:
+        """Pixels of the inputs once decoded: all images, the markup and the mask."""
+        return _pixels([*self.images, *([self.markup] if self.markup else [])], self.mask)
+
+
+def _pixels(images: list[InputImage], mask: InputImage | None) -> int:
+    return sum(image.width * image.height for image in [*images, *([mask] if mask else [])])
 
 
 def _media_type(value: str | None) -> str:
@@ -153,7 +167,7 @@ def _check_pixels(
 ) -> None:
     """Decoded, every input pixel costs 4 bytes: bound the total per request, not just per image
     (sixteen small PNGs of one colour can each claim 64 MP)."""
-    total = sum(image.width * image.height for image in [*images, *([mask] if mask else [])])
+    total = _pixels(images, mask)
     if total > settings.max_input_pixels:
         raise InvalidRequestError(
             f"The input images have {total:,} pixels in all; this server accepts at most "
@@ -228,11 +242,19 @@ async def _read_multipart(
     model: str | None,
 ) -> ParsedRequest:
     other_files = set(_OTHER_FILES) if endpoint == "edits" else set()
-    async with request.form(
-        max_files=settings.max_images + 1 + len(other_files),
-        max_fields=MAX_FIELDS,
-        max_part_size=MAX_FIELD_BYTES,
-    ) as form:
+    try:
+        async with contextlib.aclosing(request.stream()) as stream:
+            form = await read_form(
+                request.headers,
+                stream,
+                max_files=settings.max_images + 1 + len(other_files),
+                max_fields=MAX_FIELDS,
+                max_part_size=MAX_FIELD_BYTES,
+                max_file_bytes=settings.max_image_bytes,
+            )
+    except MultiPartException as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from None
+    try:
         fields: dict[str, str] = {}
         images: list[UploadFile] = []
         others: dict[str, list[UploadFile]] = {name: [] for name in other_files}
@@ -271,6 +293,8 @@ async def _read_multipart(
             for name, uploads in others.items()
             if uploads
         }
+    finally:
+        await form.close()
     mask, markup = extra.get("mask"), extra.get("markup")
     _check_mask_alpha(mask)
     _check_pixels([*inputs, *([markup] if markup else [])], mask, settings)
@@ -297,7 +321,11 @@ async def read_variation(
 
 
 def _decode_reference(
-    ref: Any, param: str, caps: ModelCapabilities, settings: ServerSettings
+    ref: Any,
+    param: str,
+    caps: ModelCapabilities,
+    settings: ServerSettings,
+    blobs: Mapping[str, Blob],
 ) -> InputImage:
     if not isinstance(ref, dict):
         raise InvalidRequestError(
@@ -325,19 +353,22 @@ def _decode_reference(
             f"Missing {where}: give the image as a data URL (data:image/png;base64,...).",
             param=where,
         )
-    if len(url) > MAX_DATA_URL_CHARS:
+    # A long data URL arrived already decoded (see `JsonEditReader`); its marker stands for it.
+    blob = blobs.get(url)
+    length = blob.chars if blob is not None else len(url)
+    if length > MAX_DATA_URL_CHARS:
         raise InvalidRequestError(
-            f"Invalid {where}: {len(url):,} characters; at most {MAX_DATA_URL_CHARS:,} are "
+            f"Invalid {where}: {length:,} characters; at most {MAX_DATA_URL_CHARS:,} are "
             "accepted. Send large images as multipart/form-data.",
             param=where,
         )
-    if url[:8].lower().startswith(("http://", "https://")):
+    if blob is None and url[:8].lower().startswith(("http://", "https://")):
         raise InvalidRequestError(
             "This server does not download images from URLs: send the image inline as a data "
             "URL (data:image/png;base64,...).",
             param=where,
         )
-    header, comma, payload = url.partition(",")
+    header, comma, payload = (blob.header, ",", "") if blob is not None else url.partition(",")
     if not header.lower().startswith("data:") or not comma:
         raise InvalidRequestError(
             f"Invalid {where}: expected a data URL such as data:image/png;base64,....",
@@ -350,13 +381,13 @@ def _decode_reference(
     # multipart.
     subject = param if param in _OTHER_FILES else "image"
     _check_declared_type(declared.strip().lower(), subject, caps)
-    _check_bytes(len(payload) * 3 // 4 - 2, subject, settings)  # before decoding it
+    _check_bytes(blob.size if blob is not None else len(payload) * 3 // 4 - 2, subject, settings)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = blob.data if blob is not None else base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequestError(
-            f"Invalid {where}: the base64 data is malformed.", param=where
-        ) from None
+        data = None
+    if data is None:
+        raise InvalidRequestError(f"Invalid {where}: the base64 data is malformed.", param=where)
     _check_bytes(len(data), subject, settings)
     # Several JSON images are told apart by their place ('images[2]'); one mask needs no name.
     return load_input(data, param=subject, name=None if param in _OTHER_FILES else param)
@@ -375,14 +406,22 @@ async def read_edit(
             "as data URLs.",
             code="unsupported_content_type",
         )
-    # Parsing and base64-decoding up to 16 data URLs takes ~160 ms per 15 MB image: in a
-    # worker thread, so the event loop keeps serving other requests meanwhile.
-    raw = await _json_body(request)
-    return await anyio.to_thread.run_sync(_json_edit, raw, service, settings, model)
+    # Data URLs are decoded as they arrive, a block at a time; what is left is a small JSON
+    # text, parsed (and the images' headers read) in a worker thread.
+    reader = JsonEditReader(max_image_bytes=settings.max_image_bytes)
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            reader.feed(chunk)
+    raw, blobs = reader.finish()
+    return await anyio.to_thread.run_sync(_json_edit, raw, blobs, service, settings, model)
 
 
 def _json_edit(
-    raw: bytes, service: ImageService, settings: ServerSettings, model: str | None
+    raw: bytes,
+    blobs: Mapping[str, Blob],
+    service: ImageService,
+    settings: ServerSettings,
+    model: str | None,
 ) -> ParsedRequest:
     body = _json_object(raw)
     refs = body.pop("images", None)
@@ -413,12 +452,13 @@ def _json_edit(
         )
     _check_count(len(refs), "images", settings)
     images = [
-        _decode_reference(ref, f"images[{index}]", caps, settings) for index, ref in enumerate(refs)
+        _decode_reference(ref, f"images[{index}]", caps, settings, blobs)
+        for index, ref in enumerate(refs)
     ]
     mask, markup = (
         None
         if other_refs[name] is None
-        else _decode_reference(other_refs[name], name, caps, settings)
+        else _decode_reference(other_refs[name], name, caps, settings, blobs)
         for name in ("mask", "markup")
     )
     _check_mask_alpha(mask)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -19,29 +18,18 @@ from ..engines import Job
 from ._azure import deployment_model
 from ._errors import request_id_of
 from ._inputs import ParsedRequest, read_edit, read_generation, read_variation
-from ._limits import EngineGate
 from ._metrics import note_model
 from ._settings import ServerSettings
 from ._sse import EventStreamResponse, stream_job
-from ._storage import FILES_PREFIX, ImageStore
+from ._state import ServerState, state_of
+from ._storage import FILES_PREFIX
 
-__all__ = ["ServerState", "routes"]
-
-
-@dataclass
-class ServerState:
-    """What the lifespan sets up once and every request reads."""
-
-    settings: ServerSettings
-    service: ImageService
-    store: ImageStore
-    gate: EngineGate
-    # Decoding input images is CPU and memory heavy; only this many requests do it at once.
-    decode_limiter: anyio.CapacityLimiter
+__all__ = ["routes"]
 
 
 def _state(request: Request) -> ServerState:
-    state: ServerState = request.state.imagegen
+    state = state_of(request.scope.get("state"))
+    assert state is not None, "the app runs without its lifespan"
     return state
 
 
@@ -70,22 +58,26 @@ Reader = Callable[[Request, ImageService, ServerSettings, str | None], Awaitable
 
 
 async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
-    """Admit, read the body, validate, run the engine, encode, answer.
+    """Read the body, validate, admit, decode, run the engine, encode, answer.
 
-    Admission comes first, before a byte of the body is read: only the admitted requests
-    (engine slots + queue) hold uploads and decoded images, so memory stays bounded however
-    many clients send at once, and a refusal costs nothing.
+    A full queue is refused before a byte of the body is read, but a place is taken only once
+    the body is in: a slow upload holds bytes of the body budget (see `BodyLimitMiddleware`),
+    never a place in the queue that others wait for. Input images are decoded only once their
+    pixels fit in the server's pixel budget, so memory stays bounded however many requests
+    wait.
     """
     state = _state(request)
     service = state.service
     # An Azure deployment URL names the model, whatever the body says; an unknown one costs
     # no place in the queue.
     model = deployment_model(request.scope, service)
+    state.gate.check()
+    parsed = await read(request, service, state.settings, model)
     ticket = state.gate.admit()
     streaming = False
     try:
-        parsed = await read(request, service, state.settings, model)
         note_model(request.scope, parsed.request.model or service.default_model)
+        await ticket.hold_pixels(state.pixels, parsed.pixels)
         job = await anyio.to_thread.run_sync(
             service.prepare,
             endpoint,
@@ -168,6 +160,9 @@ async def health(request: Request) -> Response:
             "waiting": gate.waiting,
             "max_concurrency": gate.concurrency,
             "max_queue": gate.max_queue,
+            "body_bytes": state.bodies.used,
+            "decoded_pixels": state.pixels.used,
+            "waiting_for_pixels": state.pixels.waiting,
         }
     )
 
@@ -180,7 +175,12 @@ async def image_file(request: Request) -> Response:
     return Response(
         data,
         media_type=store.content_type(name),
-        headers={"cache-control": f"private, max-age={max(0, expires - int(time.time()))}"},
+        headers={
+            "cache-control": f"private, max-age={max(0, expires - int(time.time()))}",
+            # An SVG opened from a link must not run scripts or load anything on this origin.
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "x-content-type-options": "nosniff",
+        },
     )
 
 

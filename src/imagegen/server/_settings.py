@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -32,9 +34,27 @@ from .._errors import ConfigurationError
 from .._imaging import MAX_PIXELS, PNG_COMPRESS_LEVEL
 from .._service import DEFAULT_MAX_OUTPUT_PIXELS
 
-__all__ = ["ENV_PREFIX", "MB", "ServerSettings", "check_bind", "is_loopback"]
+__all__ = ["ENV_PREFIX", "MB", "ServerSettings", "check_bind", "is_loopback", "parse_bytes"]
 
 ENV_PREFIX = "IMAGEGEN_"
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": MB, "mb": MB, "g": 1024 * MB, "gb": 1024 * MB}
+_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_bytes(value: Any) -> Any:
+    """`"512MB"`, `"2GB"`, `"64KB"` or a plain number of bytes; units are binary, as the
+    project's MB is everywhere (50 MB = 50 x 1024 x 1024 bytes)."""
+    if not isinstance(value, str):
+        return value
+    match = _AMOUNT.match(value)
+    unit = match[2].lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError("expected a number of bytes, optionally with KB, MB or GB (as 512MB)")
+    return int(float(match[1]) * _UNITS[unit])
+
+
+Bytes = Annotated[int, BeforeValidator(parse_bytes)]
 
 
 def _split(value: str) -> list[str]:
@@ -88,10 +108,10 @@ class ServerSettings(BaseModel):
     max_queue: int = Field(16, ge=0, le=10_000)
 
     # Request limits, from OpenAI's for GPT image models: images under 50 MB, 16 per edit.
-    max_image_bytes: int = Field(GENERIC.max_image_bytes, ge=1024)
+    max_image_bytes: Bytes = Field(GENERIC.max_image_bytes, ge=1024)
     max_images: int = Field(GENERIC.max_images, ge=1, le=GENERIC.max_images)
     # Whole request body; default: every image and a mask at their maximum, plus 1 MB of fields.
-    max_request_bytes: int | None = Field(None, ge=1024)
+    max_request_bytes: Bytes | None = Field(None, ge=1024)
     max_output_pixels: int = Field(DEFAULT_MAX_OUTPUT_PIXELS, ge=1)
     # Decoded inputs of one request, all images and the mask together: each pixel costs 4
     # bytes in memory (RGBA), so the default bounds a request to ~256 MB of decoded pixels.
@@ -100,8 +120,29 @@ class ServerSettings(BaseModel):
     # zlib level (0-9) of PNG answers: higher is smaller and slower (see PNG_COMPRESS_LEVEL).
     png_compress_level: int = Field(PNG_COMPRESS_LEVEL, ge=0, le=9)
 
-    # Seconds an upload may pause between two chunks before it is refused with a 408.
-    body_timeout: float = Field(60.0, gt=0)
+    # Hostile clients (docs/server.md, "Limits and what they cost"). A request's headers must
+    # arrive within `header_timeout` seconds, its body within `body_timeout` seconds plus one
+    # more for every `min_upload_rate` bytes received: totals per request, never reset by a
+    # byte that trickles in.
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
+    min_upload_rate: Bytes = Field(64 * 1024, ge=0)
+    # Open connections; over the cap the oldest one still waiting for its headers is closed
+    # (slow or idle clients make room), or, if every one is busy, the newcomer gets a 503.
+    max_connections: int = Field(1000, ge=2)
+    # A JSON edit carries its images as base64 (4/3 of their size); multipart has no such cost.
+    max_json_edit_bytes: Bytes = Field(128 * MB, ge=1024)
+    # Request bodies held at once, server-wide, from their first byte to the answer (uploading,
+    # queued or running); a request that does not fit gets a 429. Default: 1 GB, and at least
+    # the largest body one request may send.
+    max_inflight_bytes: Bytes | None = Field(None, ge=1024)
+    # Decoded input pixels held at once, server-wide (queued and running jobs); a request waits
+    # its turn to decode. Default: `max_input_pixels` times `max_concurrency`.
+    max_decoded_pixels: int | None = Field(None, ge=1)
+    # Disk used by `response_format=url` images; past it the oldest are removed first.
+    max_storage: Bytes = Field(1024 * MB, ge=1024)
+    # Log lines per second for each kind of event; the rest are counted in one summary line.
+    log_rate: int = Field(20, ge=1)
 
     # Seconds uvicorn waits for requests in flight at shutdown before it closes them.
     graceful_timeout: int = Field(120, ge=0)
@@ -144,6 +185,20 @@ class ServerSettings(BaseModel):
         if self.max_request_bytes is not None:
             return self.max_request_bytes
         return (self.max_images + 1) * self.max_image_bytes + MB
+
+    @property
+    def inflight_limit(self) -> int:
+        """Bytes of request bodies the server holds at once (`max_inflight_bytes`)."""
+        if self.max_inflight_bytes is not None:
+            return self.max_inflight_bytes
+        return max(1024 * MB, self.request_limit, self.max_json_edit_bytes)
+
+    def pixel_budget(self, slots: int) -> int:
+        """Decoded input pixels the server holds at once (`max_decoded_pixels`), for an engine
+        that runs `slots` jobs at once."""
+        if self.max_decoded_pixels is not None:
+            return max(self.max_decoded_pixels, self.max_input_pixels)
+        return self.max_input_pixels * slots
 
     def resolved_api_keys(self) -> list[str]:
         """Keys from `api_keys` and `api_key_file`, deduplicated. Raises `ConfigurationError`."""
