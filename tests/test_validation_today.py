@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from imagegen._capabilities import (
-    GIF,
-    Endpoint,
-    Problems,
-    get_capabilities,
-    validate_params,
-)
+from imagegen._capabilities import GIF, Endpoint, get_capabilities
 from imagegen._errors import InvalidRequestError, Problem
 from imagegen._models import parse_request
+from imagegen._validation import Problems, validate_params
 
 
 def check(

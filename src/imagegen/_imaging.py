@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union, cast
 
-from ._capabilities import MB, ModelCapabilities, Problems
+from ._capabilities import MB, ModelCapabilities
 from ._errors import InvalidRequestError
+from ._validation import Problems
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -28,11 +28,9 @@ from ._capabilities import (
     ENUMS,
     MAX_DATA_URL_CHARS,
     Endpoint,
-    Problems,
     check_retired,
     get_capabilities,
     retirement_hint,
-    validate_params,
 )
 from ._errors import EXTRA_BODY_PARAMETER, APIStatusError, InvalidRequestError
 from ._headers import header_problem
@@ -44,6 +42,7 @@ from ._imaging import (
     load_input,
 )
 from ._types import NOT_GIVEN, NotGiven
+from ._validation import Problems, validate_params
 
 __all__ = [
     "PATHS",

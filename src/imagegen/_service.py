@@ -22,10 +22,8 @@ from ._capabilities import (
     MODELS,
     Endpoint,
     ModelCapabilities,
-    Problems,
     get_capabilities,
     parse_size,
-    validate_params,
 )
 from ._errors import EngineError, ImagegenError, InvalidRequestError
 from ._imaging import (
@@ -42,12 +40,13 @@ from ._imaging import (
 from ._models import (
     CompletedEvent,
     ImageData,
+    ImageRequest,
     ImagesResponse,
     ImagesUsage,
     PartialImageEvent,
     SvgUsage,
-    _Request,
 )
+from ._validation import Problems, validate_params
 from .engines import Engine, EngineResult, Job, PartialCallback
 
 if TYPE_CHECKING:
@@ -170,7 +169,7 @@ class ImageService:
     def prepare(
         self,
         endpoint: Endpoint,
-        request: _Request,
+        request: ImageRequest,
         images: list[InputImage] | None = None,
         mask: InputImage | None = None,
         markup: InputImage | None = None,

@@ -28,22 +28,19 @@ from ._errors import (
     make_status_error,
     redact,
 )
-from ._models import CompletedEvent, PartialImageEvent, parse_stream_event
+from ._models import WireEvent, parse_stream_event
 
 __all__ = [
     "LineSplitter",
     "SSEDecoder",
     "SSEMessage",
     "StreamContext",
-    "WireEvent",
     "aiter_events",
     "aiter_lines",
     "embedded_error",
     "iter_events",
     "iter_lines",
 ]
-
-WireEvent = PartialImageEvent | CompletedEvent
 
 
 @dataclass

@@ -47,12 +47,12 @@ from ._errors import (
     redact_error,
 )
 from ._headers import header_problem
-from ._models import ImagesResponse
+from ._models import ImagesResponse, WireEvent
 from ._network import Deadline, aiter_within, install, iter_within, make_timeout, within
 from ._proxies import Proxy, connection_error, proxy_routes, proxy_secrets
 from ._request import PATHS, Call, form_fields, multipart_files
 from ._retry import Failure, Retries, aretry_loop, retry_loop
-from ._streaming import StreamContext, WireEvent, aiter_events, aiter_lines, iter_events, iter_lines
+from ._streaming import StreamContext, aiter_events, aiter_lines, iter_events, iter_lines
 from ._types import NotGiven
 from ._version import __version__
 

@@ -204,7 +204,8 @@ def hints(exc: ImagegenError, ctx: click.Context | None) -> str:
 def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     """` dall-e-2 takes -s 256x256: use -m dall-e-2, or leave -s out.`: the models of OpenAI's
     table that accept the value the run's model refused (the default model first, alone)."""
-    from .._capabilities import DEFAULT_MODELS, ENDPOINT_PARAMS, MODELS, validate_params
+    from .._capabilities import DEFAULT_MODELS, ENDPOINT_PARAMS, MODELS
+    from .._validation import validate_params
 
     endpoint, model = ctx.meta.get(ENDPOINT_AND_MODEL, (None, None))
     flag = option_flag(ctx, param)

@@ -28,10 +28,10 @@ from .._capabilities import (
     Endpoint,
     ModelCapabilities,
     get_capabilities,
-    validate_params,
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
+from .._validation import validate_params
 from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
 from ._options import canonical_values, svg_param

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from .._capabilities import MAX_DATA_URL_CHARS, Endpoint, ModelCapabilities
 from .._errors import InvalidRequestError
 from .._imaging import CONTENT_TYPES, InputImage, format_sizes, load_input
-from .._models import _Request, json_type, parse_request
+from .._models import ImageRequest, json_type, parse_request
 from .._service import ImageService
 from ._bodies import Blob, JsonEditReader, read_form
 from ._errors import HTTPError
@@ -46,7 +46,7 @@ _NESTED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[A-Za-z_][A-Za-z0-9_]*\])+
 
 @dataclass
 class ParsedRequest:
-    request: _Request
+    request: ImageRequest
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
     markup: InputImage | None = None
@@ -116,7 +116,7 @@ def _parse(
     model: str | None,
     *,
     strict: bool = False,
-) -> _Request:
+) -> ImageRequest:
     """`model`, when given (an Azure deployment's), replaces whatever the body names. JSON
     bodies are typed `strict`ly, as OpenAI types them; multipart fields are all strings."""
     if model is not None:
