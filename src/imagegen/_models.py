@@ -243,9 +243,7 @@ class CompletedEvent(_ImageEvent):
 
 # One event of an image stream, as the wire carries it (the caller sees it as `StreamEvent`).
 WireEvent = PartialImageEvent | CompletedEvent
-_WIRE_EVENT: TypeAdapter[WireEvent] = TypeAdapter(
-    Annotated[WireEvent, Field(discriminator="type")]
-)
+_WIRE_EVENT: TypeAdapter[WireEvent] = TypeAdapter(Annotated[WireEvent, Field(discriminator="type")])
 
 
 def parse_stream_event(data: Any) -> WireEvent | None:

@@ -11,6 +11,7 @@ Closing a stream (or leaving its `with` block) closes the HTTP response.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -23,6 +24,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    Sequence,
 )
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,7 +65,7 @@ class Downloader(Protocol):
 
 
 def _default_downloader() -> Downloader:
-    from ._transport import shared_downloader
+    from ._http import shared_downloader
 
     return shared_downloader()
 
@@ -99,16 +101,26 @@ def _decode_pil(data: bytes) -> PILImage.Image:
 
 
 class _Source:
-    """Where one image's bytes come from: base64 text, a data: URL or an http(s) URL."""
+    """Where one image's bytes come from: the bytes themselves (an in-process engine's), base64
+    text, a data: URL or an http(s) URL."""
 
-    def __init__(self, b64_json: str | None, url: str | None, downloader: Downloader | None):
+    def __init__(
+        self,
+        b64_json: str | None,
+        url: str | None,
+        downloader: Downloader | None,
+        encoded: bytes | None = None,
+    ):
         self.b64_json = b64_json
         self.url = url
         self.downloader = downloader
+        self.encoded = encoded
 
     @contextlib.contextmanager
     def chunks(self) -> Iterator[Iterator[bytes]]:
-        if self.b64_json is not None:
+        if self.encoded is not None:
+            yield iter((self.encoded,))
+        elif self.b64_json is not None:
             yield b64_chunks(self.b64_json)
         elif self.url is not None and self.url.startswith("data:"):
             _, _, payload = self.url.partition(",")
@@ -123,7 +135,8 @@ class _Source:
     @property
     def where(self) -> str:
         """Where the bytes come from, for messages: a URL without its query (a signature)."""
-        return f" at {_shown_url(self.url)}" if self.b64_json is None and self.url else ""
+        given = self.b64_json is not None or self.encoded is not None
+        return f" at {_shown_url(self.url)}" if not given and self.url else ""
 
     def read(self) -> bytes:
         with self.chunks() as parts:
@@ -133,13 +146,19 @@ class _Source:
 class GeneratedImage:
     """One image of an `ImagesResult`."""
 
-    def __init__(self, data: ImageData, index: int, result: ImagesResult) -> None:
+    def __init__(
+        self, data: ImageData, index: int, result: ImagesResult, encoded: bytes | None = None
+    ) -> None:
         self.data = data
         self.index = index
         self._result = result
+        self._encoded = encoded
 
     @property
     def b64_json(self) -> str | None:
+        """The image in base64 (made on first use from an in-process engine's bytes)."""
+        if self.data.b64_json is None and self._encoded is not None:
+            self.data.b64_json = base64.b64encode(self._encoded).decode("ascii")
         return self.data.b64_json
 
     @property
@@ -167,7 +186,7 @@ class GeneratedImage:
         )
 
     def _source(self) -> _Source:
-        return _Source(self.b64_json, self.url, self._result.downloader)
+        return _Source(self.data.b64_json, self.url, self._result.downloader, self._encoded)
 
     def bytes(self) -> bytes:
         """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
@@ -200,7 +219,8 @@ class GeneratedImage:
         self.to_pil().show()
 
     def __repr__(self) -> str:
-        kind = "b64_json" if self.b64_json is not None else f"url={_shown_url(self.url)!r}"
+        given = self.data.b64_json is not None or self._encoded is not None
+        kind = "b64_json" if given else f"url={_shown_url(self.url)!r}"
         return f"GeneratedImage(index={self.index}, {kind})"
 
 
@@ -221,7 +241,8 @@ class ImagesResult:
     `result.response` is the wire body; `created`, `usage`, `svg_usage`, `background`,
     `output_format`, `size`, `quality` and `safety_identifier` are read from it. `model` and
     `prompt` are what was asked for; `request_id` is the server's `x-request-id`;
-    `headers` the answer's HTTP headers.
+    `headers` the answer's HTTP headers. `encoded` holds the images of an in-process engine
+    as it encoded them; the response then carries them in base64 only once asked for.
     """
 
     def __init__(
@@ -234,15 +255,27 @@ class ImagesResult:
         requested_size: str | None = None,
         downloader: Downloader | None = None,
         headers: Mapping[str, str] | None = None,
+        encoded: Sequence[bytes] | None = None,
     ) -> None:
-        self.response = response
+        self._response = response
         self.model = model
         self.prompt = prompt
         self.request_id = request_id
         self.requested_size = requested_size
         self.downloader = downloader
-        self.images = [GeneratedImage(data, i, self) for i, data in enumerate(response.data)]
+        raw: Sequence[bytes | None] = encoded or [None] * len(response.data)
+        self.images = [
+            GeneratedImage(data, i, self, image)
+            for i, (data, image) in enumerate(zip(response.data, raw, strict=True))
+        ]
         self._headers = MappingProxyType({k.lower(): v for k, v in (headers or {}).items()})
+
+    @property
+    def response(self) -> ImagesResponse:
+        """The answer's wire body."""
+        for image in self.images:
+            image.b64_json  # noqa: B018 - an in-process engine's images, now in base64
+        return self._response
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -252,41 +285,41 @@ class ImagesResult:
 
     @property
     def created(self) -> int:
-        return self.response.created
+        return self._response.created
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromtimestamp(self.response.created, tz=timezone.utc)
+        return datetime.fromtimestamp(self._response.created, tz=timezone.utc)
 
     @property
     def usage(self) -> ImagesUsage | None:
-        return self.response.usage
+        return self._response.usage
 
     @property
     def background(self) -> str | None:
-        return self.response.background
+        return self._response.background
 
     @property
     def output_format(self) -> str | None:
-        return self.response.output_format
+        return self._response.output_format
 
     @property
     def size(self) -> str | None:
-        return self.response.size
+        return self._response.size
 
     @property
     def quality(self) -> str | None:
-        return self.response.quality
+        return self._response.quality
 
     @property
     def svg_usage(self) -> SvgUsage | None:
         """Tokens spent writing an SVG (output_format=svg), apart from `usage`."""
-        return self.response.svg_usage
+        return self._response.svg_usage
 
     @property
     def safety_identifier(self) -> str | None:
         """The end-user identifier the server used for safety monitoring, as it echoed it."""
-        return self.response.safety_identifier
+        return self._response.safety_identifier
 
     def __iter__(self) -> Iterator[GeneratedImage]:
         return iter(self.images)

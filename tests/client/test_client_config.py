@@ -150,7 +150,7 @@ def test_module_level_functions_use_a_shared_client_from_the_environment(
     imagegen.generate("a fox")
     assert server.last.headers["authorization"] == "Bearer sk-later-key"
     assert _api._default_client() is not first
-    assert first._http is not None and first._http.client.is_closed
+    assert first._transport is not None and first._transport.client.is_closed
     assert _api._replaced == []
     assert imagegen.generate.__name__ == "generate"
 
@@ -173,7 +173,7 @@ def test_a_stream_survives_a_new_shared_client(
     assert [event.type for event in events] == ["image_generation.completed"]
     assert stream.closed
     imagegen.generate("a hat")  # the next call closes it
-    assert _api._replaced == [] and old._http is not None and old._http.client.is_closed
+    assert _api._replaced == [] and old._transport is not None and old._transport.client.is_closed
 
 
 @pytest.mark.usefixtures("fresh_shared_client")
@@ -187,7 +187,7 @@ def test_changing_settings_many_times_keeps_no_client_open(
         imagegen.generate("a fox")
         clients.append(_api._default_client())
     assert _api._replaced == []
-    assert all(c._http is not None and c._http.client.is_closed for c in clients[:-1])
+    assert all(c._transport is not None and c._transport.client.is_closed for c in clients[:-1])
 
 
 @pytest.mark.usefixtures("fresh_shared_client")

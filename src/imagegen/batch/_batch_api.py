@@ -31,12 +31,14 @@ from .._errors import (
     ImagegenError,
     make_status_error,
 )
+from .._http import AsyncHTTPTransport
 from .._models import ImagesResponse
 from .._network import aiter_within
 from .._results import ImagesResult
 from .._retry import backoff
 from .._saving import atomic_write
 from .._streaming import aiter_lines
+from .._wire import json_body
 from ._context import RunContext
 from ._direct import RETRY, verdict_for
 from ._plan import Planned, prepare_row
@@ -58,8 +60,8 @@ class BatchAPI:
     """The Files and Batches routes, over the client's connection pool and settings."""
 
     def __init__(self, ctx: RunContext) -> None:
-        http = ctx.client._http
-        if http is None:
+        http = ctx.client._transport
+        if not isinstance(http, AsyncHTTPTransport):
             raise ConfigurationError(
                 "The Batch API (--via batch-api) needs a server; an in-process engine "
                 "(--engine) has none."
@@ -197,7 +199,7 @@ def request_line(ctx: RunContext, item: Planned) -> bytes:
         "custom_id": custom_id(item),
         "method": "POST",
         "url": _PATHS[call.endpoint],
-        "body": call.json_body(inline_images=True),
+        "body": json_body(call, inline_images=True),
     }
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
