@@ -10,20 +10,12 @@ import anyio.to_thread
 import httpx2
 from typing_extensions import Unpack
 
+from . import _params
 from ._capabilities import Endpoint
 from ._client import Images, _BaseClient
 from ._http import AsyncHTTPTransport
 from ._imaging import ImageInput
 from ._inprocess import AsyncEngineTransport
-from ._params import (
-    EditAnyParams,
-    EditParams,
-    EditStreamParams,
-    GenerateAnyParams,
-    GenerateParams,
-    GenerateStreamParams,
-    VariationParams,
-)
 from ._request import Call
 from ._results import AsyncImageStream, ImagesResult
 from ._transport import AsyncTransport
@@ -61,42 +53,44 @@ class AsyncClient(_BaseClient[httpx2.AsyncClient, AsyncTransport]):
         return AsyncImageStream(events.events, **self._stream_options(call, events))
 
     @overload
-    async def generate(self, prompt: str, **params: Unpack[GenerateParams]) -> ImagesResult: ...
+    async def generate(
+        self, prompt: str, **params: Unpack[_params.GenerateParams]
+    ) -> ImagesResult: ...
     @overload
     async def generate(
-        self, prompt: str, **params: Unpack[GenerateStreamParams]
+        self, prompt: str, **params: Unpack[_params.GenerateStreamParams]
     ) -> AsyncImageStream: ...
     @overload
     async def generate(
-        self, prompt: str, **params: Unpack[GenerateAnyParams]
+        self, prompt: str, **params: Unpack[_params.GenerateAnyParams]
     ) -> ImagesResult | AsyncImageStream: ...
     async def generate(
-        self, prompt: str, **params: Unpack[GenerateAnyParams]
+        self, prompt: str, **params: Unpack[_params.GenerateAnyParams]
     ) -> ImagesResult | AsyncImageStream:
         """As `Client.generate`; streams are `AsyncImageStream`s."""
         return await self._run(self._prepare("generations", {"prompt": prompt, **params}))
 
     @overload
     async def edit(
-        self, image: Images, prompt: str, **params: Unpack[EditParams]
+        self, image: Images, prompt: str, **params: Unpack[_params.EditParams]
     ) -> ImagesResult: ...
     @overload
     async def edit(
-        self, image: Images, prompt: str, **params: Unpack[EditStreamParams]
+        self, image: Images, prompt: str, **params: Unpack[_params.EditStreamParams]
     ) -> AsyncImageStream: ...
     @overload
     async def edit(
-        self, image: Images, prompt: str, **params: Unpack[EditAnyParams]
+        self, image: Images, prompt: str, **params: Unpack[_params.EditAnyParams]
     ) -> ImagesResult | AsyncImageStream: ...
     async def edit(
-        self, image: Images, prompt: str, **params: Unpack[EditAnyParams]
+        self, image: Images, prompt: str, **params: Unpack[_params.EditAnyParams]
     ) -> ImagesResult | AsyncImageStream:
         """As `Client.edit`; streams are `AsyncImageStream`s."""
         arguments = {"image": image, "prompt": prompt, **params}
         return await self._run(await self._aprepare("edits", arguments))
 
     async def create_variation(
-        self, image: ImageInput, **params: Unpack[VariationParams]
+        self, image: ImageInput, **params: Unpack[_params.VariationParams]
     ) -> ImagesResult:
         """As `Client.create_variation`."""
         call = await self._aprepare("variations", {"image": image, **params})

@@ -261,28 +261,23 @@ class _HTTPBase:
 
     def _guarded(self, items: Iterator[_T], url: str | httpx2.URL) -> Iterator[_T]:
         """`items`, with httpx2's errors while reading them turned into imagegen's."""
-        while True:
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-            except httpx2.HTTPError as exc:
-                error = self._transport_error(exc, url)
-                break
-            yield item
-        raise error
+        error: APIError | None = None
+        try:
+            yield from items
+        except httpx2.HTTPError as exc:
+            error = self._transport_error(exc, url)
+        if error is not None:
+            raise error
 
     async def _aguarded(self, items: AsyncIterator[_T], url: str | httpx2.URL) -> AsyncIterator[_T]:
-        while True:
-            try:
-                item = await items.__anext__()
-            except StopAsyncIteration:
-                return
-            except httpx2.HTTPError as exc:
-                error = self._transport_error(exc, url)
-                break
-            yield item
-        raise error
+        error: APIError | None = None
+        try:
+            async for item in items:
+                yield item
+        except httpx2.HTTPError as exc:
+            error = self._transport_error(exc, url)
+        if error is not None:
+            raise error
 
     def _is_answer(self, request: httpx2.Request, response: httpx2.Response) -> bool:
         # A download follows its redirects itself (`download`); an API call does not.

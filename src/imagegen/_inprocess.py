@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -122,14 +122,8 @@ class EngineTransport:
 class AsyncEngineTransport:
     """`EngineTransport` for `AsyncClient`: the engine's blocking work in worker threads."""
 
-    def __init__(
-        self,
-        engine: str | Engine,
-        *,
-        model: str | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> None:
-        self.sync = EngineTransport(engine, model=model, options=options)
+    def __init__(self, engine: str | Engine, **options: Any) -> None:
+        self.sync = EngineTransport(engine, **options)  # `model` and `options`
         self.target = self.sync.target
         self.check = self.sync.check
 

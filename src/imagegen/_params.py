@@ -79,35 +79,35 @@ class _EditFields(_PromptParams, total=False):
     input_fidelity: str | None | NotGiven
 
 
-class GenerateParams(_GenerateFields, total=False):
-    """`generate` without a stream: an `ImagesResult`."""
-
+class _NoStream(TypedDict, total=False):
     stream: Literal[False]
     partial_images: Literal[0] | None | NotGiven
 
 
-class GenerateStreamParams(_GenerateFields, total=False):
-    """`generate(..., stream=True)`: an `ImageStream`."""
-
+class _Stream(TypedDict, total=False):
     stream: Required[Literal[True]]
     partial_images: int | None | NotGiven
 
 
-class GenerateAnyParams(_GenerateFields, total=False):
+class _EitherStream(TypedDict, total=False):
     stream: bool
     partial_images: int | None | NotGiven
 
 
-class EditParams(_EditFields, total=False):
-    stream: Literal[False]
-    partial_images: Literal[0] | None | NotGiven
+# `generate` and `edit` return an `ImagesResult`, an `ImageStream`, or either.
+class GenerateParams(_GenerateFields, _NoStream, total=False): ...
 
 
-class EditStreamParams(_EditFields, total=False):
-    stream: Required[Literal[True]]
-    partial_images: int | None | NotGiven
+class GenerateStreamParams(_GenerateFields, _Stream, total=False): ...
 
 
-class EditAnyParams(_EditFields, total=False):
-    stream: bool
-    partial_images: int | None | NotGiven
+class GenerateAnyParams(_GenerateFields, _EitherStream, total=False): ...
+
+
+class EditParams(_EditFields, _NoStream, total=False): ...
+
+
+class EditStreamParams(_EditFields, _Stream, total=False): ...
+
+
+class EditAnyParams(_EditFields, _EitherStream, total=False): ...

@@ -29,7 +29,7 @@ from collections.abc import (
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from ._errors import APIResponseError, ImagegenError
 from ._imaging import sniff_format
@@ -40,6 +40,7 @@ from ._models import (
     ImagesUsage,
     PartialImageEvent,
     SvgUsage,
+    WireEvent,
 )
 from ._saving import b64_chunks, image_bytes, write_image
 
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+_V = TypeVar("_V")
+_Events = TypeVar("_Events", Iterable[WireEvent], AsyncIterator[WireEvent])
 
 
 class Downloader(Protocol):
@@ -98,6 +101,28 @@ def _decode_pil(data: bytes) -> PILImage.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+class _Field(Generic[_V]):
+    """A read-only attribute: the field of the same name of the object's wire model, the
+    attribute `source` names."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _Field[_V]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> _V: ...
+    def __get__(self, instance: object, owner: type) -> _Field[_V] | _V:
+        if instance is None:
+            return self
+        value: _V = getattr(getattr(instance, self.source), self.name)
+        return value
 
 
 class _Source:
@@ -283,43 +308,20 @@ class ImagesResult:
         and the like); empty for in-process engines and results built from a stream."""
         return self._headers
 
-    @property
-    def created(self) -> int:
-        return self._response.created
+    created: _Field[int] = _Field("_response")
+    usage: _Field[ImagesUsage | None] = _Field("_response")
+    background: _Field[str | None] = _Field("_response")
+    output_format: _Field[str | None] = _Field("_response")
+    size: _Field[str | None] = _Field("_response")
+    quality: _Field[str | None] = _Field("_response")
+    # Tokens spent writing an SVG (output_format=svg), apart from `usage`.
+    svg_usage: _Field[SvgUsage | None] = _Field("_response")
+    # The end-user identifier the server used for safety monitoring, as it echoed it.
+    safety_identifier: _Field[str | None] = _Field("_response")
 
     @property
     def created_at(self) -> datetime:
         return datetime.fromtimestamp(self._response.created, tz=timezone.utc)
-
-    @property
-    def usage(self) -> ImagesUsage | None:
-        return self._response.usage
-
-    @property
-    def background(self) -> str | None:
-        return self._response.background
-
-    @property
-    def output_format(self) -> str | None:
-        return self._response.output_format
-
-    @property
-    def size(self) -> str | None:
-        return self._response.size
-
-    @property
-    def quality(self) -> str | None:
-        return self._response.quality
-
-    @property
-    def svg_usage(self) -> SvgUsage | None:
-        """Tokens spent writing an SVG (output_format=svg), apart from `usage`."""
-        return self._response.svg_usage
-
-    @property
-    def safety_identifier(self) -> str | None:
-        """The end-user identifier the server used for safety monitoring, as it echoed it."""
-        return self._response.safety_identifier
 
     def __iter__(self) -> Iterator[GeneratedImage]:
         return iter(self.images)
@@ -368,23 +370,21 @@ class StreamEvent:
     """
 
     def __init__(
-        self, event: PartialImageEvent | CompletedEvent, index: int, context: _StreamState
+        self, event: PartialImageEvent | CompletedEvent, index: int, context: _StreamState[Any]
     ) -> None:
         self.event = event
         self.index = index
         self._context = context
 
-    @property
-    def type(self) -> str:
-        return self.event.type
+    type: _Field[str] = _Field("event")
+    b64_json: _Field[str] = _Field("event")
+    created_at: _Field[int] = _Field("event")
+    size: _Field[str | None] = _Field("event")
+    output_format: _Field[str | None] = _Field("event")
 
     @property
     def is_partial(self) -> bool:
         return isinstance(self.event, PartialImageEvent)
-
-    @property
-    def b64_json(self) -> str:
-        return self.event.b64_json
 
     @property
     def partial_image_index(self) -> int | None:
@@ -393,18 +393,6 @@ class StreamEvent:
     @property
     def usage(self) -> ImagesUsage | None:
         return self.event.usage if isinstance(self.event, CompletedEvent) else None
-
-    @property
-    def created_at(self) -> int:
-        return self.event.created_at
-
-    @property
-    def size(self) -> str | None:
-        return self.event.size
-
-    @property
-    def output_format(self) -> str | None:
-        return self.event.output_format
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -439,16 +427,19 @@ class StreamEvent:
         return f"StreamEvent(type={self.type!r}, index={self.index})"
 
 
-class _StreamState:
-    """What sync and async streams share: counting, collecting completed images, the result."""
+class _StreamState(Generic[_Events]):
+    """What sync and async streams share: counting, collecting completed images, the result;
+    they differ only in how the events are read and the connection closed."""
 
     def __init__(
         self,
+        events: _Events,
         *,
-        model: str | None,
-        prompt: str | None,
-        request_id: str | None,
-        requested_size: str | None,
+        close: Callable[[], Any] | None = None,
+        model: str | None = None,
+        prompt: str | None = None,
+        request_id: str | None = None,
+        requested_size: str | None = None,
     ) -> None:
         self.model = model
         self.prompt = prompt
@@ -456,6 +447,22 @@ class _StreamState:
         self.requested_size = requested_size
         self.completed: list[CompletedEvent] = []
         self._partials = 0
+        self._events: _Events = events
+        self._close = close
+        self._closed = False
+        self._iterator = self._iterate()
+
+    def _iterate(self) -> Any:
+        """The events as `StreamEvent`s (a generator: sync or async)."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream is done: read to its end, or closed."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, completed={len(self.completed)})"
 
     def _wrap(self, event: PartialImageEvent | CompletedEvent) -> StreamEvent:
         if isinstance(event, PartialImageEvent):
@@ -502,29 +509,13 @@ def _sum_usage(usages: list[ImagesUsage]) -> ImagesUsage | None:
     return ImagesUsage.model_validate(total)
 
 
-class ImageStream(_StreamState):
+class ImageStream(_StreamState[Iterable[WireEvent]]):
     """An iterator of `StreamEvent`s; a context manager that closes the response.
 
     Iterate once: events are read from the connection as they arrive.
     """
 
-    def __init__(
-        self,
-        events: Iterable[PartialImageEvent | CompletedEvent],
-        *,
-        close: Callable[[], None] | None = None,
-        model: str | None = None,
-        prompt: str | None = None,
-        request_id: str | None = None,
-        requested_size: str | None = None,
-    ) -> None:
-        super().__init__(
-            model=model, prompt=prompt, request_id=request_id, requested_size=requested_size
-        )
-        self._events = iter(events)
-        self._close = close
-        self._closed = False
-        self._iterator = self._iterate()
+    _iterator: Generator[StreamEvent, None, None]
 
     def _iterate(self) -> Generator[StreamEvent, None, None]:
         try:
@@ -538,11 +529,6 @@ class ImageStream(_StreamState):
 
     def __next__(self) -> StreamEvent:
         return next(self._iterator)
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream is done: read to its end, or closed."""
-        return self._closed
 
     def close(self) -> None:
         """Stop reading and close the connection (idempotent)."""
@@ -576,30 +562,11 @@ class ImageStream(_StreamState):
         self._result()  # a stream without a completed image is an error, not an empty save
         return paths
 
-    def __repr__(self) -> str:
-        return f"ImageStream(model={self.model!r}, completed={len(self.completed)})"
 
-
-class AsyncImageStream(_StreamState):
+class AsyncImageStream(_StreamState[AsyncIterator[WireEvent]]):
     """An async iterator of `StreamEvent`s; an async context manager that closes the response."""
 
-    def __init__(
-        self,
-        events: AsyncIterator[PartialImageEvent | CompletedEvent],
-        *,
-        close: Callable[[], Any] | None = None,
-        model: str | None = None,
-        prompt: str | None = None,
-        request_id: str | None = None,
-        requested_size: str | None = None,
-    ) -> None:
-        super().__init__(
-            model=model, prompt=prompt, request_id=request_id, requested_size=requested_size
-        )
-        self._events = events
-        self._close = close
-        self._closed = False
-        self._iterator = self._iterate()
+    _iterator: AsyncGenerator[StreamEvent, None]
 
     async def _iterate(self) -> AsyncGenerator[StreamEvent, None]:
         try:
@@ -613,11 +580,6 @@ class AsyncImageStream(_StreamState):
 
     async def __anext__(self) -> StreamEvent:
         return await self._iterator.__anext__()
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream is done: read to its end, or closed."""
-        return self._closed
 
     async def aclose(self) -> None:
         """Stop reading and close the connection (idempotent)."""
@@ -652,6 +614,3 @@ class AsyncImageStream(_StreamState):
             paths.append(event._save(path, event._default_tag(), metadata, overwrite))
         self._result()
         return paths
-
-    def __repr__(self) -> str:
-        return f"AsyncImageStream(model={self.model!r}, completed={len(self.completed)})"

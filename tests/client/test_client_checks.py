@@ -29,7 +29,8 @@ def _parameters(method: Callable[..., Any] | str) -> set[str]:
         method = getattr(imagegen.Client, method)
     names = set(inspect.signature(method).parameters) - {"self", "params"}
     unpacked = method.__annotations__["params"]  # "Unpack[GenerateAnyParams]"
-    declared = getattr(imagegen._params, unpacked.removeprefix("Unpack[").removesuffix("]"))
+    name = unpacked.removeprefix("Unpack[").removesuffix("]").removeprefix("_params.")
+    declared = getattr(imagegen._params, name)
     return (names | declared.__required_keys__ | declared.__optional_keys__) - _CALL_OPTIONS
 
 
