@@ -11,9 +11,9 @@ import httpx2
 from typing_extensions import Unpack
 
 from . import _params
+from ._async_http import AsyncHTTPTransport
 from ._capabilities import Endpoint
 from ._client import Images, _BaseClient
-from ._http import AsyncHTTPTransport
 from ._imaging import ImageInput
 from ._inprocess import AsyncEngineTransport
 from ._request import Call

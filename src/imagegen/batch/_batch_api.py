@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from .._answers import Answer
+from .._async_http import AsyncHTTPTransport
 from .._errors import (
     APIConnectionError,
     APIError,
@@ -31,7 +32,6 @@ from .._errors import (
     ImagegenError,
     make_status_error,
 )
-from .._http import AsyncHTTPTransport
 from .._models import ImagesResponse
 from .._network import aiter_within
 from .._results import ImagesResult
