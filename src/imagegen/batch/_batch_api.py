@@ -346,6 +346,52 @@ async def _poll(
         delay = min(delay * 2, poll_interval)
 
 
+async def _reopen(
+    api: BatchAPI, ctx: RunContext, state: dict[str, Any], title: str, force: bool
+) -> list[dict[str, Any]]:
+    """The batches a previous run left open: cancelled with `force`, else each with its id
+    (a batch created but not recorded is found, one never created is created)."""
+    open_entries = [entry for entry in state["batches"] if not entry.get("collected")]
+    if force:
+        for entry in open_entries:
+            if entry.get("id"):
+                await api.cancel(entry["id"])
+            entry["collected"] = True
+        _save_state(ctx.out_dir, state)
+        return []
+    for entry in open_entries:
+        if entry.get("id") is None:  # killed between upload and create
+            found = await api.find(entry["input_file_id"])
+            if found is None:
+                found = await api.create(
+                    entry["input_file_id"], entry["endpoint"], {"imagegen": title}
+                )
+            entry["id"] = found["id"]
+            _save_state(ctx.out_dir, state)
+    return open_entries
+
+
+async def _finish_batch(
+    api: BatchAPI,
+    ctx: RunContext,
+    entry: dict[str, Any],
+    batch: Mapping[str, Any],
+    rows: dict[str, Planned],
+) -> None:
+    """Collect a finished batch's output and error files into the rows of `rows` it holds."""
+    ctx.tracker.phase = "collecting"
+    ctx.tracker.changed()
+    seen: set[str] = set()
+    mine = {key: rows[key] for key in entry["rows"] if key in rows}
+    for name in ("output_file_id", "error_file_id"):
+        if batch.get(name):
+            await _collect_file(api, ctx, batch[name], mine, entry["id"], seen)
+    if batch.get("status") == "failed":
+        ctx.halt(
+            ImagegenError(f"The Batch API refused batch {entry['id']}: {_batch_errors(batch)}.")
+        )
+
+
 async def run_batch_api(
     ctx: RunContext,
     planned: list[Planned],
@@ -358,25 +404,9 @@ async def run_batch_api(
     """Submit what is not done, wait for every open batch, collect; return the last batch id."""
     api = BatchAPI(ctx)
     state = _load_state(ctx.out_dir)
-    items = {custom_id(item): item for item in planned}
     wanted = {custom_id(item) for item in todo}
-    open_entries = [entry for entry in state["batches"] if not entry.get("collected")]
-    if force:
-        for entry in open_entries:
-            if entry.get("id"):
-                await api.cancel(entry["id"])
-            entry["collected"] = True
-        _save_state(ctx.out_dir, state)
-        open_entries = []
-    for entry in open_entries:
-        if entry.get("id") is None:  # killed between upload and create
-            found = await api.find(entry["input_file_id"])
-            if found is None:
-                found = await api.create(
-                    entry["input_file_id"], entry["endpoint"], {"imagegen": title}
-                )
-            entry["id"] = found["id"]
-            _save_state(ctx.out_dir, state)
+    rows = {key: item for item in planned if (key := custom_id(item)) in wanted}
+    open_entries = await _reopen(api, ctx, state, title, force)
     submitted = {key for entry in open_entries for key in entry["rows"]}
     await _submit(
         api, ctx, state, [item for item in todo if custom_id(item) not in submitted], title
@@ -389,17 +419,7 @@ async def run_batch_api(
         batch = await _poll(api, ctx, entry, poll_interval)
         if batch is None:
             break
-        ctx.tracker.phase = "collecting"
-        ctx.tracker.changed()
-        seen: set[str] = set()
-        mine = {key: items[key] for key in entry["rows"] if key in items and key in wanted}
-        for name in ("output_file_id", "error_file_id"):
-            if batch.get(name):
-                await _collect_file(api, ctx, batch[name], mine, entry["id"], seen)
-        if batch.get("status") == "failed":
-            ctx.halt(
-                ImagegenError(f"The Batch API refused batch {entry['id']}: {_batch_errors(batch)}.")
-            )
+        await _finish_batch(api, ctx, entry, batch, rows)
         entry["collected"] = True
         _save_state(ctx.out_dir, state)
     return last

@@ -13,6 +13,7 @@ stop the batch instead of being repeated for each row.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -97,7 +98,7 @@ class _Sender:
         """Send one row until it is done, fails, or the run stops. Holds a place in flight on
         entry (the scheduler took it)."""
         ctx, pacer = self.ctx, self.pacer
-        retries = pushbacks = 0
+        tries = _Tries()
         first_sent = time.monotonic()
         holding = True
         while True:
@@ -108,62 +109,84 @@ class _Sender:
                     return
             holding = False
             started = time.monotonic()
-            self._update()
-            result: ImagesResult | None = None
-            error: ImagegenError | None = None
-            try:
-                result = await _send(ctx, item)
-            except ImagegenError as exc:
-                error = exc
-            finally:
-                pacer.release()
-            if result is not None:
-                pacer.success(started, result.headers)
+            outcome = await self._attempt(item)
+            if isinstance(outcome, ImagesResult):
+                pacer.success(started, outcome.headers)
                 self._update()
-                await ctx.record_success(
-                    item,
-                    result,
-                    attempts=retries + pushbacks + 1,
-                    seconds=time.monotonic() - first_sent,
-                )
+                seconds = time.monotonic() - first_sent
+                await ctx.record_success(item, outcome, attempts=tries.attempts, seconds=seconds)
                 return
-            assert error is not None
-            verdict = verdict_for(error, ctx.max_wait)
+            verdict, wait = self._verdict(outcome, epoch, tries)
             if verdict == HALT:
-                ctx.halt(error)
+                ctx.halt(outcome)
                 pacer.close()
                 return
-            wait: float | None = None
-            if verdict == RETRY and isinstance(error, APIStatusError):
-                hint = error.retry_after
-                if error.status_code in _PUSHBACK_STATUSES:
-                    precise = "retry-after-ms" in error.headers
-                    pacer.pushback(
-                        epoch,
-                        wait=hint,
-                        precise=precise,
-                        rate_limited=error.status_code == 429,
-                        headers=error.headers,
-                    )
-                if hint is not None and 0 < hint <= ctx.max_wait:
-                    wait = hint
-            if verdict == RETRY and wait is not None and isinstance(error, APIStatusError):
-                pushbacks += 1
-                verdict = RETRY if pushbacks <= MAX_PUSHBACKS else FAIL
-            elif verdict == RETRY:
-                retries += 1
-                wait = backoff(retries - 1)
-                verdict = RETRY if retries <= ctx.max_retries else FAIL
             if verdict == FAIL:
-                await ctx.record_failure(item, error, attempts=retries + pushbacks + 1)
+                await ctx.record_failure(item, outcome, attempts=tries.attempts)
                 return
-            ctx.tracker.retrying += 1
-            self._update()
-            try:
-                if not await ctx.pause(wait or 0.0):
-                    return  # stopped: the row stays pending, to be done by the next run
-            finally:
-                ctx.tracker.retrying -= 1
+            if not await self._pause(wait):
+                return  # stopped: the row stays pending, to be done by the next run
+
+    async def _attempt(self, item: Planned) -> ImagesResult | ImagegenError:
+        self._update()
+        try:
+            return await _send(self.ctx, item)
+        except ImagegenError as exc:
+            return exc
+        finally:
+            self.pacer.release()
+
+    def _verdict(self, error: ImagegenError, epoch: int, tries: _Tries) -> tuple[str, float]:
+        """What to do after `error` (counted in `tries`), and how long to wait first."""
+        verdict = verdict_for(error, self.ctx.max_wait)
+        if verdict != RETRY:
+            return verdict, 0.0
+        hinted = self._pushback(error, epoch)
+        if hinted is not None:
+            tries.pushbacks += 1
+            return (RETRY if tries.pushbacks <= MAX_PUSHBACKS else FAIL), hinted
+        tries.retries += 1
+        verdict = RETRY if tries.retries <= self.ctx.max_retries else FAIL
+        return verdict, backoff(tries.retries - 1)
+
+    def _pushback(self, error: ImagegenError, epoch: int) -> float | None:
+        """Tell the pacer of a server pushing back; the wait the server asked for, if one this
+        run takes."""
+        if not isinstance(error, APIStatusError):
+            return None
+        hint = error.retry_after
+        if error.status_code in _PUSHBACK_STATUSES:
+            self.pacer.pushback(
+                epoch,
+                wait=hint,
+                precise="retry-after-ms" in error.headers,
+                rate_limited=error.status_code == 429,
+                headers=error.headers,
+            )
+        return hint if hint is not None and 0 < hint <= self.ctx.max_wait else None
+
+    async def _pause(self, wait: float) -> bool:
+        """Wait before a retry, counted as retrying; False if the run stopped meanwhile."""
+        ctx = self.ctx
+        ctx.tracker.retrying += 1
+        self._update()
+        try:
+            return await ctx.pause(wait)
+        finally:
+            ctx.tracker.retrying -= 1
+
+
+@dataclass
+class _Tries:
+    """A row's failed attempts so far: retries after errors, and after the server's pushback."""
+
+    retries: int = 0
+    pushbacks: int = 0
+
+    @property
+    def attempts(self) -> int:
+        """The attempt under way (or just ended), counting from 1."""
+        return self.retries + self.pushbacks + 1
 
 
 async def send_rows(ctx: RunContext, todo: list[Planned], *, concurrency: int) -> None:

@@ -28,7 +28,7 @@ import csv
 import difflib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -249,6 +249,99 @@ def _extra_value(value: Any, *, from_text: bool) -> Any:
     return value
 
 
+class _Draft:
+    """A row while its keys are read, over the defaults."""
+
+    def __init__(self, defaults: Mapping[str, Any], base: Path, from_text: bool) -> None:
+        self.base = base
+        self.from_text = from_text
+        self.params = {k: v for k, v in defaults.items() if k in _PARAMS or k == "prompt"}
+        self.images: tuple[Path, ...] = tuple(defaults.get("images") or ())
+        self.single = {name: defaults.get(name) for name in ("mask", "markup")}
+        self.extra: dict[str, Any] = dict(defaults.get("extra_body") or {})
+        self.endpoint_name: Any = defaults.get("endpoint")
+        self.name: str | None = None
+
+    def set(self, key: str, value: Any) -> None:
+        """Take one key; `ValueError` or `LookupError` (an unknown key) with the rule broken."""
+        if key.startswith(EXTRA_PREFIX) and len(key) > len(EXTRA_PREFIX):
+            self.extra[key[len(EXTRA_PREFIX) :]] = _extra_value(value, from_text=self.from_text)
+        elif key in _KEYS:
+            _KEYS[key](self, key, value)
+        elif key in _NOT_IN_BATCH:
+            raise ValueError("batch rows are not streamed; leave out stream and partial_images")
+        elif key in _PARAMS:
+            self.params[key] = _typed(key, value, from_text=self.from_text)
+        else:
+            raise LookupError(_unknown(key))
+
+    def _extra_body(self, key: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            raise ValueError("must be an object of fields sent as they are")
+        self.extra.update(value)
+
+    def _images(self, key: str, value: Any) -> None:
+        self.images = _paths(value, self.base, key, split=self.from_text)
+
+    def _single(self, key: str, value: Any) -> None:
+        found = _paths(value, self.base, key, split=False)
+        if len(found) != 1:
+            raise ValueError("must be one path")
+        self.single[key] = found[0]
+
+    def _endpoint(self, key: str, value: Any) -> None:
+        self.endpoint_name = value
+
+    def _name(self, key: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        self.name = value
+
+    def _prompt(self, key: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text (got {value!r})")
+        self.params["prompt"] = value.strip() if self.from_text else value
+
+    def row(self, number: int, line: int) -> Row:
+        """The finished row; `ValueError((param, message))` if its keys do not go together."""
+        params, images = self.params, self.images
+        endpoint = _endpoint(self.endpoint_name, params, images)
+        if endpoint != "variations" and not params.get("prompt"):
+            raise ValueError("prompt", "no prompt (and no image for a variation)")
+        if endpoint == "generations" and (images or any(self.single.values())):
+            raise ValueError("image", "a generation takes no image; use endpoint edit")
+        if endpoint != "generations" and not images:
+            kind = "an edit" if endpoint == "edits" else "a variation"
+            raise ValueError("image", f"{kind} needs an image")
+        if endpoint == "variations":
+            params.pop("prompt", None)
+        edit = endpoint == "edits"
+        return Row(
+            number=number,
+            line=line,
+            endpoint=endpoint,
+            params=params,
+            images=images,
+            mask=self.single["mask"] if edit else None,
+            markup=self.single["markup"] if edit else None,
+            extra_body=self.extra,
+            name=self.name,
+        )
+
+
+# The keys of a row that are not wire parameters, and what reads each.
+_KEYS: dict[str, Callable[[_Draft, str, Any], None]] = {
+    "extra_body": _Draft._extra_body,
+    "image": _Draft._images,
+    "images": _Draft._images,
+    "mask": _Draft._single,
+    "markup": _Draft._single,
+    "endpoint": _Draft._endpoint,
+    "name": _Draft._name,
+    "prompt": _Draft._prompt,
+}
+
+
 def row_from_fields(
     fields: Mapping[str, Any],
     *,
@@ -260,68 +353,15 @@ def row_from_fields(
 ) -> Row:
     """Build one row from its keys over `defaults` (already normalised by `normalise_defaults`).
     Raises `ValueError` as `(param, message)` for the first problem."""
-    params = {k: v for k, v in defaults.items() if k in _PARAMS or k == "prompt"}
-    images: tuple[Path, ...] = tuple(defaults.get("images") or ())
-    single = {name: defaults.get(name) for name in ("mask", "markup")}
-    extra: dict[str, Any] = dict(defaults.get("extra_body") or {})
-    endpoint_name: Any = defaults.get("endpoint")
-    name: str | None = None
+    draft = _Draft(defaults, base, from_text)
     for key, value in fields.items():
         if value is None or (from_text and isinstance(value, str) and not value.strip()):
             continue
         try:
-            if key.startswith(EXTRA_PREFIX) and len(key) > len(EXTRA_PREFIX):
-                extra[key[len(EXTRA_PREFIX) :]] = _extra_value(value, from_text=from_text)
-            elif key == "extra_body":
-                if not isinstance(value, dict):
-                    raise ValueError("must be an object of fields sent as they are")
-                extra.update(value)
-            elif key in ("image", "images"):
-                images = _paths(value, base, key, split=from_text)
-            elif key in single:
-                found = _paths(value, base, key, split=False)
-                if len(found) != 1:
-                    raise ValueError("must be one path")
-                single[key] = found[0]
-            elif key == "endpoint":
-                endpoint_name = value
-            elif key == "name":
-                if not isinstance(value, str):
-                    raise ValueError("must be text")
-                name = value
-            elif key == "prompt":
-                if not isinstance(value, str):
-                    raise ValueError(f"must be text (got {value!r})")
-                params["prompt"] = value.strip() if from_text else value
-            elif key in _NOT_IN_BATCH:
-                raise ValueError("batch rows are not streamed; leave out stream and partial_images")
-            elif key in _PARAMS:
-                params[key] = _typed(key, value, from_text=from_text)
-            else:
-                raise LookupError(_unknown(key))
+            draft.set(key, value)
         except (ValueError, LookupError) as exc:
             raise ValueError(key, str(exc)) from None
-    endpoint = _endpoint(endpoint_name, params, images)
-    if endpoint != "variations" and not params.get("prompt"):
-        raise ValueError("prompt", "no prompt (and no image for a variation)")
-    if endpoint == "generations" and (images or any(single.values())):
-        raise ValueError("image", "a generation takes no image; use endpoint edit")
-    if endpoint != "generations" and not images:
-        kind = "an edit" if endpoint == "edits" else "a variation"
-        raise ValueError("image", f"{kind} needs an image")
-    if endpoint == "variations":
-        params.pop("prompt", None)
-    return Row(
-        number=number,
-        line=line,
-        endpoint=endpoint,
-        params=params,
-        images=images,
-        mask=single["mask"] if endpoint == "edits" else None,
-        markup=single["markup"] if endpoint == "edits" else None,
-        extra_body=extra,
-        name=name,
-    )
+    return draft.row(number, line)
 
 
 def _endpoint(named: Any, params: Mapping[str, Any], images: tuple[Path, ...]) -> Endpoint:

@@ -89,34 +89,38 @@ def _batch_api_problems(planned: list[Planned]) -> tuple[list[Planned], list[Row
     return keep, problems
 
 
+def _gallery_row(folder: Path, item: Planned, record: Mapping[str, Any]) -> GalleryRow:
+    """A checked row as the gallery shows it; its record counts only if made for this key."""
+    row = item.row
+    current = record if record.get("key") == item.key else {}
+    status = str(current.get("status") or "pending")
+    shown = {k: v for k, v in row.params.items() if k != "prompt"}
+    if row.endpoint != "generations":
+        shown = {"endpoint": row.endpoint, **shown}
+    shown.update({f"extra.{k}": v for k, v in row.extra_body.items()})
+    error = current.get("error")
+    return GalleryRow(
+        number=row.number,
+        status=status,
+        prompt=row.prompt,
+        params=shown,
+        files=tuple(current.get("files") or ()) if status == "done" else (),
+        inputs=tuple(relative_to(folder, path) for path in row.inputs),
+        error=error.get("message") if isinstance(error, dict) else None,
+        revised_prompts=tuple(text for text in current.get("revised_prompts") or () if text),
+    )
+
+
 def _gallery_rows(
     folder: Path,
     planned: list[Planned],
     problems: list[RowProblem],
     records: Mapping[int, Mapping[str, Any]],
 ) -> list[GalleryRow]:
-    rows: dict[int, GalleryRow] = {}
-    for item in planned:
-        row = item.row
-        record = records.get(row.number) or {}
-        current = record.get("key") == item.key
-        status = str(record.get("status")) if current and record.get("status") else "pending"
-        shown = {k: v for k, v in row.params.items() if k != "prompt"}
-        if row.endpoint != "generations":
-            shown = {"endpoint": row.endpoint, **shown}
-        shown.update({f"extra.{k}": v for k, v in row.extra_body.items()})
-        error = record.get("error") if current else None
-        revised = record.get("revised_prompts") if current else None
-        rows[row.number] = GalleryRow(
-            number=row.number,
-            status=status,
-            prompt=row.prompt,
-            params=shown,
-            files=tuple(record.get("files") or ()) if status == "done" else (),
-            inputs=tuple(relative_to(folder, path) for path in row.inputs),
-            error=error.get("message") if isinstance(error, dict) else None,
-            revised_prompts=tuple(text for text in revised or () if text),
-        )
+    rows = {
+        item.row.number: _gallery_row(folder, item, records.get(item.row.number) or {})
+        for item in planned
+    }
     for problem in problems:
         if problem.row is not None:
             rows[problem.row] = GalleryRow(number=problem.row, status="invalid", error=str(problem))
