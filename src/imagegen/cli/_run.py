@@ -232,8 +232,8 @@ def _one(
 def _wants_b64(p: dict[str, Any], params: dict[str, Any], caps: ModelCapabilities) -> bool:
     """Whether to ask for `response_format=b64_json` where the user did not choose: DALL-E
     models answer with URLs by default, which the run would only download (a second request,
-    to a link that may have expired by then) to save or print the bytes. PSOpenAI asks for
-    b64_json in those cases too. `-f url` and `-f json` keep the server's own answer."""
+    to a link that may have expired by then) to save or print the bytes. `-f url` and
+    `-f json` keep the server's own answer."""
     return (
         caps.family == "dall-e"
         and "response_format" not in params
