@@ -34,6 +34,7 @@ from imagegen._params import (
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
+
 def test_package_ships_the_py_typed_marker() -> None:
     marker = resources.files("imagegen") / "py.typed"
     assert marker.is_file()

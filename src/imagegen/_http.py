@@ -155,7 +155,15 @@ class HTTPTransport(HTTPBase):
         raise error
 
     def download(self, url: str) -> bytes:
-        """A URL result's bytes, read whole inside the retry loop (see `stream_url`)."""
+        """A URL result's bytes, read whole inside the retry loop, like an API answer: a
+        download that breaks off partway (the image is paid for, and its URL stays valid for an
+        hour) is tried again, and whoever writes the file gets all of it or nothing. An image
+        is a few megabytes (at most `max_image_size`), less than the base64 answer of a
+        `b64_json` call holds in memory anyway.
+
+        Results outlive their client (`with Client() as c: r = c.generate(...)`, then
+        `r.save()`): once the client is closed, a short-lived one with the same settings works.
+        """
         with self._scrubbed(), contextlib.ExitStack() as stack:
             client = self.client
             if client.is_closed:
@@ -181,21 +189,6 @@ class HTTPTransport(HTTPBase):
             raise APIResponseError(
                 f"Downloading the image was redirected more than {_MAX_REDIRECTS} times."
             )
-
-    @contextlib.contextmanager
-    def stream_url(self, url: str) -> Iterator[Iterator[bytes]]:
-        """Download a URL result; yield its body (as an iterator of chunks).
-
-        The whole body is read inside the retry loop, like an API answer: a download that
-        breaks off partway (the image is paid for, and its URL stays valid for an hour) is
-        tried again, and whoever writes the file gets all of it or nothing. An image is a few
-        megabytes (at most `max_image_size`), less than the base64 answer of a `b64_json`
-        call holds in memory anyway.
-
-        Results outlive their client (`with Client() as c: r = c.generate(...)`, then
-        `r.save()`): once the client is closed, a short-lived one with the same settings works.
-        """
-        yield iter((self.download(url),))
 
 
 _shared: HTTPTransport | None = None

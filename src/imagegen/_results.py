@@ -64,7 +64,7 @@ _Events = TypeVar("_Events", Iterable[WireEvent], AsyncIterator[WireEvent])
 class Downloader(Protocol):
     """Fetches URL results with the client's HTTP settings (proxy, timeout, retries)."""
 
-    def stream_url(self, url: str) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
+    def download(self, url: str) -> bytes: ...
 
 
 def _default_downloader() -> Downloader:
@@ -141,21 +141,16 @@ class _Source:
         self.downloader = downloader
         self.encoded = encoded
 
-    @contextlib.contextmanager
-    def chunks(self) -> Iterator[Iterator[bytes]]:
+    def chunks(self) -> Iterator[bytes]:
         if self.encoded is not None:
-            yield iter((self.encoded,))
-        elif self.b64_json is not None:
-            yield b64_chunks(self.b64_json)
-        elif self.url is not None and self.url.startswith("data:"):
-            _, _, payload = self.url.partition(",")
-            yield b64_chunks(payload)
-        elif self.url is not None:
-            downloader = self.downloader or _default_downloader()
-            with downloader.stream_url(self.url) as body:
-                yield body
-        else:
-            raise APIResponseError("The server sent an image with neither b64_json nor url.")
+            return iter((self.encoded,))
+        if self.b64_json is not None:
+            return b64_chunks(self.b64_json)
+        if self.url is not None and self.url.startswith("data:"):
+            return b64_chunks(self.url.partition(",")[2])
+        if self.url is not None:
+            return iter(((self.downloader or _default_downloader()).download(self.url),))
+        raise APIResponseError("The server sent an image with neither b64_json nor url.")
 
     @property
     def where(self) -> str:
@@ -164,8 +159,7 @@ class _Source:
         return f" at {_shown_url(self.url)}" if not given and self.url else ""
 
     def read(self) -> bytes:
-        with self.chunks() as parts:
-            return image_bytes(parts, self.where)
+        return image_bytes(self.chunks(), self.where)
 
 
 class GeneratedImage:
@@ -234,10 +228,10 @@ class GeneratedImage:
     def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
         meta = self.metadata if metadata else None
         source = self._source()
-        with source.chunks() as chunks:
-            return write_image(
-                path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
-            )
+        chunks = source.chunks()
+        return write_image(
+            path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
+        )
 
     def show(self) -> None:
         """Open the image in the system's image viewer."""

@@ -166,7 +166,7 @@ def _job_fields(request: ImageRequest) -> dict[str, Any]:
         "frame_duration_ms": GIF.duration(fields.get("frame_duration_ms")) if gif else 0,
         "svg_model": svg.get("model"),
         "svg_reasoning_effort": svg.get("reasoning", {}).get("effort"),
-        "safety_identifier": fields.get("safety_identifier") or fields.get("user") or None,
+        "safety_identifier": getattr(request, "effective_safety_identifier", request.user),
     }
 
 
