@@ -14,6 +14,7 @@ The model's facts come from `_capabilities` (the catalogue); the input images ar
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,8 @@ class Subject:
 
     def value(self, path: str) -> Any:
         """A parameter's value by its dotted path (`svg.reasoning.effort`); None if unset."""
+        if "." not in path:
+            return self.params.get(path)
         value: Any = self.params
         for part in path.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
@@ -340,7 +343,11 @@ def _gif_has_no_mask(mask: Any, subject: Subject) -> str | None:
 _GIF_PARTIALS, _GIF_STREAM = _whole("GIF")
 _SVG_PARTIALS, _SVG_STREAM = _whole("SVG")
 
-# (parameter, check), in the order problems are reported.
+# Checked even when not given.
+_REQUIRED = frozenset({"prompt"})
+
+# (parameter, check), in the order problems are reported; a check runs only for a parameter
+# that was given (a file given, for `markup` and `mask`), or one of `_REQUIRED`.
 CHECKS: list[tuple[str, Check]] = [
     ("prompt", _prompt),
     ("n", _n),
@@ -367,6 +374,13 @@ CHECKS: list[tuple[str, Check]] = [
     ("markup", _markup_or_mask),
     ("mask", _gif_has_no_mask),
 ]
+
+
+@functools.cache
+def _checks(endpoint: Endpoint) -> list[tuple[str, str, Check]]:
+    """The rows of `CHECKS` for the parameters `endpoint` has, each with its top-level name."""
+    rows = [(param, param.split(".")[0], check) for param, check in CHECKS]
+    return [row for row in rows if row[1] in ENDPOINT_PARAMS[endpoint]]
 
 
 def _unsupported_hint(name: str) -> str:
@@ -426,9 +440,11 @@ def validate_params(
         caps,
         files,
     )
-    for param, check in CHECKS:
-        if param.split(".")[0] not in known or problems.has(param):
-            continue
+    present = {name for name, value in subject.params.items() if value is not None}
+    present |= _REQUIRED | set(files)
+    for param, top, check in _checks(endpoint):
+        if top not in present or (problems and problems.has(param)):
+            continue  # every check but those of `_REQUIRED` is about a value that was given
         message = check(subject.value(param), subject)
         if message is not None:
             problems.add(message, param)
