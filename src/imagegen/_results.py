@@ -162,7 +162,49 @@ class _Source:
         return image_bytes(self.chunks(), self.where)
 
 
-class GeneratedImage:
+class _Image:
+    """What an image of a result and an image of a stream can do: give its bytes, open it in
+    Pillow, save it."""
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _source(self) -> _Source:
+        raise NotImplementedError
+
+    def bytes(self) -> bytes:
+        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
+        `APIResponseError` if the server sent anything else (an HTML page, a script)."""
+        return self._source().read()
+
+    def to_pil(self) -> PILImage.Image:
+        return _decode_pil(self.bytes())
+
+    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
+        """Write the image to `path` atomically (parents created); return the path written.
+
+        With `overwrite=False` an existing file is never replaced, even by another process
+        saving to the same name at the same moment: `FileExistsError` is raised instead.
+        The bytes are written as the server sent them: a PNG saved as `a.jpg` stays PNG (a
+        warning is logged); ask for `output_format="jpeg"`, or convert with `to_pil()`.
+        """
+        return self._save(path, "", metadata, overwrite)
+
+    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
+        meta = self.metadata if metadata else None
+        source = self._source()
+        chunks = source.chunks()
+        return write_image(
+            path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
+        )
+
+    def show(self) -> None:
+        """Open the image in the system's image viewer."""
+        self.to_pil().show()
+
+
+class GeneratedImage(_Image):
     """One image of an `ImagesResult`."""
 
     def __init__(
@@ -206,36 +248,6 @@ class GeneratedImage:
 
     def _source(self) -> _Source:
         return _Source(self.data.b64_json, self.url, self._result.downloader, self._encoded)
-
-    def bytes(self) -> bytes:
-        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
-        `APIResponseError` if the server sent anything else (an HTML page, a script)."""
-        return self._source().read()
-
-    def to_pil(self) -> PILImage.Image:
-        return _decode_pil(self.bytes())
-
-    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
-        """Write the image to `path` atomically (parents created); return the path written.
-
-        With `overwrite=False` an existing file is never replaced, even by another process
-        saving to the same name at the same moment: `FileExistsError` is raised instead.
-        The bytes are written as the server sent them: a PNG saved as `a.jpg` stays PNG (a
-        warning is logged); ask for `output_format="jpeg"`, or convert with `to_pil()`.
-        """
-        return self._save(path, "", metadata, overwrite)
-
-    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
-        meta = self.metadata if metadata else None
-        source = self._source()
-        chunks = source.chunks()
-        return write_image(
-            path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
-        )
-
-    def show(self) -> None:
-        """Open the image in the system's image viewer."""
-        self.to_pil().show()
 
     def __repr__(self) -> str:
         given = self.data.b64_json is not None or self._encoded is not None
@@ -356,7 +368,7 @@ def _number_tag(index: int) -> str:
     return f"-{index}" if index else ""
 
 
-class StreamEvent:
+class StreamEvent(_Image):
     """One event of an image stream: a partial image or a completed one.
 
     `event` is the wire model (`PartialImageEvent` or `CompletedEvent`); `index` counts images
@@ -398,21 +410,8 @@ class StreamEvent:
             created=_iso(self.event.created_at or int(time.time())),
         )
 
-    def bytes(self) -> bytes:
-        return image_bytes(b64_chunks(self.event.b64_json))
-
-    def to_pil(self) -> PILImage.Image:
-        return _decode_pil(self.bytes())
-
-    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
-        """Write this image to exactly `path`, atomically; `overwrite=False` as in
-        `GeneratedImage.save`."""
-        return self._save(path, "", metadata, overwrite)
-
-    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
-        meta = self.metadata if metadata else None
-        chunks = b64_chunks(self.event.b64_json)
-        return write_image(path, chunks, tag=tag, metadata=meta, overwrite=overwrite)
+    def _source(self) -> _Source:
+        return _Source(self.event.b64_json, None, None)
 
     def _default_tag(self) -> str:
         return f".partial-{self.index}" if self.is_partial else _number_tag(self.index)
