@@ -95,6 +95,62 @@ def test_skip_invalid_sends_the_rest_and_records_the_bad_rows(
     assert 'class="card invalid"' in (tmp_path / "r" / "index.html").read_text()
 
 
+
+def test_skip_invalid_also_skips_rows_that_cannot_be_read(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    """A line that is not JSON, an empty object and a typo in a key are bad rows like any
+    other: listed with every other problem of the file, and skipped with --skip-invalid."""
+    url, app = counted
+    (tmp_path / "r.jsonl").write_text(
+        '{"prompt": "ok"}\n'
+        "not json\n"
+        "{}\n"
+        '{"prompt": "typo", "sise": "64x64"}\n'
+        '{"prompt": "bad n", "n": 0}\n'
+        '{"prompt": "ok 2"}\n'
+    )
+    refused = invoke(str(tmp_path / "r.jsonl"), *_flags(url))
+    assert refused.exit_code == 2
+    assert [line.split(":")[1].strip() for line in refused.stderr.splitlines()[1:]] == [
+        "row 2 (line 2)",
+        "row 3 (line 3), prompt",
+        "row 4 (line 4), sise",
+        "row 5 (line 5), n",
+    ]
+    assert app.counts["requests"] == 0
+
+    result = invoke(str(tmp_path / "r.jsonl"), *_flags(url, "--skip-invalid"))
+    assert result.exit_code == 1
+    assert app.counts["requests"] == 2
+    records = manifest_lines(tmp_path / "r")
+    assert [(r["row"], r["status"]) for r in records] == [
+        (1, "done"),
+        (2, "invalid"),
+        (3, "invalid"),
+        (4, "invalid"),
+        (5, "invalid"),
+        (6, "done"),
+    ]
+    assert "6 rows: 2 done, 4 invalid" in result.stderr
+    assert (tmp_path / "r" / "index.html").read_text().count('class="card invalid"') == 4
+
+
+def test_a_csv_row_with_too_many_cells_is_skipped_with_skip_invalid(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, app = counted
+    (tmp_path / "r.csv").write_text("prompt,size\nA mug,64x64\nA cap, with a comma,64x64\nA sock,\n")
+    result = invoke(str(tmp_path / "r.csv"), *_flags(url, "--skip-invalid"))
+    assert result.exit_code == 1
+    assert app.counts["requests"] == 2
+    assert [(r["row"], r["status"]) for r in manifest_lines(tmp_path / "r")] == [
+        (1, "done"),
+        (2, "invalid"),
+        (3, "done"),
+    ]
+
+
 def test_progress_summary_and_gallery_path(tmp_path: Path, counted: tuple[str, Faults]) -> None:
     url, _ = counted
     (tmp_path / "p.txt").write_text("A fox\nA lighthouse\n<b>bold</b> & <script>x()</script>\n")

@@ -10,7 +10,7 @@ import pytest
 from imagegen import InvalidRequestError
 from imagegen.batch import BatchFileError
 from imagegen.batch._naming import base_name, slugify
-from imagegen.batch._rows import read_rows
+from imagegen.batch._rows import read_batch, read_rows
 
 
 def test_txt_one_prompt_a_line_blank_lines_skipped_and_numbered(tmp_path: Path) -> None:
@@ -145,6 +145,22 @@ def test_every_bad_row_is_reported_with_row_line_and_key(tmp_path: Path) -> None
     assert "not valid JSON" in problems[1].message
     assert str(problems[0]).startswith("row 2 (line 2), sise: unknown key 'sise'")
     assert "nothing was sent" in str(caught.value)
+
+
+
+def test_an_empty_object_is_a_row_without_a_prompt_not_a_blank_line(tmp_path: Path) -> None:
+    (tmp_path / "r.jsonl").write_text("{}\n")
+    with pytest.raises(BatchFileError) as caught:
+        read_rows(tmp_path / "r.jsonl")
+    assert [(p.row, p.param) for p in caught.value.row_problems] == [(1, "prompt")]
+
+
+def test_read_batch_returns_the_rows_it_can_read_and_counts_every_row(tmp_path: Path) -> None:
+    (tmp_path / "r.jsonl").write_text('{"prompt": "a"}\nnot json\n\n{}\n{"prompt": "b"}\n')
+    rows, problems, total = read_batch(tmp_path / "r.jsonl")
+    assert [row.number for row in rows] == [1, 4]
+    assert [(p.row, p.line) for p in problems] == [(2, 2), (3, 4)]
+    assert total == 4
 
 
 def test_csv_header_problems_are_found_before_any_row(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from ._direct import send_rows
 from ._gallery import GALLERY_NAME, GalleryRow, relative_to, write_gallery
 from ._manifest import Manifest, lock_folder
 from ._plan import Planned, check_rows
-from ._rows import BatchFileError, RowProblem, read_rows
+from ._rows import BatchFileError, RowProblem, read_batch
 from ._status import BatchProgress, BatchReport, Tracker
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchInterrupted", "arun", "run"]
@@ -268,7 +268,7 @@ async def _arun(
     sink: list[BatchReport],
 ) -> BatchReport:
     path = Path(source).expanduser()
-    rows = read_rows(path, options.defaults)
+    rows, unreadable, total = read_batch(path, options.defaults)
     folder = Path(options.out_dir).expanduser() if options.out_dir else path.with_suffix("")
     from .._async_client import AsyncClient
 
@@ -277,13 +277,15 @@ async def _arun(
         planned, problems = await anyio.to_thread.run_sync(check_rows, client, rows)
         if options.via == "batch-api":
             planned, more = _batch_api_problems(planned)
-            problems = sorted(problems + more, key=lambda p: p.row or 0)
+            problems += more
+        # Rows that could not be read and rows that break a rule, listed together in row order.
+        problems = sorted(unreadable + problems, key=lambda p: p.row or 0)
         if problems and not options.skip_invalid:
             raise BatchFileError(str(path), problems)
         with lock_folder(folder):
             manifest = Manifest(folder)
             try:
-                run = _Run(client, path, folder, manifest, planned, problems, options, len(rows))
+                run = _Run(client, path, folder, manifest, planned, problems, options, total)
                 return await run.execute(stop, sink)
             finally:
                 manifest.close()
