@@ -95,7 +95,6 @@ def test_skip_invalid_sends_the_rest_and_records_the_bad_rows(
     assert 'class="card invalid"' in (tmp_path / "r" / "index.html").read_text()
 
 
-
 def test_skip_invalid_also_skips_rows_that_cannot_be_read(
     tmp_path: Path, counted: tuple[str, Faults]
 ) -> None:
@@ -140,7 +139,9 @@ def test_a_csv_row_with_too_many_cells_is_skipped_with_skip_invalid(
     tmp_path: Path, counted: tuple[str, Faults]
 ) -> None:
     url, app = counted
-    (tmp_path / "r.csv").write_text("prompt,size\nA mug,64x64\nA cap, with a comma,64x64\nA sock,\n")
+    (tmp_path / "r.csv").write_text(
+        "prompt,size\nA mug,64x64\nA cap, with a comma,64x64\nA sock,\n"
+    )
     result = invoke(str(tmp_path / "r.csv"), *_flags(url, "--skip-invalid"))
     assert result.exit_code == 1
     assert app.counts["requests"] == 2

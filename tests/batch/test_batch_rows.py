@@ -147,7 +147,6 @@ def test_every_bad_row_is_reported_with_row_line_and_key(tmp_path: Path) -> None
     assert "nothing was sent" in str(caught.value)
 
 
-
 def test_an_empty_object_is_a_row_without_a_prompt_not_a_blank_line(tmp_path: Path) -> None:
     (tmp_path / "r.jsonl").write_text("{}\n")
     with pytest.raises(BatchFileError) as caught:
