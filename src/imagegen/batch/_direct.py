@@ -97,7 +97,7 @@ class _Sender:
         """Send one row until it is done, fails, or the run stops. Holds a place in flight on
         entry (the scheduler took it)."""
         ctx, pacer = self.ctx, self.pacer
-        retries = pushbacks = 0
+        retries = pushbacks = attempts = 0
         first_sent = time.monotonic()
         holding = True
         while True:
@@ -108,6 +108,7 @@ class _Sender:
                     return
             holding = False
             started = time.monotonic()
+            attempts += 1
             self._update()
             result: ImagesResult | None = None
             error: ImagegenError | None = None
@@ -121,10 +122,7 @@ class _Sender:
                 pacer.success(started, result.headers)
                 self._update()
                 await ctx.record_success(
-                    item,
-                    result,
-                    attempts=retries + pushbacks + 1,
-                    seconds=time.monotonic() - first_sent,
+                    item, result, attempts=attempts, seconds=time.monotonic() - first_sent
                 )
                 return
             assert error is not None
@@ -134,8 +132,11 @@ class _Sender:
                 pacer.close()
                 return
             wait: float | None = None
+            pushback = False
             if verdict == RETRY and isinstance(error, APIStatusError):
                 hint = error.retry_after
+                if hint is not None and 0 < hint <= ctx.max_wait:
+                    wait = hint
                 if error.status_code in _PUSHBACK_STATUSES:
                     precise = "retry-after-ms" in error.headers
                     pacer.pushback(
@@ -145,17 +146,18 @@ class _Sender:
                         rate_limited=error.status_code == 429,
                         headers=error.headers,
                     )
-                if hint is not None and 0 < hint <= ctx.max_wait:
-                    wait = hint
-            if verdict == RETRY and wait is not None and isinstance(error, APIStatusError):
+                    # Pacing, not a failure, when the server says how long to wait.
+                    pushback = wait is not None
+            if verdict == RETRY and pushback:
                 pushbacks += 1
                 verdict = RETRY if pushbacks <= MAX_PUSHBACKS else FAIL
             elif verdict == RETRY:
                 retries += 1
-                wait = backoff(retries - 1)
+                if wait is None:
+                    wait = backoff(retries - 1)
                 verdict = RETRY if retries <= ctx.max_retries else FAIL
             if verdict == FAIL:
-                await ctx.record_failure(item, error, attempts=retries + pushbacks + 1)
+                await ctx.record_failure(item, error, attempts=attempts)
                 return
             ctx.tracker.retrying += 1
             self._update()
