@@ -435,3 +435,54 @@ def test_a_rate_limit_asking_for_minutes_stops_the_batch_and_says_when(tmp_path:
     assert "try again after" in result.stderr
     assert "12 rows: 0 done, 12 pending" in result.stderr
     assert len(seen) <= 2  # not one request per row
+
+
+def test_help_gives_the_batch_s_own_retry_default() -> None:
+    from imagegen.batch._runner import DEFAULT_BATCH_RETRIES
+
+    text = " ".join(invoke("--help").stdout.split())
+    assert (
+        f"Retries per row after 429, 5xx, timeouts and dropped connections, with backoff [default {DEFAULT_BATCH_RETRIES}]"
+        in text
+    )
+    assert "[default 2]" not in text
+
+
+def test_the_summary_speaks_of_one_row_and_one_image(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, _ = counted
+    (tmp_path / "p.txt").write_text("A fox\n")
+    result = invoke(str(tmp_path / "p.txt"), *_flags(url))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("1 row: 1 done; 1 image in ")
+
+
+def test_failures_are_listed_in_row_order() -> None:
+    from imagegen.batch import BatchReport
+    from imagegen.cli._batch import _failure_lines
+
+    report = BatchReport(
+        source=Path("p.txt"),
+        out_dir=Path("p"),
+        manifest=Path("p/manifest.jsonl"),
+        gallery=Path("p/index.html"),
+        total=12,
+        skipped=0,
+        done=0,
+        failed=12,
+        invalid=0,
+        images=0,
+        elapsed=1.0,
+        failures={
+            number: f"failed\n  number {number}"
+            for number in (3, 12, 1, 2, 5, 4, 6, 7, 8, 9, 10, 11)
+        },
+    )
+    lines = _failure_lines(report)
+    assert lines[:3] == [
+        "  row 1: failed number 1",
+        "  row 2: failed number 2",
+        "  row 3: failed number 3",
+    ]
+    assert lines[-1] == "  ... and 2 more: see the gallery"
