@@ -442,8 +442,8 @@ def test_help_gives_the_batch_s_own_retry_default() -> None:
 
     text = " ".join(invoke("--help").stdout.split())
     assert (
-        f"Retries per row after 429, 5xx, timeouts and dropped connections, with backoff [default {DEFAULT_BATCH_RETRIES}]"
-        in text
+        "Retries per row after 429, 5xx, timeouts and dropped connections, with backoff "
+        f"[default {DEFAULT_BATCH_RETRIES}]" in text
     )
     assert "[default 2]" not in text
 

@@ -249,9 +249,8 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
       imagegen batch prompts.txt --engine placeholder -s 256x256
     """
     from .. import batch as batch_api
-    from ._errors import handle_errors, known_secrets
+    from ._errors import debug_enabled, handle_errors, known_secrets
     from ._log import log_to
-    from ._errors import debug_enabled
     from ._run import _check_connection_flags, _client_options, _quiet_model_libraries
 
     p = ctx.params
