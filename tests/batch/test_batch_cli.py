@@ -486,3 +486,18 @@ def test_failures_are_listed_in_row_order() -> None:
         "  row 3: failed number 3",
     ]
     assert lines[-1] == "  ... and 2 more: see the gallery"
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error_naming_the_flag(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, app = counted
+    (tmp_path / "p.txt").write_text("A fox\n")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = invoke(str(tmp_path / "p.txt"), *_flags(url, "-d", str(tmp_path / "taken")))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: -d/--out-dir: Cannot use '{tmp_path / 'taken'}' as the out folder: it is a "
+        "file; choose another --out-dir.\n"
+    )
+    assert app.counts["requests"] == 0
