@@ -246,3 +246,42 @@ def test_base_names_start_with_the_row_number() -> None:
     assert base_name(7, "A fox") == "0007-a-fox"
     assert base_name(12345, None) == "12345-image"
     assert base_name(3, "東京", fallback="variation") == "0003-variation"
+
+
+def test_the_error_message_ends_each_problem_with_one_full_stop() -> None:
+    from imagegen.batch import RowProblem
+
+    error = BatchFileError(
+        "p.txt",
+        [
+            RowProblem(1, 1, "size", "Invalid size '100x100': must be multiples of 16."),
+            RowProblem(2, 2, "n", "Invalid n 0: must be a whole number from 1 to 10."),
+        ],
+    )
+    assert str(error) == (
+        "p.txt: 2 rows cannot be sent; nothing was sent. row 1 (line 1), size: Invalid size "
+        "'100x100': must be multiples of 16; row 2 (line 2), n: Invalid n 0: must be a whole "
+        "number from 1 to 10."
+    )
+
+
+@pytest.mark.parametrize(
+    ("keyword", "message"),
+    [
+        (
+            "concurency",
+            "run() got an unexpected keyword argument 'concurency' (did you mean 'concurrency'?)",
+        ),
+        ("stop", "run() got an unexpected keyword argument 'stop' (arun() takes stop"),
+    ],
+)
+def test_a_mistyped_keyword_is_named_as_run_s_own(
+    tmp_path: Path, keyword: str, message: str
+) -> None:
+    from imagegen import batch
+
+    (tmp_path / "p.txt").write_text("a fox\n")
+    with pytest.raises(TypeError) as caught:
+        batch.run(tmp_path / "p.txt", engine="placeholder", **{keyword: 3})
+    assert str(caught.value).startswith(message)
+    assert not (tmp_path / "p").exists()

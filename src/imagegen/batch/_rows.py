@@ -126,8 +126,9 @@ class BatchFileError(InvalidRequestError):
         self.head = f"{source}: {what} cannot be sent; nothing was sent"
         lines = self.lines()
         more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
+        shown = "; ".join(line.rstrip(".") for line in lines[:3])
         super().__init__(
-            f"{self.head}. {'; '.join(lines[:3])}{more}.",
+            f"{self.head}. {shown}{more}.",
             param=problems[0].param,
             problems=[Problem(problem.param, str(problem)) for problem in problems],
         )

@@ -171,6 +171,25 @@ class _Options:
         check_max_retries(self.max_retries)
 
 
+def _check_client_options(function: str, client_options: Mapping[str, Any]) -> None:
+    """A mistyped keyword is named as `function`'s own, with the closest known one, rather than
+    reaching `AsyncClient` as one it does not take."""
+    import difflib
+    import inspect
+
+    from .._async_client import AsyncClient
+
+    client = set(inspect.signature(AsyncClient).parameters) - {"max_retries"}
+    known = sorted(client | set(inspect.signature(run).parameters) - {"source"} | {"stop"})
+    for name in client_options:
+        if name not in client:
+            close = difflib.get_close_matches(name, [k for k in known if k != name], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if name == "stop":
+                hint = " (arun() takes stop; run() stops on Ctrl-C)"
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}")
+
+
 async def arun(
     source: str | os.PathLike[str],
     *,
@@ -199,6 +218,7 @@ async def arun(
         out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
         metadata, on_progress,
     )  # fmt: skip
+    _check_client_options("arun", client_options)
     return await _arun(source, options, client_options, stop=stop, sink=[])
 
 
@@ -227,6 +247,7 @@ def run(
         out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
         metadata, on_progress,
     )  # fmt: skip
+    _check_client_options("run", client_options)
     sink: list[BatchReport] = []
     if threading.current_thread() is not threading.main_thread():
         return anyio.run(partial(_arun, source, options, client_options, stop=None, sink=sink))
