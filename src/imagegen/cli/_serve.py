@@ -248,6 +248,7 @@ def serve_command(
         )
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
+        _check_folders(settings)
         if on_ray or ray_address or replicas:
             _serve_on_ray(settings, on_ray, ray_address, replicas, log_level)
             return
@@ -343,6 +344,33 @@ def _log_config(level: str) -> dict[str, Any]:
     # asyncio reports failed accepts (out of file descriptors...) here; rate-limited like ours.
     config["loggers"]["asyncio"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
     return config
+
+
+def _check_folders(settings: Any) -> None:
+    """The folders the server writes in, when given, are made now (as the server would) and
+    must take a file: a wrong one is one line before anything loads, not a traceback at start
+    (--storage-dir) or a 500 for the first Batch API call (--data-dir)."""
+    import tempfile
+
+    from .._errors import ConfigurationError
+
+    folders = (
+        ("storage_dir", "the image folder", settings.storage_dir),
+        ("data_dir", "the Batch API's data folder", settings.data_dir),
+    )
+    for name, what, folder in folders:
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            reason = "it is a file" if folder.is_file() else (exc.strerror or str(exc)).lower()
+            raise ConfigurationError(
+                f"Cannot use {str(folder)!r} as {what} (flag --{name.replace('_', '-')} or "
+                f"IMAGEGEN_{name.upper()}): {reason}."
+            ) from None
 
 
 def _check_listen(host: str, port: int) -> None:
