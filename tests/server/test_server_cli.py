@@ -163,7 +163,7 @@ def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
         (["--api-key-file", "/no/such/file"], "cannot be read"),
         (["--png-compress-level", "10"], "--png-compress-level"),
         (["--png-compress-level", "-1"], "0<=x<=9"),
-        (["--max-storage", "lots"], "IMAGEGEN_MAX_STORAGE"),
+        (["--max-storage", "lots"], "IMAGEGEN_MAX_STORAGE): expected a number of bytes"),
         (["--header-timeout", "0"], "--header-timeout"),
         (["--max-connections", "1"], "max_connections"),
     ],
