@@ -22,7 +22,7 @@ import anyio
 
 from .._capabilities import get_capabilities
 from .._config import check_max_retries
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, ImagegenError
 from ._context import RunContext
 from ._direct import send_rows
 from ._gallery import GALLERY_NAME, GalleryRow, relative_to, write_gallery
@@ -295,6 +295,10 @@ async def _arun(
 
     # No retries inside the client: every answer reaches the batch's own loop, which paces.
     async with AsyncClient(max_retries=0, **client_options) as client:
+        if options.via == "batch-api":
+            from ._batch_api import check_client
+
+            check_client(client)
         planned, problems = await anyio.to_thread.run_sync(check_rows, client, rows)
         if options.via == "batch-api":
             planned, more = _batch_api_problems(planned)
@@ -379,14 +383,20 @@ class _Run:
                 else:
                     from ._batch_api import run_batch_api
 
-                    batch_id = await run_batch_api(
-                        ctx,
-                        self.planned,
-                        todo,
-                        title=self.path.stem,
-                        poll_interval=options.poll_interval,
-                        force=options.force,
-                    )
+                    try:
+                        batch_id = await run_batch_api(
+                            ctx,
+                            self.planned,
+                            todo,
+                            title=self.path.stem,
+                            poll_interval=options.poll_interval,
+                            force=options.force,
+                        )
+                    except ImagegenError as exc:
+                        # The server is down, the key wrong, the route missing...: the batch
+                        # stops early, as direct requests do; what was submitted is kept in
+                        # batch-api.json for the next run.
+                        ctx.halt(exc)
                 watch.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
