@@ -180,6 +180,12 @@ def test_a_size_the_default_model_takes_names_the_default(api: Recorder) -> None
         ),
         (["-m", "dall-e-3", "-q", "high"], "gpt-image-2 takes -q high: use -m gpt-image-2,"),
         (["-m", "dall-e-3", "--stream"], "gpt-image-2 takes --stream: use -m gpt-image-2,"),
+        (  # dated snapshots are left out where their model is named
+            ["-q", "xhigh"],
+            "gpt-image-2.5-sunburst, gpt-image-2.5-flare and gpt-image-2.6-sunburst take "
+            "-q xhigh: use -m gpt-image-2.5-sunburst, -m gpt-image-2.5-flare or "
+            "-m gpt-image-2.6-sunburst, or leave -q out.",
+        ),
     ],
 )
 def test_a_value_of_another_model_names_it(api: Recorder, args: list[str], hint: str) -> None:
