@@ -501,3 +501,20 @@ def test_an_out_folder_that_cannot_be_made_is_a_usage_error_naming_the_flag(
         "file; choose another --out-dir.\n"
     )
     assert app.counts["requests"] == 0
+
+
+def test_an_invalid_row_keeps_every_problem_in_the_manifest_and_the_gallery(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, _ = counted
+    write_jsonl(tmp_path / "r.jsonl", [{"prompt": "ok"}, {"prompt": "two", "n": 0, "size": "7"}])
+    result = invoke(str(tmp_path / "r.jsonl"), *_flags(url, "--skip-invalid"))
+    assert result.exit_code == 1
+    assert "2 rows: 1 done, 1 invalid" in result.stderr
+    error = manifest_lines(tmp_path / "r")[1]["error"]
+    assert error["param"] == "n"
+    assert error["message"].startswith("n: Invalid n 0")
+    assert "; size: Invalid size '7'" in error["message"]
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "row 2 (line 2), n: Invalid n 0" in page
+    assert "row 2 (line 2), size: Invalid size" in page

@@ -117,10 +117,20 @@ def _gallery_rows(
             error=error.get("message") if isinstance(error, dict) else None,
             revised_prompts=tuple(text for text in revised or () if text),
         )
+    for number, found in _by_row(problems).items():
+        rows[number] = GalleryRow(
+            number=number, status="invalid", error="\n".join(str(problem) for problem in found)
+        )
+    return [rows[number] for number in sorted(rows)]
+
+
+def _by_row(problems: list[RowProblem]) -> dict[int, list[RowProblem]]:
+    """The problems of each row that has some (a row may break several rules)."""
+    found: dict[int, list[RowProblem]] = {}
     for problem in problems:
         if problem.row is not None:
-            rows[problem.row] = GalleryRow(number=problem.row, status="invalid", error=str(problem))
-    return [rows[number] for number in sorted(rows)]
+            found.setdefault(problem.row, []).append(problem)
+    return found
 
 
 def _finish(
@@ -331,21 +341,26 @@ class _Run:
     interrupted: bool = False
 
     async def _record_invalid(self) -> None:
-        """With `skip_invalid`: the rows that cannot be sent, as such."""
-        for problem in self.problems:
-            if problem.row is not None:
-                record: dict[str, Any] = {
-                    "row": problem.row,
-                    "line": problem.line,
-                    "status": "invalid",
-                    "files": [],
-                    "error": {
-                        "type": "InvalidRequestError",
-                        "message": problem.message,
-                        "param": problem.param,
-                    },
-                }
-                await anyio.to_thread.run_sync(self.manifest.append, record)
+        """With `skip_invalid`: the rows that cannot be sent, as such, one record each with
+        every problem of the row (`param` names the first)."""
+        for number, found in _by_row(self.problems).items():
+            message = found[0].message
+            if len(found) > 1:
+                message = "; ".join(
+                    f"{p.param}: {p.message}" if p.param else p.message for p in found
+                )
+            record: dict[str, Any] = {
+                "row": number,
+                "line": found[0].line,
+                "status": "invalid",
+                "files": [],
+                "error": {
+                    "type": "InvalidRequestError",
+                    "message": message,
+                    "param": found[0].param,
+                },
+            }
+            await anyio.to_thread.run_sync(self.manifest.append, record)
 
     async def _watch(self, stop: anyio.Event, ctx: RunContext) -> None:
         await stop.wait()
@@ -421,7 +436,7 @@ class _Run:
             skipped=tracker.skipped,
             done=tracker.done,
             failed=tracker.failed,
-            invalid=len({p.row for p in self.problems if p.row is not None}),
+            invalid=len(_by_row(self.problems)),
             images=tracker.images,
             elapsed=tracker.elapsed,
             interrupted=self.interrupted,
