@@ -285,3 +285,15 @@ def test_a_mistyped_keyword_is_named_as_run_s_own(
         batch.run(tmp_path / "p.txt", engine="placeholder", **{keyword: 3})
     assert str(caught.value).startswith(message)
     assert not (tmp_path / "p").exists()
+
+
+def test_a_csv_saved_with_semicolons_is_read_with_them(tmp_path: Path) -> None:
+    """Spreadsheets save CSV with semicolons where the comma is the decimal mark."""
+    (tmp_path / "r.csv").write_bytes(
+        '\ufeffprompt;size;n\r\nUn café, s\'il vous plaît;1024x1024;2\r\n"a;b";;\r\n'.encode()
+    )
+    rows = read_rows(tmp_path / "r.csv")
+    assert [dict(row.params) for row in rows] == [
+        {"prompt": "Un café, s'il vous plaît", "size": "1024x1024", "n": 2},
+        {"prompt": "a;b"},
+    ]

@@ -4,7 +4,8 @@
   defaults give an image).
 - `.jsonl`: one JSON object per non-blank line, keys as below.
 - `.csv` / `.tsv`: a header row naming the columns, then one row per request; an empty cell
-  means "not set" (the default applies).
+  means "not set" (the default applies). A `.csv` whose header row has semicolons and no
+  comma is read with semicolons (as spreadsheets save it in many countries).
 
 Keys and columns: `prompt`; every request parameter in OpenAI's wire names (`model`, `n`,
 `size`, `quality`, `style`, `background`, `moderation`, `output_format`, `output_compression`,
@@ -472,12 +473,24 @@ def _csv_records(text: str, delimiter: str, problems: list[RowProblem]) -> _Reco
                     start,
                     None,
                     f"{len(cells)} cells for {len(columns)} columns (quote cells that hold "
-                    f"a {'comma' if delimiter == ',' else 'tab'})",
+                    f"a {_SEPARATORS[delimiter]})",
                 )
             )
             yield start, None
             continue
         yield start, dict(zip(columns, cells, strict=False))  # short rows: cells left empty
+
+
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _delimiter(text: str, suffix: str) -> str:
+    """Tabs for `.tsv`; for `.csv` commas, or semicolons when the header row has no comma but
+    a semicolon (spreadsheets save CSV that way where the comma is the decimal mark)."""
+    if suffix == ".tsv":
+        return "\t"
+    header = text.lstrip().partition("\n")[0]
+    return ";" if ";" in header and "," not in header else ","
 
 
 def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> list[Row]:
@@ -521,7 +534,7 @@ def read_batch(
     elif suffix == ".jsonl":
         records = _jsonl_records(text, problems)
     else:
-        records = _csv_records(text, "\t" if suffix == ".tsv" else ",", problems)
+        records = _csv_records(text, _delimiter(text, suffix), problems)
     rows: list[Row] = []
     total = 0
     for number, (line, fields) in enumerate(records, start=1):
