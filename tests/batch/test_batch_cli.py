@@ -456,6 +456,7 @@ def test_the_summary_speaks_of_one_row_and_one_image(
     result = invoke(str(tmp_path / "p.txt"), *_flags(url))
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[-1].startswith("1 row: 1 done; 1 image in ")
+    assert "1 row: <b>1</b> done; 1 image. Updated" in (tmp_path / "p" / "index.html").read_text()
 
 
 def test_failures_are_listed_in_row_order() -> None:
