@@ -242,7 +242,7 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
 
     \b
     Examples:
-      imagegen batch prompts.txt -m gpt-image-1 -s 1024x1024 -q low
+      imagegen batch prompts.txt -m gpt-image-1-mini -s 1024x1024 -q low
       imagegen batch products.csv --out-dir catalogue --concurrency 8
       imagegen batch storyboard.jsonl --via batch-api
       imagegen batch captions.txt --image base.png --mask sky.png
