@@ -141,6 +141,17 @@ def test_bad_uploads_and_batches_are_refused_in_openais_words(keyed: str) -> Non
             input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
         )
     assert wrong.value.param == "endpoint"
+    # Missing parameters are named as missing, whichever they are.
+    for missing in ("input_file_id", "endpoint", "completion_window"):
+        given = {
+            "input_file_id": uploaded.id,
+            "endpoint": "/v1/images/generations",
+            "completion_window": "24h",
+        }
+        del given[missing]
+        with pytest.raises(openai.BadRequestError, match="Missing required parameter") as absent:
+            sdk.post("/batches", body=given, cast_to=object)
+        assert absent.value.param == missing
 
     # A malformed input file fails the batch, naming the lines.
     content = (
