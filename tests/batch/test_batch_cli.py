@@ -519,3 +519,28 @@ def test_an_invalid_row_keeps_every_problem_in_the_manifest_and_the_gallery(
     page = (tmp_path / "r" / "index.html").read_text()
     assert "row 2 (line 2), n: Invalid n 0" in page
     assert "row 2 (line 2), size: Invalid size" in page
+
+
+def test_the_progress_counts_invalid_rows_as_finished(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    """With skip_invalid the rows that are not sent are not pending: the bar reaches the end
+    and the time left comes to nothing."""
+    from imagegen import batch
+
+    url, _ = counted
+    rows = [{"prompt": "ok"}, {"prompt": "bad", "n": 0}, {"prompt": "ok 2"}, {"sise": "x"}]
+    source = write_jsonl(tmp_path / "r.jsonl", rows)
+    seen: list[batch.BatchProgress] = []
+    report = batch.run(
+        source,
+        defaults={"model": "placeholder", "size": "64x64"},
+        base_url=url,
+        api_key=KEY,
+        skip_invalid=True,
+        on_progress=seen.append,
+    )
+    assert (report.done, report.invalid, report.pending) == (2, 2, 0)
+    last = seen[-1]
+    assert (last.done, last.invalid, last.pending) == (2, 2, 0)
+    assert last.eta == 0

@@ -380,7 +380,10 @@ class _Run:
             if options.force or not _is_done(previous.get(item.row.number), item, folder)
         ]
         tracker = Tracker(
-            self.total, len(self.planned) - len(todo), on_progress=options.on_progress
+            self.total,
+            len(self.planned) - len(todo),
+            invalid=len(_by_row(self.problems)),
+            on_progress=options.on_progress,
         )
         tracker.concurrency = options.concurrency
         ctx = RunContext(
@@ -436,7 +439,7 @@ class _Run:
             skipped=tracker.skipped,
             done=tracker.done,
             failed=tracker.failed,
-            invalid=len(_by_row(self.problems)),
+            invalid=tracker.invalid,
             images=tracker.images,
             elapsed=tracker.elapsed,
             interrupted=self.interrupted,

@@ -68,8 +68,9 @@ def _duration(seconds: float | None) -> str:
 
 def _stats(progress: BatchProgress) -> str:
     parts = [f"{progress.skipped + progress.done}/{progress.total} done"]
-    if progress.failed:
-        parts.append(f"{progress.failed} failed")
+    for count, word in ((progress.failed, "failed"), (progress.invalid, "invalid")):
+        if count:
+            parts.append(f"{count} {word}")
     if progress.retrying:
         parts.append(f"{progress.retrying} retrying")
     rate = progress.images_per_minute
@@ -122,7 +123,7 @@ class _Display:
                 self._task,
                 description=message or progress.phase,
                 total=progress.total,
-                completed=progress.skipped + progress.done + progress.failed,
+                completed=progress.total - progress.pending,
                 stats=_stats(progress),
             )
             fresh = progress.message and progress.message != self._last_message
