@@ -6,7 +6,9 @@ load inside the commands, so `imagegen --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +219,7 @@ def serve_command(
 
     if not (debug_enabled(ctx) or log_level == "debug"):
         _quiet_model_libraries()  # before an engine imports them; the log carries no bars
-    with handle_errors(ctx):
+    with handle_errors(ctx), contextlib.ExitStack() as stack:
         from ..server._settings import ServerSettings, check_bind, parse_options
 
         settings = ServerSettings.build(
@@ -242,10 +244,13 @@ def serve_command(
             max_connections=max_connections,
             max_storage=max_storage,
         )
-        settings = _with_engine_flags(
-            settings,
-            {"device": device, "max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms},
-        )
+        flags: dict[str, object] = {
+            "device": device,
+            "max_batch_size": max_batch_size,
+            "batch_wait_ms": batch_wait_ms,
+        }
+        stack.enter_context(_naming_engine_flags(flags))
+        settings = _with_engine_flags(settings, flags)
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
         _check_folders(settings)
@@ -284,6 +289,25 @@ def serve_command(
         )
     finally:
         loaded.close()
+
+
+@contextlib.contextmanager
+def _naming_engine_flags(flags: dict[str, object]) -> Iterator[None]:
+    """An engine's complaint about an option that `--device`, `--max-batch-size` or
+    `--batch-wait-ms` set names that flag, not `-o` (the engine sees only its options)."""
+    from .._errors import ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        if exc.param == "options":
+            for name, value in flags.items():
+                shown = str(value)
+                if value is not None and (
+                    f"{name}={shown!r}" in exc.message or f"{name}={shown}" in exc.message
+                ):
+                    raise click.UsageError(f"--{name.replace('_', '-')}: {exc.message}") from None
+        raise
 
 
 def _with_engine_flags(settings: Any, flags: dict[str, object]) -> Any:
