@@ -544,3 +544,30 @@ def test_the_progress_counts_invalid_rows_as_finished(
     last = seen[-1]
     assert (last.done, last.invalid, last.pending) == (2, 2, 0)
     assert last.eta == 0
+
+
+def test_dall_e_rows_ask_for_the_image_itself_not_a_link_to_download(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """One request per row, as the single-request commands make: no download of a link that
+    may expire. A row that asks for links still gets them, downloaded to be saved."""
+    fetched: list[str] = []
+    app = create_app("placeholder", settings(data_dir))
+
+    async def counting(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith("/files/"):
+            fetched.append(str(scope["path"]))
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    png(tmp_path / "sq.png", (256, 256))
+    rows = [
+        {"prompt": "a fox", "model": "dall-e-2", "size": "256x256"},
+        {"image": "sq.png", "size": "256x256"},  # a variation: dall-e-2 by default
+        {"prompt": "links", "model": "dall-e-2", "size": "256x256", "response_format": "url"},
+    ]
+    source = write_jsonl(tmp_path / "r.jsonl", rows)
+    with serve(counting) as url:
+        result = invoke(str(source), "--base-url", url)
+    assert result.exit_code == 0, result.stderr
+    assert len(image_files(tmp_path / "r")) == 3
+    assert len(fetched) == 1

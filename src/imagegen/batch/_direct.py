@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from .._capabilities import DEFAULT_MODELS, get_capabilities
 from .._errors import (
     APIConnectionError,
     APIStatusError,
@@ -67,6 +68,15 @@ async def _send(ctx: RunContext, item: Planned) -> ImagesResult:
     row = item.row
     client = ctx.client
     params: dict[str, Any] = dict(row.params)
+    model = params.get("model") or DEFAULT_MODELS[row.endpoint]
+    if (
+        client._engine is None
+        and "response_format" not in params
+        and get_capabilities(model).family == "dall-e"
+    ):
+        # DALL-E models answer with links by default; the batch would only download them (a
+        # second request, to a link that expires): ask for the image itself, as the CLI does.
+        params["response_format"] = "b64_json"
     extra = dict(row.extra_body) or None
     answer: Any
     if row.endpoint == "generations":
