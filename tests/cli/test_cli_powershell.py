@@ -194,6 +194,21 @@ def test_a_value_of_another_model_names_it(api: Recorder, args: list[str], hint:
     assert hint in error_line(result)
 
 
+def test_a_retired_model_is_named_only_when_no_current_one_takes_the_value(
+    api: Recorder,
+) -> None:
+    _square()
+    result = invoke("edit", "-i", "in.png", "-p", "x", "--input-fidelity", "high")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.endswith(
+        " gpt-image-1.5, chatgpt-image-latest and gpt-image-2.5-sunburst take --input-fidelity "
+        "high: use -m gpt-image-1.5, -m chatgpt-image-latest or -m gpt-image-2.5-sunburst, or "
+        "leave --input-fidelity out."
+    )
+    assert "gpt-image-1 " not in line and "gpt-image-1," not in line  # retired
+
+
 def test_no_model_hint_where_no_model_takes_the_value(api: Recorder) -> None:
     for args in (["-n", "56"], ["-s", "100x100"], ["variation", "-s", "1792x1024"]):
         command = (

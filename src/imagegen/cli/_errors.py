@@ -231,6 +231,8 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     names = [name for name in MODELS if name != model and takes(name)]
     # A dated snapshot (gpt-image-2.5-sunburst-2026-09-08) is named only without its model.
     names = [n for n in names if _SNAPSHOT.sub("", n) == n or _SNAPSHOT.sub("", n) not in names]
+    # A retired model only when no current one takes the value: OpenAI refuses retired ones.
+    names = [name for name in names if not MODELS[name].retired] or names
     names = [default] if default in names else names[:3]
     if not names:
         return ""
