@@ -71,6 +71,19 @@ def test_older_models_take_neither_xhigh_nor_markup(model: str) -> None:
     assert error.param == "markup" and f"not supported by {model}" in error.message
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="_capabilities._unsupported_hint calls markup 'a GPT image model parameter' for "
+    "gpt-image-2, itself a GPT image model (refactor, #12)",
+)
+@pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-1.5"])
+def test_a_gpt_image_model_refusing_markup_is_not_told_it_needs_a_gpt_image_model(
+    model: str,
+) -> None:
+    error = refused("edits", model, ("markup",))
+    assert "GPT image model parameter" not in error.message
+
+
 def test_gpt_image_1_mini_takes_only_low_input_fidelity() -> None:
     check("edits", "gpt-image-1-mini", input_fidelity="low")
     error = refused("edits", "gpt-image-1-mini", input_fidelity="high")
