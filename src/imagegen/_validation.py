@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from ._capabilities import (
     FLEXIBLE_MULTIPLE,
     GIF,
     GPT_ONLY,
+    MODELS,
     Endpoint,
     ModelCapabilities,
     parse_size,
@@ -36,6 +38,8 @@ from ._capabilities import (
 from ._errors import InvalidRequestError
 
 __all__ = ["CHECKS", "Problems", "Subject", "validate_params"]
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # gpt-image-2.5-flare-2026-09-08
 
 
 class Problems:
@@ -383,9 +387,21 @@ def _checks(endpoint: Endpoint) -> list[tuple[str, str, Check]]:
     return [row for row in rows if row[1] in ENDPOINT_PARAMS[endpoint]]
 
 
-def _unsupported_hint(name: str) -> str:
-    if name in GPT_ONLY:
+def _unsupported_hint(name: str, caps: ModelCapabilities) -> str:
+    if name in GPT_ONLY and not caps.is_gpt_image:
         return " It is a GPT image model parameter."
+    if caps.is_gpt_image:
+        # A newer GPT image model takes it (markup came with 2.5): name the current ones.
+        takers = [
+            model.name
+            for model in MODELS.values()
+            if model.is_gpt_image
+            and not model.retired
+            and name not in model.unsupported
+            and not _SNAPSHOT.search(model.name)
+        ]
+        if takers:
+            return f" Models that take it: {', '.join(takers)}."
     if name == "response_format":
         return " GPT image models always return b64_json."
     if name == "style":
@@ -408,7 +424,7 @@ def _refused(endpoint: Endpoint, given: Collection[str], caps: ModelCapabilities
     if caps.name and caps.family != "generic":
         for name in given:
             if name in ENDPOINT_PARAMS[endpoint] and name in caps.unsupported:
-                hint = _unsupported_hint(name)
+                hint = _unsupported_hint(name, caps)
                 problems.add(f"Parameter {name} is not supported by {caps.name}.{hint}", name)
     return problems
 

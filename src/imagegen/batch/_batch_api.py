@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -43,7 +43,10 @@ from ._context import RunContext
 from ._direct import RETRY, verdict_for
 from ._plan import Planned, prepare_row
 
-__all__ = ["STATE_NAME", "BatchAPI", "run_batch_api"]
+if TYPE_CHECKING:
+    from .._async_client import AsyncClient
+
+__all__ = ["STATE_NAME", "BatchAPI", "check_client", "run_batch_api"]
 
 STATE_NAME = "batch-api.json"
 MAX_REQUESTS = 50_000
@@ -56,21 +59,28 @@ def custom_id(item: Planned) -> str:
     return f"row-{item.row.number}-{item.key[:16]}"
 
 
+def check_client(client: AsyncClient) -> AsyncHTTPTransport:
+    """The client's HTTP transport, if the Batch API can go through it; else a
+    `ConfigurationError` (checked before the out folder is touched)."""
+    http = client._transport
+    if not isinstance(http, AsyncHTTPTransport):
+        raise ConfigurationError(
+            "The Batch API (--via batch-api) needs a server; an in-process engine "
+            "(--engine) has none."
+        )
+    if http.settings.azure is not None:
+        raise ConfigurationError(
+            "The Batch API (--via batch-api) is not supported with Azure OpenAI here; "
+            "send the rows directly (leave out --via)."
+        )
+    return http
+
+
 class BatchAPI:
     """The Files and Batches routes, over the client's connection pool and settings."""
 
     def __init__(self, ctx: RunContext) -> None:
-        http = ctx.client._transport
-        if not isinstance(http, AsyncHTTPTransport):
-            raise ConfigurationError(
-                "The Batch API (--via batch-api) needs a server; an in-process engine "
-                "(--engine) has none."
-            )
-        if http.settings.azure is not None:
-            raise ConfigurationError(
-                "The Batch API (--via batch-api) is not supported with Azure OpenAI here; "
-                "send the rows directly (leave out --via)."
-            )
+        http = check_client(ctx.client)
         self.ctx = ctx
         self.http = http
         self.base = http.settings.base_url.rstrip("/")  # routes are relative to it, as /images

@@ -18,6 +18,8 @@ from typing import Any
 
 import anyio
 
+from .._async_http import AsyncHTTPTransport
+from .._capabilities import DEFAULT_MODELS, get_capabilities
 from .._errors import (
     APIConnectionError,
     APIStatusError,
@@ -68,6 +70,15 @@ async def _send(ctx: RunContext, item: Planned) -> ImagesResult:
     row = item.row
     client = ctx.client
     params: dict[str, Any] = dict(row.params)
+    model = params.get("model") or DEFAULT_MODELS[row.endpoint]
+    if (
+        isinstance(client._transport, AsyncHTTPTransport)
+        and "response_format" not in params
+        and get_capabilities(model).family == "dall-e"
+    ):
+        # DALL-E models answer with links by default; the batch would only download them (a
+        # second request, to a link that expires): ask for the image itself, as the CLI does.
+        params["response_format"] = "b64_json"
     extra = dict(row.extra_body) or None
     answer: Any
     if row.endpoint == "generations":
@@ -109,6 +120,7 @@ class _Sender:
                     return
             holding = False
             started = time.monotonic()
+            tries.attempts += 1
             outcome = await self._attempt(item)
             if isinstance(outcome, ImagesResult):
                 pacer.success(started, outcome.headers)
@@ -141,29 +153,32 @@ class _Sender:
         verdict = verdict_for(error, self.ctx.max_wait)
         if verdict != RETRY:
             return verdict, 0.0
-        hinted = self._pushback(error, epoch)
-        if hinted is not None:
+        wait, pacing = self._pushback(error, epoch)
+        if pacing:
             tries.pushbacks += 1
-            return (RETRY if tries.pushbacks <= MAX_PUSHBACKS else FAIL), hinted
+            return (RETRY if tries.pushbacks <= MAX_PUSHBACKS else FAIL), wait or 0.0
         tries.retries += 1
         verdict = RETRY if tries.retries <= self.ctx.max_retries else FAIL
-        return verdict, backoff(tries.retries - 1)
+        return verdict, wait if wait is not None else backoff(tries.retries - 1)
 
-    def _pushback(self, error: ImagegenError, epoch: int) -> float | None:
-        """Tell the pacer of a server pushing back; the wait the server asked for, if one this
-        run takes."""
+    def _pushback(self, error: ImagegenError, epoch: int) -> tuple[float | None, bool]:
+        """The wait the server asked for, if one this run takes; and whether it is pacing (a
+        pushback status with such a wait: not counted as a failure). The pacer hears of every
+        pushback status."""
         if not isinstance(error, APIStatusError):
-            return None
+            return None, False
         hint = error.retry_after
-        if error.status_code in _PUSHBACK_STATUSES:
-            self.pacer.pushback(
-                epoch,
-                wait=hint,
-                precise="retry-after-ms" in error.headers,
-                rate_limited=error.status_code == 429,
-                headers=error.headers,
-            )
-        return hint if hint is not None and 0 < hint <= self.ctx.max_wait else None
+        wait = hint if hint is not None and 0 < hint <= self.ctx.max_wait else None
+        if error.status_code not in _PUSHBACK_STATUSES:
+            return wait, False
+        self.pacer.pushback(
+            epoch,
+            wait=hint,
+            precise="retry-after-ms" in error.headers,
+            rate_limited=error.status_code == 429,
+            headers=error.headers,
+        )
+        return wait, wait is not None
 
     async def _pause(self, wait: float) -> bool:
         """Wait before a retry, counted as retrying; False if the run stopped meanwhile."""
@@ -182,11 +197,7 @@ class _Tries:
 
     retries: int = 0
     pushbacks: int = 0
-
-    @property
-    def attempts(self) -> int:
-        """The attempt under way (or just ended), counting from 1."""
-        return self.retries + self.pushbacks + 1
+    attempts: int = 0  # sent so far, counting the one under way
 
 
 async def send_rows(ctx: RunContext, todo: list[Planned], *, concurrency: int) -> None:

@@ -4,7 +4,8 @@
   defaults give an image).
 - `.jsonl`: one JSON object per non-blank line, keys as below.
 - `.csv` / `.tsv`: a header row naming the columns, then one row per request; an empty cell
-  means "not set" (the default applies).
+  means "not set" (the default applies). A `.csv` whose header row has semicolons and no
+  comma is read with semicolons (as spreadsheets save it in many countries).
 
 Keys and columns: `prompt`; every request parameter in OpenAI's wire names (`model`, `n`,
 `size`, `quality`, `style`, `background`, `moderation`, `output_format`, `output_compression`,
@@ -37,7 +38,7 @@ from typing import Any
 from .._capabilities import ENDPOINT_PARAMS, Endpoint
 from .._errors import InvalidRequestError, Problem
 
-__all__ = ["FORMATS", "Row", "RowProblem", "read_rows", "row_from_fields"]
+__all__ = ["FORMATS", "Row", "RowProblem", "read_batch", "read_rows", "row_from_fields"]
 
 FORMATS = (".txt", ".jsonl", ".csv", ".tsv")
 
@@ -73,7 +74,7 @@ _ENDPOINTS: dict[str, Endpoint] = {
     "variations": "variations",
 }
 _OWN_KEYS = {"prompt", "image", "images", "mask", "markup", "endpoint", "name", "extra_body"}
-KNOWN_KEYS = sorted(_OWN_KEYS | set(_PARAMS))
+KNOWN_KEYS = sorted(_OWN_KEYS | set(_PARAMS) - _NOT_IN_BATCH)
 EXTRA_PREFIX = "extra."
 
 
@@ -126,8 +127,9 @@ class BatchFileError(InvalidRequestError):
         self.head = f"{source}: {what} cannot be sent; nothing was sent"
         lines = self.lines()
         more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
+        shown = "; ".join(line.rstrip(".") for line in lines[:3])
         super().__init__(
-            f"{self.head}. {'; '.join(lines[:3])}{more}.",
+            f"{self.head}. {shown}{more}.",
             param=problems[0].param,
             problems=[Problem(problem.param, str(problem)) for problem in problems],
         )
@@ -436,13 +438,18 @@ def _text(path: Path) -> str:
         ) from None
 
 
-def _text_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+# A file's records: (line, fields), fields `None` for a record that cannot be read (its problem
+# is listed already).
+_Records = Iterator[tuple[int, dict[str, Any] | None]]
+
+
+def _text_records(text: str) -> _Records:
     for line, raw in enumerate(text.splitlines(), start=1):
         if raw.strip():
             yield line, {"prompt": raw.strip()}
 
 
-def _jsonl_records(text: str, problems: list[RowProblem]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_records(text: str, problems: list[RowProblem]) -> _Records:
     number = 0
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -452,20 +459,18 @@ def _jsonl_records(text: str, problems: list[RowProblem]) -> Iterator[tuple[int,
             record = json.loads(raw)
         except ValueError as exc:
             problems.append(RowProblem(number, line, None, f"not valid JSON ({exc})"))
-            yield line, {}
+            yield line, None
             continue
         if not isinstance(record, dict):
             problems.append(
                 RowProblem(number, line, None, 'must be a JSON object such as {"prompt": "..."}')
             )
-            yield line, {}
+            yield line, None
             continue
         yield line, record
 
 
-def _csv_records(
-    text: str, delimiter: str, problems: list[RowProblem]
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(text: str, delimiter: str, problems: list[RowProblem]) -> _Records:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -508,12 +513,24 @@ def _csv_records(
                     start,
                     None,
                     f"{len(cells)} cells for {len(columns)} columns (quote cells that hold "
-                    f"a {'comma' if delimiter == ',' else 'tab'})",
+                    f"a {_SEPARATORS[delimiter]})",
                 )
             )
-            yield start, {}
+            yield start, None
             continue
         yield start, dict(zip(columns, cells, strict=False))  # short rows: cells left empty
+
+
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _delimiter(text: str, suffix: str) -> str:
+    """Tabs for `.tsv`; for `.csv` commas, or semicolons when the header row has no comma but
+    a semicolon (spreadsheets save CSV that way where the comma is the decimal mark)."""
+    if suffix == ".tsv":
+        return "\t"
+    header = text.lstrip().partition("\n")[0]
+    return ";" if ";" in header and "," not in header else ","
 
 
 def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> list[Row]:
@@ -522,6 +539,22 @@ def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     Raises `BatchFileError` listing every row that cannot be read, or `InvalidRequestError`
     when the file itself is missing or of an unknown kind. The rules of each model (sizes,
     counts, images) are checked later, against the client (see `_plan.check_rows`).
+    """
+    rows, problems, _ = read_batch(path, defaults)
+    if problems:
+        raise BatchFileError(str(Path(path).expanduser()), problems)
+    return rows
+
+
+def read_batch(
+    path: str | Path, defaults: Mapping[str, Any] | None = None
+) -> tuple[list[Row], list[RowProblem], int]:
+    """The rows of the batch file at `path` that can be read, the problems of those that
+    cannot (each with its row number, so that `skip_invalid` can record them and the model's
+    rules can still be checked on the others), and how many rows the file has in all.
+
+    Raises `BatchFileError` for a problem of the whole file (its encoding, a CSV header), and
+    `InvalidRequestError` when the file is missing, of an unknown kind, or holds no rows.
     """
     path = Path(path).expanduser()
     suffix = path.suffix.lower()
@@ -535,18 +568,18 @@ def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     fixed = normalise_defaults(defaults, base=cwd)
     text = _text(path)
     problems: list[RowProblem] = []
-    records: Iterator[tuple[int, dict[str, Any]]]
+    records: _Records
     if suffix == ".txt":
         records = _text_records(text)
     elif suffix == ".jsonl":
         records = _jsonl_records(text, problems)
     else:
-        records = _csv_records(text, "\t" if suffix == ".tsv" else ",", problems)
+        records = _csv_records(text, _delimiter(text, suffix), problems)
     rows: list[Row] = []
-    known_bad = 0
+    total = 0
     for number, (line, fields) in enumerate(records, start=1):
-        if not fields:
-            known_bad += 1
+        total = number
+        if fields is None:
             continue  # its problem is already listed
         try:
             rows.append(
@@ -562,8 +595,8 @@ def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
         except ValueError as exc:
             param, message = exc.args
             problems.append(RowProblem(number, line, param, message))
-    if problems:
+    if any(problem.row is None for problem in problems):
         raise BatchFileError(str(path), problems)
-    if not rows and not known_bad:
+    if not total:
         raise InvalidRequestError(f"The batch file {str(path)!r} holds no rows.")
-    return rows
+    return rows, problems, total
