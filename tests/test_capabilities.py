@@ -15,9 +15,9 @@ from imagegen._capabilities import (
     ModelCapabilities,
     get_capabilities,
     parse_size,
-    validate_params,
 )
 from imagegen._errors import InvalidRequestError
+from imagegen._validation import validate_params
 
 GPT_IMAGE = ["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2"]
 

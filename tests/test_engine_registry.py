@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 import pytest
+from pydantic import AliasChoices, Field
 
 from imagegen import engines
 from imagegen._errors import ConfigurationError, MissingDependencyError
@@ -30,9 +31,11 @@ def test_unknown_engine_names_the_installed_ones() -> None:
     ],
 )
 def test_broken_registrations_are_configuration_errors(
-    monkeypatch: pytest.MonkeyPatch, target: str, error: type[Exception]
+    target: str,
+    error: type[Exception],
+    register_engine: Callable[[str, str], None],
 ) -> None:
-    monkeypatch.setitem(engines._BUILTIN, "broken", target)
+    register_engine("broken", target)
     with pytest.raises(error, match="broken"):
         engines.get_engine_class("broken")
 
@@ -57,13 +60,15 @@ class _NeedsModules(engines.Engine):
         raise AssertionError("never called")
 
 
-def test_missing_dependencies_are_found_without_importing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_dependencies_are_found_without_importing(
+    register_engine: Callable[[str, str], None],
+) -> None:
     assert _NeedsModules.missing_dependencies() == [
         "imagegen_no_such_module",
         "imagegen_no_such_package.sub",
     ]
     assert "imagegen_no_such_package" not in sys.modules
-    monkeypatch.setitem(engines._BUILTIN, "needs", f"{__name__}:_NeedsModules")
+    register_engine("needs", f"{__name__}:_NeedsModules")
     _NeedsModules.built = 0
     for make in (engines.create_engine, engines.load_engine):
         with pytest.raises(MissingDependencyError) as caught:
@@ -138,9 +143,9 @@ def test_an_engine_takes_the_options_it_declares() -> None:
 
 
 def test_an_undeclared_option_is_refused_with_the_declared_ones(
-    monkeypatch: pytest.MonkeyPatch,
+    register_engine: Callable[[str, str], None],
 ) -> None:
-    monkeypatch.setitem(engines._BUILTIN, "tiles", f"{__name__}:_Tiles")
+    register_engine("tiles", f"{__name__}:_Tiles")
     bad = {"block": "16", "blocks": "8"}
     for make in (
         lambda: _Tiles(options=bad),
@@ -205,3 +210,74 @@ def test_unknown_option_error_lists_one_or_more_names() -> None:
     assert one.message == "Unknown option 'x' for the e engine, which takes a."
     noted = engines.unknown_option_error("e", "x", ["b", "a"], "A is a too")
     assert noted.message == "Unknown option 'x' for the e engine, which takes a and b (A is a too)."
+
+
+# --- options as a pydantic model --------------------------------------------------------------
+
+
+class _Mosaic(engines.Engine):
+    """An engine that declares typed options, as `Options` fields."""
+
+    name = "mosaic"
+
+    class Options(engines.EngineOptions):
+        block: int = Field(32, ge=4, le=256, description="tile size in pixels")
+        palette: Literal["sea", "earth"] = Field("sea", description="colour palette")
+        gap: int | None = Field(
+            None, ge=0, le=8, validation_alias=AliasChoices("gap", "spacing"), description="px"
+        )
+
+    generate = _Tiles.generate
+    edit = _Tiles.edit
+    vary = _Tiles.vary
+
+
+def test_typed_options_are_parsed_and_listed() -> None:
+    assert _Mosaic.option_help == {
+        "block": "tile size in pixels",
+        "palette": "colour palette",
+        "gap": "px",
+    }
+    engine = _Mosaic(options={"block": "16", "spacing": "2"})
+    assert engine.options == {"block": "16", "spacing": "2"}  # as given
+    settings = engine.parse_options(engine.options)
+    assert isinstance(settings, _Mosaic.Options)
+    assert (settings.block, settings.palette, settings.gap) == (16, "sea", 2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"block": "2"},
+            "Invalid option block='2' for the mosaic engine: must be a whole number from 4 to 256.",
+        ),
+        (
+            {"palette": "sky"},
+            "Invalid option palette='sky' for the mosaic engine: use one of sea, earth.",
+        ),
+        (
+            {"blocks": "8"},
+            "Unknown option 'blocks' for the mosaic engine, which takes block, gap and palette "
+            "(spacing is accepted for gap).",
+        ),
+    ],
+)
+def test_typed_options_refuse_in_the_engines_words(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        _Mosaic(options=options)
+    assert caught.value.message == message
+    assert caught.value.param == "options"
+
+
+def test_the_built_in_engines_are_registered_as_plugins_are() -> None:
+    """No list in the code: `placeholder` and `diffusers` come from the package's metadata, in
+    the same entry-point group as third-party engines."""
+    from importlib.metadata import entry_points
+
+    group = {ep.name: ep for ep in entry_points(group=engines.ENTRY_POINT_GROUP)}
+    assert group["placeholder"].dist is not None and group["placeholder"].dist.name == "imagegen"
+    available = engines.available_engines()
+    assert available["placeholder"] == "imagegen.engines.placeholder:PlaceholderEngine"
+    assert available["diffusers"] == "imagegen.engines.diffusers:DiffusersEngine"
+    assert not hasattr(engines, "_BUILTIN")

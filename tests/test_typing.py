@@ -1,5 +1,5 @@
-"""Type checkers can use the library: `py.typed` ships, and `stream`/`partial_images` choose
-the return type through overloads that keep the implementation's parameters.
+"""Type checkers can use the library: `py.typed` ships, the methods' arguments are declared
+once (a TypedDict per endpoint), and `stream`/`partial_images` choose the return type.
 
 mypy runs once, in-process, on two user scripts: one that must check cleanly (the README's
 "From Python" snippet plus sync, async and module-level calls) and one whose marked lines
@@ -9,11 +9,8 @@ must each be flagged.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 import textwrap
-import typing
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,23 +19,20 @@ import mypy.api
 import pytest
 
 from imagegen import AsyncClient, AsyncImageStream, Client, ImagesResult, ImageStream
+from imagegen._capabilities import Endpoint
+from imagegen._models import request_class
+from imagegen._params import (
+    EditAnyParams,
+    EditParams,
+    EditStreamParams,
+    GenerateAnyParams,
+    GenerateParams,
+    GenerateStreamParams,
+    RequestOptions,
+    VariationParams,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-# (method, return type of each overload: stream unset/False, stream=True, stream a bool)
-METHODS = [
-    (Client.generate, ["ImagesResult", "ImageStream", "ImagesResult | ImageStream"]),
-    (Client.edit, ["ImagesResult", "ImageStream", "ImagesResult | ImageStream"]),
-    (AsyncClient.generate, ["ImagesResult", "AsyncImageStream", "ImagesResult | AsyncImageStream"]),
-    (AsyncClient.edit, ["ImagesResult", "AsyncImageStream", "ImagesResult | AsyncImageStream"]),
-]
-# What each overload may say differently from the implementation.
-STREAM_TYPES = ["Literal[False]", "Literal[True]", "bool"]
-PARTIAL_TYPES = [
-    "Literal[0] | None | NotGiven",
-    "int | None | NotGiven",
-    "int | None | NotGiven",
-]
 
 
 def test_package_ships_the_py_typed_marker() -> None:
@@ -46,38 +40,25 @@ def test_package_ships_the_py_typed_marker() -> None:
     assert marker.is_file()
 
 
-@pytest.mark.skipif(not hasattr(typing, "get_overloads"), reason="typing.get_overloads: 3.11+")
 @pytest.mark.parametrize(
-    ("method", "returns"), [pytest.param(*case, id=case[0].__qualname__) for case in METHODS]
+    ("endpoint", "forms"),
+    [
+        ("generations", (GenerateParams, GenerateStreamParams, GenerateAnyParams)),
+        ("edits", (EditParams, EditStreamParams, EditAnyParams)),
+        ("variations", (VariationParams,)),
+    ],
 )
-def test_overloads_keep_the_implementations_parameters(
-    method: Callable[..., Any], returns: list[str]
+def test_the_arguments_are_declared_once_as_the_request_models_fields(
+    endpoint: Endpoint, forms: tuple[Any, ...]
 ) -> None:
-    overloads = typing.get_overloads(method)
-    assert len(overloads) == 3
-    implementation = inspect.signature(method).parameters
-    for overload, stream_type, partial_type, returned in zip(
-        overloads, STREAM_TYPES, PARTIAL_TYPES, returns, strict=True
-    ):
-        signature = inspect.signature(overload)
-        assert signature.return_annotation == returned
-        assert inspect.iscoroutinefunction(overload) == inspect.iscoroutinefunction(method)
-        parameters = signature.parameters
-        assert list(parameters) == list(implementation)
-        for name, parameter in parameters.items():
-            expected = implementation[name]
-            assert parameter.kind == expected.kind, name
-            if name == "stream":
-                assert parameter.annotation == stream_type
-                # Literal[True] has no default: it is the one that must be passed.
-                wanted = inspect.Parameter.empty if stream_type == "Literal[True]" else False
-                assert parameter.default is wanted
-            elif name == "partial_images":
-                assert parameter.annotation == partial_type
-                assert parameter.default is expected.default
-            else:
-                assert parameter.annotation == expected.annotation, name
-                assert parameter.default is expected.default, name
+    """A method's keyword arguments are one TypedDict (three forms for the return type, alike
+    but for `stream` and `partial_images`), and each, files and call options aside, is a field
+    of the endpoint's request model: the one representation from the call to the engine."""
+    keys = [form.__required_keys__ | form.__optional_keys__ for form in forms]
+    assert all(each == keys[0] for each in keys)
+    fields = set(request_class(endpoint).model_fields) - {"prompt"}
+    not_fields = RequestOptions.__optional_keys__ | {"mask", "markup"}
+    assert keys[0] - not_fields == fields
 
 
 def test_runtime_returns_what_the_overloads_promise() -> None:

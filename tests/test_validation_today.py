@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from imagegen._capabilities import (
-    GIF,
-    Endpoint,
-    Problems,
-    get_capabilities,
-    validate_params,
-)
+from imagegen._capabilities import GIF, Endpoint, get_capabilities
 from imagegen._errors import InvalidRequestError, Problem
 from imagegen._models import parse_request
+from imagegen._validation import Problems, validate_params
 
 
 def check(
@@ -69,6 +64,15 @@ def test_older_models_take_neither_xhigh_nor_markup(model: str) -> None:
     assert error.param == "quality" and "low, medium, high, auto" in error.message
     error = refused("edits", model, ("markup",))
     assert error.param == "markup" and f"not supported by {model}" in error.message
+
+
+@pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-1.5"])
+def test_a_gpt_image_model_refusing_markup_is_not_told_it_needs_a_gpt_image_model(
+    model: str,
+) -> None:
+    error = refused("edits", model, ("markup",))
+    assert "GPT image model parameter" not in error.message
+    assert "Models that take it: gpt-image-2.5" in error.message
 
 
 def test_gpt_image_1_mini_takes_only_low_input_fidelity() -> None:

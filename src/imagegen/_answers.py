@@ -25,10 +25,10 @@ from pydantic import ValidationError
 
 from ._downloads import Reach
 from ._errors import APIResponseError, make_status_error, redact
-from ._models import CompletedEvent, ImagesResponse
+from ._models import CompletedEvent, ImagesResponse, WireEvent
 from ._network import Deadline
-from ._retry import AttemptFailed, parse_retry_after, status_failure
-from ._streaming import StreamContext, WireEvent, embedded_error
+from ._retry import Failure, parse_retry_after, status_failure
+from ._streaming import StreamContext, embedded_error
 
 __all__ = ["ERROR_BODY_LIMIT", "Answer", "Body", "Plan", "failure", "images", "images_as_events"]
 
@@ -115,7 +115,7 @@ class Answer:
 
 def failure(
     response: httpx2.Response, body: bytes | bytearray, secrets: tuple[str, ...]
-) -> AttemptFailed:
+) -> Failure:
     """A non-2xx answer as the error to raise, and whether to retry it."""
     text = body.decode("utf-8", "replace")
     try:

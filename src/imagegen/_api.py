@@ -67,10 +67,6 @@ def _shared_client() -> tuple[Client, weakref.WeakSet[ImageStream]]:
         return client, streams
 
 
-def _default_client() -> Client:
-    return _shared_client()[0]
-
-
 def _on_default_client(method: Callable[Concatenate[Client, P], R]) -> Callable[P, R]:
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -24,17 +24,20 @@ also one streamed image) cap what is read into memory; `allow_private_downloads`
 URL results may point at private addresses (by default only when the base URL does too).
 Answers that are not images (an HTML page, a script) are refused, nothing saved.
 
-Where settings come from: `imagegen._config`. Transport, retries and error mapping:
-`imagegen._transport` and `imagegen._retry`. `AsyncClient` (in `_async_client`) mirrors `Client`
-method for method.
+A call flows one way: the method's arguments (declared once, in `_params`) become a checked
+`Call` holding the endpoint's request model (`_request.prepare_call`); the client's transport
+sends it, over HTTP (`_http`) or to an in-process engine (`_inprocess`), and its `Reply` or
+`Events` become the result (`_results`). Where settings come from: `_config`; retries:
+`_retry`. `AsyncClient` (in `_async_client`) shares everything here but the awaiting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 import httpx2
+from typing_extensions import Unpack
 
 from ._capabilities import Endpoint
 from ._config import (
@@ -42,146 +45,46 @@ from ._config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
-    Limits,
-    Settings,
     check_max_retries,
     make_limits,
     resolve_settings,
 )
 from ._errors import ConfigurationError
+from ._http import HTTPTransport
 from ._imaging import ImageInput
+from ._inprocess import EngineTransport
 from ._network import make_timeout
-from ._request import Call, hint_retired, prepare_call
+from ._params import (
+    EditAnyParams,
+    EditParams,
+    EditStreamParams,
+    GenerateAnyParams,
+    GenerateParams,
+    GenerateStreamParams,
+    VariationParams,
+)
+from ._request import Call, prepare_call
 from ._results import ImagesResult, ImageStream
-from ._transport import HTTPTransport
+from ._transport import AsyncTransport, Events, Reply, Transport
 from ._types import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:
-    from ._inprocess import EngineTransport
     from .engines import Engine
 
 __all__ = ["Client"]
 
 Timeout = float | httpx2.Timeout | None
+Images = ImageInput | Sequence[ImageInput]
+_HTTPClient = TypeVar("_HTTPClient", httpx2.Client, httpx2.AsyncClient)
+_Transport = TypeVar("_Transport", Transport, AsyncTransport)
 
 
-class _BaseClient:
-    """Construction and call preparation, shared by `Client` and `AsyncClient`."""
+class _BaseClient(Generic[_HTTPClient, _Transport]):
+    """Construction and everything around a call but its I/O, shared by `Client` and
+    `AsyncClient`; each names its transports: (to a server, to an in-process engine)."""
 
-    _settings: Settings | None
-    _engine: EngineTransport | None
-
-    def _configure(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        organization: str | None,
-        project: str | None,
-        timeout: Timeout | NotGiven,
-        max_retries: int | NotGiven,
-        limits: Limits,
-        azure_endpoint: str | None,
-        azure_deployment: str | None,
-        api_version: str | None,
-        azure_ad_token: str | None,
-        engine: str | Engine | None,
-        engine_model: str | None,
-        engine_options: Mapping[str, str] | None,
-    ) -> None:
-        self._timeout = make_timeout(timeout)
-        self._max_retries = (
-            DEFAULT_MAX_RETRIES if isinstance(max_retries, NotGiven) else max_retries
-        )
-        check_max_retries(self._max_retries)
-        self._limits = limits
-        self._engine = None
-        self._settings = None
-        if engine is not None:
-            if base_url or azure_endpoint:
-                raise ConfigurationError(
-                    "An in-process engine needs no server: give either engine (--engine) or a "
-                    "base URL / Azure endpoint, not both."
-                )
-            from ._inprocess import EngineTransport
-
-            self._engine = EngineTransport(engine, model=engine_model, options=engine_options)
-            return
-        self._settings = resolve_settings(
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            project=project,
-            azure_endpoint=azure_endpoint,
-            azure_deployment=azure_deployment,
-            api_version=api_version,
-            azure_ad_token=azure_ad_token,
-        )
-
-    @property
-    def base_url(self) -> str | None:
-        """The server's base URL (the Azure endpoint for Azure); `None` for in-process engines."""
-        return self._settings.base_url if self._settings else None
-
-    @property
-    def max_retries(self) -> int:
-        return self._max_retries
-
-    @property
-    def timeout(self) -> httpx2.Timeout:
-        return self._timeout
-
-    @property
-    def _azure_deployment(self) -> str | None:
-        settings = self._settings
-        return settings.azure.deployment if settings is not None and settings.azure else None
-
-    def _prepare(
-        self,
-        endpoint: Endpoint,
-        params: dict[str, Any],
-        *,
-        image: ImageInput | Sequence[ImageInput] | None = None,
-        mask: ImageInput | None = None,
-        markup: ImageInput | None = None,
-        extra_headers: Mapping[str, str | None] | None,
-        extra_query: Mapping[str, str] | None,
-        extra_body: Mapping[str, Any] | None,
-        timeout: Timeout | NotGiven,
-    ) -> Call:
-        return prepare_call(
-            endpoint,
-            params,
-            image=image,
-            mask=mask,
-            markup=markup,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-            timeout=timeout,
-            in_process=self._engine is not None,
-            default_model=self._azure_deployment,
-            to_openai=self._settings is not None and self._settings.is_openai,
-        )
-
-    def __repr__(self) -> str:
-        name = type(self).__name__
-        if self._engine is not None:
-            return f"{name}(engine={self._engine.name!r})"
-        settings = self._settings
-        assert settings is not None
-        # Not `settings.secrets`, which also holds a base URL's password.
-        key = "***" if settings.api_key or (settings.azure and settings.azure.ad_token) else None
-        azure = f", azure_deployment={settings.azure.deployment!r}" if settings.azure else ""
-        return (
-            f"{name}(base_url={settings.shown_url!r}, api_key={key!r}{azure}, "
-            f"max_retries={self._max_retries})"
-        )
-
-
-class Client(_BaseClient):
-    """A synchronous Images API client; see the module docstring. Use it as a context manager
-    or call `close()` to release its connections (and an engine it loaded)."""
+    _transport: _Transport
+    _transports: ClassVar[tuple[type[Any], type[Any]]]
 
     def __init__(
         self,
@@ -206,47 +109,116 @@ class Client(_BaseClient):
         engine: str | Engine | None = None,
         engine_model: str | None = None,
         engine_options: Mapping[str, str] | None = None,
-        http_client: httpx2.Client | None = None,
+        http_client: _HTTPClient | None = None,
     ) -> None:
-        self._http: HTTPTransport | None = None
-        self._configure(
+        self._timeout = make_timeout(timeout)
+        self._max_retries = (
+            DEFAULT_MAX_RETRIES if isinstance(max_retries, NotGiven) else max_retries
+        )
+        check_max_retries(self._max_retries)
+        self._limits = make_limits(
+            max_retry_wait=max_retry_wait,
+            max_response_size=max_response_size,
+            max_image_size=max_image_size,
+            allow_private_downloads=allow_private_downloads,
+        )
+        self._settings = None
+        self._engine_name: str | None = None
+        to_server, to_engine = self._transports
+        if engine is not None:
+            if base_url or azure_endpoint:
+                raise ConfigurationError(
+                    "An in-process engine needs no server: give either engine (--engine) or a "
+                    "base URL / Azure endpoint, not both."
+                )
+            transport = to_engine(engine, model=engine_model, options=engine_options)
+            self._engine_name = transport.name
+            self._transport = transport
+            return
+        self._settings = resolve_settings(
             api_key=api_key,
             base_url=base_url,
             organization=organization,
             project=project,
-            timeout=timeout,
-            max_retries=max_retries,
-            limits=make_limits(
-                max_retry_wait=max_retry_wait,
-                max_response_size=max_response_size,
-                max_image_size=max_image_size,
-                allow_private_downloads=allow_private_downloads,
-            ),
             azure_endpoint=azure_endpoint,
             azure_deployment=azure_deployment,
             api_version=api_version,
             azure_ad_token=azure_ad_token,
-            engine=engine,
-            engine_model=engine_model,
-            engine_options=engine_options,
         )
-        if self._settings is not None:
-            self._http = HTTPTransport(
-                self._settings,
-                http_client=http_client,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-                limits=self._limits,
-                proxy=proxy,
-                default_headers=default_headers,
-                default_query=default_query,
-            )
+        self._transport = to_server(
+            self._settings,
+            http_client=http_client,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
+            limits=self._limits,
+            proxy=proxy,
+            default_headers=default_headers,
+            default_query=default_query,
+        )
+
+    @property
+    def base_url(self) -> str | None:
+        """The server's base URL (the Azure endpoint for Azure); `None` for in-process engines."""
+        return self._settings.base_url if self._settings else None
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    @property
+    def timeout(self) -> httpx2.Timeout:
+        return self._timeout
+
+    def _prepare(self, endpoint: Endpoint, arguments: Mapping[str, Any]) -> Call:
+        """The checked call of a method's arguments (blocking: it reads the input images)."""
+        return prepare_call(endpoint, arguments, self._transport.target)
+
+    @staticmethod
+    def _result(call: Call, reply: Reply) -> ImagesResult:
+        return ImagesResult(
+            reply.response,
+            model=reply.model,
+            prompt=call.prompt,
+            request_id=reply.headers.get("x-request-id"),
+            requested_size=call.size,
+            downloader=reply.downloader,
+            headers=reply.headers,
+            encoded=reply.images,
+        )
+
+    @staticmethod
+    def _stream_options(call: Call, events: Events[Any]) -> dict[str, Any]:
+        """What a stream object is made with, besides its events."""
+        return {
+            "close": events.close,
+            "model": events.model,
+            "prompt": call.prompt,
+            "request_id": events.request_id,
+            "requested_size": call.size,
+        }
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        settings = self._settings
+        if settings is None:
+            return f"{name}(engine={self._engine_name!r})"
+        # Not `settings.secrets`, which also holds a base URL's password.
+        key = "***" if settings.api_key or (settings.azure and settings.azure.ad_token) else None
+        azure = f", azure_deployment={settings.azure.deployment!r}" if settings.azure else ""
+        return (
+            f"{name}(base_url={settings.shown_url!r}, api_key={key!r}{azure}, "
+            f"max_retries={self._max_retries})"
+        )
+
+
+class Client(_BaseClient[httpx2.Client, Transport]):
+    """A synchronous Images API client; see the module docstring. Use it as a context manager
+    or call `close()` to release its connections (and an engine it loaded)."""
+
+    _transports = (HTTPTransport, EngineTransport)
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-        if self._engine is not None:
-            self._engine.close()
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self
@@ -255,158 +227,22 @@ class Client(_BaseClient):
         self.close()
 
     def _run(self, call: Call) -> ImagesResult | ImageStream:
-        size = call.params.get("size")
-        if self._engine is not None:
-            if not call.stream:
-                return self._engine.images(call)
-            job = self._engine.job(call)
-            engine_events = self._engine.events(job)
-            return ImageStream(
-                engine_events,
-                close=engine_events.close,
-                model=job.model,
-                prompt=call.prompt,
-                requested_size=size,
-            )
-        assert self._http is not None
-        if call.stream:
-            with hint_retired(call.model):
-                events, close, request_id = self._http.open_stream(call)
-            return ImageStream(
-                events,
-                close=close,
-                model=call.model,
-                prompt=call.prompt,
-                request_id=request_id,
-                requested_size=size,
-            )
-        with hint_retired(call.model):
-            response, headers = self._http.images(call)
-        return ImagesResult(
-            response,
-            model=call.model,
-            prompt=call.prompt,
-            request_id=headers.get("x-request-id"),
-            requested_size=size,
-            downloader=self._http,
-            headers=headers,
-        )
+        if not call.stream:
+            return self._result(call, self._transport.send(call))
+        events = self._transport.stream(call)
+        return ImageStream(events.events, **self._stream_options(call, events))
 
-    # The overloads tell type checkers what `stream` and `partial_images` return (as openai's
-    # SDK does); tests/test_typing.py checks they keep the implementation's parameters.
+    # The return type follows `stream` and `partial_images` (see `_params`).
+    @overload
+    def generate(self, prompt: str, **params: Unpack[GenerateParams]) -> ImagesResult: ...
+    @overload
+    def generate(self, prompt: str, **params: Unpack[GenerateStreamParams]) -> ImageStream: ...
     @overload
     def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        style: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        stream: Literal[False] = False,
-        partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> ImagesResult: ...
-
-    @overload
-    def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        style: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        stream: Literal[True],
-        partial_images: int | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> ImageStream: ...
-
-    @overload
-    def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        style: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        stream: bool = False,
-        partial_images: int | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
+        self, prompt: str, **params: Unpack[GenerateAnyParams]
     ) -> ImagesResult | ImageStream: ...
-
     def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        style: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        stream: bool = False,
-        partial_images: int | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
+        self, prompt: str, **params: Unpack[GenerateAnyParams]
     ) -> ImagesResult | ImageStream:
         """Create images from a prompt (`POST /images/generations`).
 
@@ -416,161 +252,20 @@ class Client(_BaseClient):
         otherwise (`partial_images` without `stream=True`, `stream` a `bool` variable): pass
         `stream=True` along with `partial_images`, or narrow with `isinstance`.
         """
-        call = self._prepare(
-            "generations",
-            {
-                "prompt": prompt,
-                "model": model,
-                "n": n,
-                "size": size,
-                "quality": quality,
-                "style": style,
-                "background": background,
-                "moderation": moderation,
-                "output_format": output_format,
-                "output_compression": output_compression,
-                "response_format": response_format,
-                "user": user,
-                "safety_identifier": safety_identifier,
-                "complexity": complexity,
-                "frame_count": frame_count,
-                "frame_duration_ms": frame_duration_ms,
-                "svg": svg,
-                "stream": stream,
-                "partial_images": partial_images,
-            },
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-            timeout=timeout,
-        )
-        return self._run(call)
+        return self._run(self._prepare("generations", {"prompt": prompt, **params}))
 
     @overload
-    def edit(
-        self,
-        image: ImageInput | Sequence[ImageInput],
-        prompt: str,
-        *,
-        mask: ImageInput | None = None,
-        markup: ImageInput | None = None,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        input_fidelity: str | None | NotGiven = NOT_GIVEN,
-        stream: Literal[False] = False,
-        partial_images: Literal[0] | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-    ) -> ImagesResult: ...
-
+    def edit(self, image: Images, prompt: str, **params: Unpack[EditParams]) -> ImagesResult: ...
     @overload
     def edit(
-        self,
-        image: ImageInput | Sequence[ImageInput],
-        prompt: str,
-        *,
-        mask: ImageInput | None = None,
-        markup: ImageInput | None = None,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        input_fidelity: str | None | NotGiven = NOT_GIVEN,
-        stream: Literal[True],
-        partial_images: int | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
+        self, image: Images, prompt: str, **params: Unpack[EditStreamParams]
     ) -> ImageStream: ...
-
     @overload
     def edit(
-        self,
-        image: ImageInput | Sequence[ImageInput],
-        prompt: str,
-        *,
-        mask: ImageInput | None = None,
-        markup: ImageInput | None = None,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        input_fidelity: str | None | NotGiven = NOT_GIVEN,
-        stream: bool = False,
-        partial_images: int | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
+        self, image: Images, prompt: str, **params: Unpack[EditAnyParams]
     ) -> ImagesResult | ImageStream: ...
-
     def edit(
-        self,
-        image: ImageInput | Sequence[ImageInput],
-        prompt: str,
-        *,
-        mask: ImageInput | None = None,
-        markup: ImageInput | None = None,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        quality: str | None | NotGiven = NOT_GIVEN,
-        background: str | None | NotGiven = NOT_GIVEN,
-        moderation: str | None | NotGiven = NOT_GIVEN,
-        output_format: str | None | NotGiven = NOT_GIVEN,
-        output_compression: int | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        safety_identifier: str | None | NotGiven = NOT_GIVEN,
-        complexity: str | None | NotGiven = NOT_GIVEN,
-        frame_count: int | None | NotGiven = NOT_GIVEN,
-        frame_duration_ms: int | None | NotGiven = NOT_GIVEN,
-        svg: Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
-        input_fidelity: str | None | NotGiven = NOT_GIVEN,
-        stream: bool = False,
-        partial_images: int | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
+        self, image: Images, prompt: str, **params: Unpack[EditAnyParams]
     ) -> ImagesResult | ImageStream:
         """Edit one image, or combine several (GPT image models, up to 16), guided by a prompt
         (`POST /images/edits`).
@@ -582,69 +277,11 @@ class Client(_BaseClient):
         first image, transparent where nothing is drawn, laid over it to guide the edit.
         `stream` and `partial_images` choose the return type as in `generate`.
         """
-        call = self._prepare(
-            "edits",
-            {
-                "prompt": prompt,
-                "model": model,
-                "n": n,
-                "size": size,
-                "quality": quality,
-                "background": background,
-                "moderation": moderation,
-                "output_format": output_format,
-                "output_compression": output_compression,
-                "response_format": response_format,
-                "user": user,
-                "safety_identifier": safety_identifier,
-                "complexity": complexity,
-                "frame_count": frame_count,
-                "frame_duration_ms": frame_duration_ms,
-                "svg": svg,
-                "input_fidelity": input_fidelity,
-                "stream": stream,
-                "partial_images": partial_images,
-            },
-            image=image,
-            mask=mask,
-            markup=markup,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-            timeout=timeout,
-        )
-        return self._run(call)
+        return self._run(self._prepare("edits", {"image": image, "prompt": prompt, **params}))
 
     def create_variation(
-        self,
-        image: ImageInput,
-        *,
-        model: str | None | NotGiven = NOT_GIVEN,
-        n: int | None | NotGiven = NOT_GIVEN,
-        size: str | None | NotGiven = NOT_GIVEN,
-        response_format: str | None | NotGiven = NOT_GIVEN,
-        user: str | None | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
+        self, image: ImageInput, **params: Unpack[VariationParams]
     ) -> ImagesResult:
         """Make variations of one image (`POST /images/variations`; dall-e-2 by default)."""
-        call = self._prepare(
-            "variations",
-            {
-                "model": model,
-                "n": n,
-                "size": size,
-                "response_format": response_format,
-                "user": user,
-            },
-            image=image,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-            timeout=timeout,
-        )
-        result = self._run(call)
-        assert isinstance(result, ImagesResult)
-        return result
+        call = self._prepare("variations", {"image": image, **params})
+        return self._result(call, self._transport.send(call))

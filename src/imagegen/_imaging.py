@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union, cast
 
-from ._capabilities import MB, ModelCapabilities, Problems
+from ._capabilities import MB, ModelCapabilities
 from ._errors import InvalidRequestError
 from ._png import encode_png
+from ._validation import Problems
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

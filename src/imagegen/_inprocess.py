@@ -1,10 +1,11 @@
 """In-process engines: `Client(engine="placeholder")` with no server in between.
 
-Requests go through the same wire models and the same `ImageService` the server uses (same
-checks, same `auto` sizes, same response fields) and come back as the same `ImagesResult` and
-`ImageStream`. Differences, by nature: no retries or timeouts (nothing travels), and images are
-always base64 since there is no server to host a URL. An unset `model` means the engine's own
-model (its first declared one) rather than `gpt-image-2`.
+A call's request model goes to the same `ImageService` the server uses (same checks, same
+`auto` sizes, same response fields) and comes back as the same `ImagesResult` and
+`ImageStream`. Differences, by nature: no retries or timeouts (nothing travels), no URLs (no
+server hosts them), and the images stay as the engine encoded them, never turned into base64
+and back. An unset `model` means the engine's own model (its first declared one) rather than
+`gpt-image-2`.
 
 An engine given by name is created at once (so an unknown name, a missing extra, an undeclared
 or bad option, or a model folder that does not exist fails there) but loaded by the first
@@ -17,24 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from ._errors import ConfigurationError
-from ._models import CompletedEvent, PartialImageEvent, parse_request
-from ._request import Call
-from ._results import ImagesResult
+from ._models import WireEvent
+from ._request import Call, Target
+from ._transport import Events, Reply
 
 if TYPE_CHECKING:
     from .engines import Engine, Job
 
-__all__ = ["EngineTransport"]
+__all__ = ["AsyncEngineTransport", "EngineTransport"]
 
 
 class EngineTransport:
     """Runs calls on a local engine through `ImageService`."""
+
+    target = Target(in_process=True)
 
     def __init__(
         self,
@@ -77,14 +80,17 @@ class EngineTransport:
         if self._owns_engine and not self._to_load:  # never loaded: nothing to release
             self.engine.close()
 
-    def job(self, call: Call) -> Job:
-        request = parse_request(call.endpoint, call.body())
+    def _job(self, call: Call) -> Job:
+        """The engine's job for `call`, checked with the engine's own model declarations."""
+        job = self.service.prepare(call.endpoint, call.request, call.images, call.mask, call.markup)
         if self._to_load:
-            # Validated before the load, which may take minutes, and again after it: loading
+            # Checked before the load, which may take minutes, and again after it: loading
             # may narrow what the engine declares (its endpoints, what `auto` sizes mean).
-            self.service.prepare(call.endpoint, request, call.images, call.mask, call.markup)
             self._load()
-        return self.service.prepare(call.endpoint, request, call.images, call.mask, call.markup)
+            job = self.service.prepare(
+                call.endpoint, call.request, call.images, call.mask, call.markup
+            )
+        return job
 
     def _load(self) -> None:
         from ._service import ImageService
@@ -95,42 +101,60 @@ class EngineTransport:
                 self.service = ImageService(self.engine)
                 self._to_load = False
 
-    def result(self, call: Call, job: Job) -> ImagesResult:
-        response = self.service.run(job).to_response()
-        return ImagesResult(
-            response, model=job.model, prompt=call.prompt, requested_size=call.params.get("size")
-        )
+    def check(self, call: Call) -> None:
+        self.service.prepare(call.endpoint, call.request, call.images, call.mask, call.markup)
 
-    def images(self, call: Call) -> ImagesResult:
-        return self.result(call, self.job(call))
+    def send(self, call: Call) -> Reply:
+        job = self._job(call)
+        rendered = self.service.run(job)
+        return Reply(rendered.to_response(encoded=False), job.model, images=rendered.images)
 
-    def events(self, job: Job) -> Generator[PartialImageEvent | CompletedEvent, None, None]:
+    def stream(self, call: Call) -> Events[Iterator[WireEvent]]:
+        job = self._job(call)
+        events = self._events(job)
+        return Events(events, events.close, job.model)
+
+    def _events(self, job: Job) -> Generator[WireEvent, None, None]:
         # A generator of our own, so closing the stream closes the service's generator too.
         yield from self.service.stream(job)
 
-    async def aimages(self, call: Call) -> ImagesResult:
-        job = await anyio.to_thread.run_sync(self.job, call)
-        return await anyio.to_thread.run_sync(self.result, call, job)
 
-    async def ajob(self, call: Call) -> Job:
-        return await anyio.to_thread.run_sync(self.job, call)
+class AsyncEngineTransport:
+    """`EngineTransport` for `AsyncClient`: the engine's blocking work in worker threads."""
 
-    def aevents(self, job: Job) -> tuple[AsyncIterator[PartialImageEvent | CompletedEvent], Any]:
-        """Async events: the engine's blocking iterator is advanced in a worker thread."""
-        events = self.events(job)
+    def __init__(self, engine: str | Engine, **options: Any) -> None:
+        self.sync = EngineTransport(engine, **options)  # `model` and `options`
+        self.target = self.sync.target
+        self.check = self.sync.check
 
-        def advance() -> PartialImageEvent | CompletedEvent | None:
+    @property
+    def name(self) -> str:
+        return self.sync.name
+
+    async def aclose(self) -> None:
+        self.sync.close()
+
+    async def send(self, call: Call) -> Reply:
+        return await anyio.to_thread.run_sync(self.sync.send, call)
+
+    async def stream(self, call: Call) -> Events[AsyncIterator[WireEvent]]:
+        """The engine's events, each awaited from the worker thread that makes it."""
+        opened = await anyio.to_thread.run_sync(self.sync.stream, call)
+        events = opened.events
+        assert isinstance(events, Generator)
+
+        def advance() -> WireEvent | None:
             return next(events, None)
 
-        async def pump() -> AsyncIterator[PartialImageEvent | CompletedEvent]:
+        def close() -> None:
+            with contextlib.suppress(ValueError):  # still running in its worker thread
+                events.close()
+
+        async def pump() -> AsyncIterator[WireEvent]:
             try:
                 while (event := await anyio.to_thread.run_sync(advance)) is not None:
                     yield event
             finally:
                 close()
 
-        def close() -> None:
-            with contextlib.suppress(ValueError):  # still running in its worker thread
-                events.close()
-
-        return pump(), close
+        return Events(pump(), close, opened.model)

@@ -1,7 +1,10 @@
 """Wire models of the OpenAI Images API, shared by the client and the server.
 
-Requests hold only the non-file parameters, in OpenAI's wire names; every field defaults to
-`None`, meaning "not set, not sent". Unknown fields are kept (`extra="allow"`): they are the
+A request model is the one form a request takes from the caller to the engine: `Client` builds
+it from a method's arguments (`ImageRequest.build`), sends its set fields as JSON or a form,
+the server parses it back (`parse_request`), and `ImageService` makes an engine `Job` of it.
+It holds only the non-file parameters, in OpenAI's wire names; every field defaults to `None`,
+meaning "not set, not sent". Unknown fields are kept (`extra="allow"`): they are the
 `extra_body` options that compatible servers understand (`seed`, `num_inference_steps`, ...).
 Input images travel beside the request as `_imaging.InputImage` objects.
 
@@ -12,7 +15,8 @@ never breaks an older client.
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -26,23 +30,29 @@ __all__ = [
     "ErrorDetail",
     "GenerateRequest",
     "ImageData",
+    "ImageRequest",
     "ImagesResponse",
     "ImagesUsage",
     "InputTokensDetails",
     "OutputTokensDetails",
     "PartialImageEvent",
-    "StreamEvent",
     "SvgOptions",
     "SvgReasoning",
     "SvgUsage",
     "VariationRequest",
+    "WireEvent",
     "parse_request",
     "parse_stream_event",
     "request_class",
 ]
 
 
-class _Request(BaseModel):
+_R = TypeVar("_R", bound="ImageRequest")
+
+
+class ImageRequest(BaseModel):
+    """The fields every Images API request has; one subclass per endpoint."""
+
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     model: str | None = None
@@ -51,16 +61,30 @@ class _Request(BaseModel):
     response_format: str | None = None
     user: str | None = None
 
+    @classmethod
+    def build(cls: type[_R], params: Mapping[str, Any]) -> _R:
+        """The request of a method call's arguments (only those set), typed as they are given.
+
+        Values of the wrong type are kept as given rather than converted or refused here:
+        `validate_params` then names each one in the words of the parameter's rule (`Invalid
+        n '2': must be a whole number ...`), as it does for every other mistake.
+        """
+        try:
+            return cls.model_validate(params, strict=True)
+        except ValidationError:
+            return cls.model_construct(**params)  # type: ignore[return-value]  # pydantic types it as the base class
+
     def wire_params(self) -> dict[str, Any]:
-        """The parameters that were set, extra fields included, ready to send."""
-        return self.model_dump(exclude_none=True)
+        """The parameters that were set, extra fields included, ready to send (or to check:
+        a request built from values of the wrong type dumps them as they are)."""
+        return self.model_dump(exclude_none=True, warnings=False)
 
     def extra_params(self) -> dict[str, Any]:
         """Only the fields outside OpenAI's schema (engine options such as `seed`)."""
         return dict(self.model_extra or {})
 
 
-class VariationRequest(_Request):
+class VariationRequest(ImageRequest):
     """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
 
 
@@ -79,7 +103,7 @@ class SvgOptions(BaseModel):
     reasoning: SvgReasoning | None = None
 
 
-class _PromptRequest(_Request):
+class _PromptRequest(ImageRequest):
     prompt: str
     quality: str | None = None
     background: str | None = None
@@ -113,14 +137,14 @@ class EditRequest(_PromptRequest):
     input_fidelity: str | None = None
 
 
-_REQUESTS: dict[Endpoint, type[_Request]] = {
+_REQUESTS: dict[Endpoint, type[ImageRequest]] = {
     "generations": GenerateRequest,
     "edits": EditRequest,
     "variations": VariationRequest,
 }
 
 
-def request_class(endpoint: Endpoint) -> type[_Request]:
+def request_class(endpoint: Endpoint) -> type[ImageRequest]:
     return _REQUESTS[endpoint]
 
 
@@ -217,11 +241,12 @@ class CompletedEvent(_ImageEvent):
     usage: ImagesUsage | None = None
 
 
-StreamEvent = Annotated[PartialImageEvent | CompletedEvent, Field(discriminator="type")]
-_STREAM_EVENT: TypeAdapter[PartialImageEvent | CompletedEvent] = TypeAdapter(StreamEvent)
+# One event of an image stream, as the wire carries it (the caller sees it as `StreamEvent`).
+WireEvent = PartialImageEvent | CompletedEvent
+_WIRE_EVENT: TypeAdapter[WireEvent] = TypeAdapter(Annotated[WireEvent, Field(discriminator="type")])
 
 
-def parse_stream_event(data: Any) -> PartialImageEvent | CompletedEvent | None:
+def parse_stream_event(data: Any) -> WireEvent | None:
     """Parse one SSE `data:` object; `None` for event types this version does not know."""
     if not isinstance(data, dict) or data.get("type") not in (
         "image_generation.partial_image",
@@ -230,7 +255,7 @@ def parse_stream_event(data: Any) -> PartialImageEvent | CompletedEvent | None:
         "image_edit.completed",
     ):
         return None
-    return _STREAM_EVENT.validate_python(data)
+    return _WIRE_EVENT.validate_python(data)
 
 
 class ErrorDetail(BaseModel):
@@ -246,7 +271,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> _Request:
+def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> ImageRequest:
     """Validate a decoded body into the endpoint's request model.
 
     Lax by default, for multipart forms, whose fields are all strings: "3" and "true" are

@@ -1,24 +1,24 @@
 """From a method call to a checked request, the same for HTTP and in-process engines.
 
-`prepare_call` keeps only the parameters the caller set, applies the defaults that are always
-sent (`model`), turns `response_format=url` into base64 for GPT image models (as PSOpenAI does),
-reads the input images once and, for HTTP, runs every check of `_capabilities` and `_imaging`
-before anything is sent, reporting every problem found in one `InvalidRequestError`. The
-in-process engine path leaves the checks to `ImageService.prepare`, which applies the same
-functions with the engine's own model declarations. A model OpenAI has retired is refused
-before a call to OpenAI itself, naming its replacement; other servers may still serve it.
+`prepare_call` turns a method's arguments into a `Call`: the endpoint's request model
+(`ImageRequest.build`, only the parameters the caller set), the input images read once, and
+the per-call options. On the way it applies the defaults that are always sent (`model`), turns
+`response_format=url` into base64 where the target cannot answer with URLs (GPT image models,
+in-process engines), and checks everything `_validation` and `_imaging` know before anything
+is sent, reporting every problem in one `InvalidRequestError`. Where the call goes decides what
+it is checked against (`Target`): a server's calls by the named model's rules in the
+catalogue; an in-process engine's by the engine itself (`ImageService.prepare`, with its own
+model declarations), when it makes the job. A model OpenAI has retired is refused before a
+call to OpenAI itself, naming its replacement; other servers may still serve it.
 
-On both paths `extra_body` may not set a parameter of the method (it would skip those checks
-and differ from what results record), and extra header names and values must be sendable.
+`extra_body` may not set a parameter of the method (it would skip those checks and differ from
+what results record), and extra header names and values must be sendable.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +28,11 @@ from ._capabilities import (
     ENUMS,
     MAX_DATA_URL_CHARS,
     Endpoint,
-    Problems,
+    ModelCapabilities,
     check_retired,
     get_capabilities,
-    retirement_hint,
-    validate_params,
 )
-from ._errors import EXTRA_BODY_PARAMETER, APIStatusError, InvalidRequestError
+from ._errors import EXTRA_BODY_PARAMETER, InvalidRequestError
 from ._headers import header_problem
 from ._imaging import (
     ImageInput,
@@ -43,88 +41,92 @@ from ._imaging import (
     check_variation_input,
     load_input,
 )
+from ._models import ImageRequest, request_class
+from ._params import EditAnyParams, GenerateAnyParams, VariationParams
 from ._types import NOT_GIVEN, NotGiven
+from ._validation import Problems, validate_params
 
-__all__ = [
-    "PATHS",
-    "Call",
-    "form_fields",
-    "hint_retired",
-    "multipart_files",
-    "prepare_call",
-]
+__all__ = ["METHODS", "Call", "Target", "prepare_call"]
 
 logger = logging.getLogger("imagegen.client")
 # A library prints nothing unless the application configures logging (the CLI does): without
 # this, Python's last-resort handler would write retry warnings to the user's stderr.
 logger.addHandler(logging.NullHandler())
 
-PATHS: dict[Endpoint, str] = {
-    "generations": "/images/generations",
-    "edits": "/images/edits",
-    "variations": "/images/variations",
+METHODS: dict[Endpoint, str] = {
+    "generations": "generate",
+    "edits": "edit",
+    "variations": "create_variation",
 }
+# Every argument each method takes, by name.
+_ARGUMENTS: dict[Endpoint, frozenset[str]] = {
+    "generations": frozenset({"prompt", *GenerateAnyParams.__optional_keys__}),
+    "edits": frozenset({"image", "prompt", *EditAnyParams.__optional_keys__}),
+    "variations": frozenset({"image", *VariationParams.__optional_keys__}),
+}
+_NOT_PARAMS = frozenset({"image", "mask", "markup", "extra_headers", "extra_query", "extra_body"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a call needs to know of where it goes."""
+
+    in_process: bool = False  # an engine in this process, which checks calls itself
+    default_model: str | None = None  # instead of the endpoint's (an Azure deployment's name)
+    to_openai: bool = False  # OpenAI's own API, which refuses retired models
+
+    def capabilities(self, model: str | None) -> ModelCapabilities | None:
+        """The rules a call is checked by before it is sent; None: the engine checks it."""
+        return None if self.in_process else get_capabilities(model)
 
 
 @dataclass
 class Call:
-    """One checked request: wire parameters (only those set), input images, extras."""
+    """One checked call: the request model, its input images, and the per-call options."""
 
     endpoint: Endpoint
-    params: dict[str, Any]
+    request: ImageRequest
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
     markup: InputImage | None = None
     extra_headers: dict[str, str | None] = field(default_factory=dict)
     extra_query: dict[str, str] = field(default_factory=dict)
-    extra_body: dict[str, Any] = field(default_factory=dict)
     timeout: Any = NOT_GIVEN
 
     @property
     def model(self) -> str | None:
-        model = self.params.get("model")
+        model = self.request.model
         return model if isinstance(model, str) else None
 
     @property
     def prompt(self) -> str | None:
-        prompt = self.params.get("prompt")
+        prompt = getattr(self.request, "prompt", None)
         return prompt if isinstance(prompt, str) else None
 
     @property
+    def size(self) -> str | None:
+        size = self.request.size
+        return size if isinstance(size, str) else None
+
+    @property
     def stream(self) -> bool:
-        return self.params.get("stream") is True
+        return getattr(self.request, "stream", None) is True
 
     @property
     def json_edit(self) -> bool:
         """An edit sent as JSON, images as data URLs: OpenAI's multipart edit has no
         `moderation`, its JSON edit does."""
-        return self.endpoint == "edits" and "moderation" in self.params
+        return self.endpoint == "edits" and getattr(self.request, "moderation", None) is not None
 
     def body(self) -> dict[str, Any]:
-        """The JSON body (generations) or the non-file multipart fields (edits, variations)."""
-        return {**self.params, **self.extra_body}
-
-    def json_body(self, *, inline_images: bool = False) -> dict[str, Any]:
-        """The JSON body of a generation, or of an edit with its images as data URLs (any edit
-        with `inline_images`: a Batch API request has no multipart form)."""
-        body = self.body()
-        if self.json_edit or (inline_images and self.endpoint == "edits"):
-            body["images"] = [{"image_url": _data_url(image)} for image in self.images]
-            for name, image in (("mask", self.mask), ("markup", self.markup)):
-                if image is not None:
-                    body[name] = {"image_url": _data_url(image)}
-        return body
+        """The parameters set, `extra_body` fields included, ready to send."""
+        return self.request.wire_params()
 
 
-def _data_url(image: InputImage) -> str:
-    return f"data:{image.content_type};base64," + base64.b64encode(image.data).decode("ascii")
-
-
-_METHODS: dict[Endpoint, str] = {
-    "generations": "generate",
-    "edits": "edit",
-    "variations": "create_variation",
-}
+def _check_names(endpoint: Endpoint, arguments: Mapping[str, Any]) -> None:
+    for name in arguments:
+        if name not in _ARGUMENTS[endpoint]:
+            raise TypeError(f"{METHODS[endpoint]}() got an unexpected keyword argument {name!r}")
 
 
 def _check_extra_headers(headers: Mapping[str, str | None]) -> None:
@@ -141,7 +143,7 @@ def _check_extra_body(endpoint: Endpoint, body: Mapping[str, Any]) -> None:
     # metadata would record the other value, so only options the method lacks pass (`seed`).
     for key in body:
         if key in ENDPOINT_PARAMS[endpoint]:
-            method = _METHODS[endpoint]
+            method = METHODS[endpoint]
             raise InvalidRequestError(
                 f"{key} is a parameter of {method}() itself: pass {key}=... instead of putting "
                 f"it in extra_body (--extra), which is for options {method}() does not have, "
@@ -152,8 +154,8 @@ def _check_extra_body(endpoint: Endpoint, body: Mapping[str, Any]) -> None:
 
 
 def _drops_url(model: str) -> bool:
-    # GPT image models always answer base64 (PSOpenAI matches `*gpt-image-*` the same way,
-    # which also covers newer names the table does not know yet).
+    # GPT image models always answer base64 (`*gpt-image-*` also covers newer names the
+    # catalogue does not know yet).
     caps = get_capabilities(model)
     return caps.is_gpt_image or "gpt-image" in model
 
@@ -172,103 +174,118 @@ def _as_list(image: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     return [image]  # type: ignore[list-item]  # bytes are a Sequence but one image
 
 
-def prepare_call(
-    endpoint: Endpoint,
-    params: Mapping[str, Any],
-    *,
-    image: ImageInput | Sequence[ImageInput] | None = None,
-    mask: ImageInput | None = None,
-    markup: ImageInput | None = None,
-    extra_headers: Mapping[str, str | None] | None = None,
-    extra_query: Mapping[str, str] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-    timeout: Any = NOT_GIVEN,
-    in_process: bool = False,
-    default_model: str | None = None,
-    to_openai: bool = False,
-) -> Call:
-    """Build one call and, for HTTP, check it; raises one `InvalidRequestError` naming every
-    problem found (its `param` the first one's).
-
-    `params` holds the method's arguments; `NOT_GIVEN` and `None` mean "not set". With
-    `in_process`, an unset model stays unset (the engine's own model applies), the checks are
-    left to `ImageService.prepare`, and results are always base64 (there is no server to host a
-    URL). `default_model` replaces the endpoint's default model: an Azure deployment decides
-    the model, so its name (checked by that model's rules when it is one of OpenAI's, by the
-    generic ones otherwise) is a better guess than gpt-image-2, whose rules would refuse a
-    dall-e-3 deployment's `style`. `to_openai` (the call goes to OpenAI's own API) refuses a
-    model OpenAI has retired.
-    """
-    wire = {k: v for k, v in params.items() if v is not None and not isinstance(v, NotGiven)}
-    problems = Problems()
-
+def _set_params(arguments: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    """The request parameters the caller set; `stream` set whenever partial images are asked
+    for (they only come in a stream)."""
+    wire = {
+        name: value
+        for name, value in arguments.items()
+        if name not in _NOT_PARAMS
+        and name != "timeout"
+        and value is not None
+        and not isinstance(value, NotGiven)
+    }
     partial = wire.get("partial_images")
     wants_partials = isinstance(partial, int) and not isinstance(partial, bool) and partial > 0
     stream = wire.pop("stream", False)
     if stream is True or wants_partials:
-        wire["stream"] = True  # partial images only come in a stream (as PSOpenAI sets it)
+        wire["stream"] = True
     elif stream is not False:
         problems.add(f"Invalid stream {stream!r}: must be True or False.", "stream")
+    return wire
 
+
+def _model(endpoint: Endpoint, wire: dict[str, Any], target: Target) -> str | None:
+    """The model the call names, the target's default filled in where one is always sent."""
     model = wire.get("model")
-    if model is None and not in_process:
-        model = wire["model"] = default_model or DEFAULT_MODELS[endpoint]
+    if model is None and not target.in_process:
+        model = wire["model"] = target.default_model or DEFAULT_MODELS[endpoint]
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidRequestError(f"Invalid model {model!r}: must be a model name.", param="model")
-    if to_openai and not in_process:
+    if target.to_openai and not target.in_process:
         check_retired(model, endpoint)  # nothing else matters: OpenAI would refuse the model
+    return model
 
-    dropped_url = False
-    if "response_format" in wire and (in_process or _drops_url(str(model))):
-        asked = wire.pop("response_format")
-        if asked not in ENUMS["response_format"]:  # a typo is an error even where it is dropped
-            problems.add(
-                f"Invalid response_format {asked!r}: use one of url, b64_json.", "response_format"
-            )
-        dropped_url = asked == "url"
 
+def _drop_url(wire: dict[str, Any], model: str | None, target: Target, problems: Problems) -> bool:
+    """Leave `response_format` out where the answer is always base64; whether `url` was
+    asked for (a typo is an error even where the parameter is dropped)."""
+    if "response_format" not in wire or not (target.in_process or _drops_url(str(model))):
+        return False
+    asked = wire.pop("response_format")
+    if asked not in ENUMS["response_format"]:
+        problems.add(
+            f"Invalid response_format {asked!r}: use one of url, b64_json.", "response_format"
+        )
+    return bool(asked == "url")
+
+
+def prepare_call(endpoint: Endpoint, arguments: Mapping[str, Any], target: Target) -> Call:
+    """Build one call from a method's `arguments` (`NOT_GIVEN` and `None` mean "not set") and
+    check it for `target`; raises one `InvalidRequestError` naming every problem found (its
+    `param` the first one's).
+
+    `target.default_model` replaces the endpoint's default model: an Azure deployment decides
+    the model, so its name (checked by that model's rules when it is one of OpenAI's, by the
+    generic ones otherwise) is a better guess than gpt-image-2, whose rules would refuse a
+    dall-e-3 deployment's `style`.
+    """
+    _check_names(endpoint, arguments)
+    problems = Problems()
+    wire = _set_params(arguments, problems)
+    model = _model(endpoint, wire, target)
+    dropped_url = _drop_url(wire, model, target, problems)
+    extra_body = _mapping(arguments.get("extra_body"), "extra_body")
+    # A parameter of the method's own in extra_body is refused below, not sent.
+    options = {k: v for k, v in extra_body.items() if k not in ENDPOINT_PARAMS[endpoint]}
     call = Call(
         endpoint=endpoint,
-        params=wire,
-        extra_headers=_mapping(extra_headers, "extra_headers"),
-        extra_query=_mapping(extra_query, "extra_query"),
-        extra_body=_mapping(extra_body, "extra_body"),
-        timeout=timeout,
+        request=request_class(endpoint).build({**options, **wire}),
+        extra_headers=_mapping(arguments.get("extra_headers"), "extra_headers"),
+        extra_query=_mapping(arguments.get("extra_query"), "extra_query"),
+        timeout=arguments.get("timeout", NOT_GIVEN),
     )
     with problems.collect():
-        _check_extra_body(endpoint, call.extra_body)
+        _check_extra_body(endpoint, extra_body)
     with problems.collect():
         _check_extra_headers(call.extra_headers)
-    caps = None if in_process else get_capabilities(model)
+    caps = target.capabilities(model)
     if caps is not None:
-        given = [name for name, value in (("mask", mask), ("markup", markup)) if value is not None]
+        files = [name for name in ("mask", "markup") if arguments.get(name) is not None]
         with problems.collect():
-            validate_params(endpoint, wire, caps, files=given)
+            validate_params(endpoint, call.request, caps, files=files)
+    _load_inputs(call, arguments, caps, problems)
+    problems.raise_any()
+    if dropped_url:  # said only of a request that passed the checks, not before its error
+        shown = "an in-process engine" if target.in_process else f"model {model}"
+        logger.warning(
+            "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
+            shown,
+        )
+    return call
 
-    if endpoint == "edits":
-        _load_edit_inputs(call, image, mask, markup, problems)
+
+def _load_inputs(
+    call: Call, arguments: Mapping[str, Any], caps: ModelCapabilities | None, problems: Problems
+) -> None:
+    """Read the call's images, mask and markup once and, given `caps`, check them."""
+    image = arguments.get("image")
+    if call.endpoint == "edits":
+        _load_edit_inputs(call, image, arguments.get("mask"), arguments.get("markup"), problems)
         if caps is not None and not problems.has("image"):
             with problems.collect():
                 call.mask = check_edit_inputs(call.images, call.mask, caps, call.markup)
-        if call.json_edit and not in_process:
+        if call.json_edit and caps is not None:
             with problems.collect():
                 _check_data_urls(call)
-    elif endpoint == "variations":
+    elif call.endpoint == "variations":
         if image is None or isinstance(image, (list, tuple)):
             problems.add("A variation needs exactly one image.", "image")
-        else:
-            with problems.collect():
-                call.images = [load_input(image, param="image")]  # type: ignore[arg-type]
-                if caps is not None:
-                    check_variation_input(call.images[0], caps)
-    problems.raise_any()
-    if dropped_url:  # said only of a request that passed the checks, not before its error
-        target = "an in-process engine" if in_process else f"model {model}"
-        logger.warning(
-            "response_format=url is not supported by %s; returning base64 (b64_json) instead.",
-            target,
-        )
-    return call
+            return
+        with problems.collect():
+            call.images = [load_input(image, param="image")]
+            if caps is not None:
+                check_variation_input(call.images[0], caps)
 
 
 def _load_edit_inputs(
@@ -301,47 +318,3 @@ def _check_data_urls(call: Call) -> None:
                 "(about 15 MB of image); leave moderation out, or send a smaller image.",
                 param=param,
             )
-
-
-def form_fields(body: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Multipart text fields as OpenAI's SDK writes them: `true`/`false`, numbers via `str`,
-    objects as one field per member, `svg[reasoning][effort]`; `None` leaves a field out."""
-    fields: dict[str, str] = {}
-    for name, value in body.items():
-        key = f"{prefix}[{name}]" if prefix else name
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            fields.update(form_fields(value, key))
-        elif isinstance(value, bool):
-            fields[key] = "true" if value else "false"
-        elif isinstance(value, (str, int, float)):
-            fields[key] = str(value)
-        else:
-            fields[key] = json.dumps(value)
-    return fields
-
-
-def multipart_files(call: Call) -> list[tuple[str, tuple[str, bytes, str]]]:
-    """File parts: `image` for one image, repeated `image[]` for several, then `markup` and
-    `mask` (the SDK's order)."""
-    name = "image" if len(call.images) == 1 else "image[]"
-    files = [(name, image.multipart()) for image in call.images]
-    for part, image in (("markup", call.markup), ("mask", call.mask)):
-        if image is not None:
-            files.append((part, image.multipart()))
-    return files
-
-
-@contextlib.contextmanager
-def hint_retired(model: str | None) -> Iterator[None]:
-    """A server's `model_not_found` for a model OpenAI has retired gets the date and the
-    replacement added to its message (a gateway that forwards to OpenAI answers so)."""
-    try:
-        yield
-    except APIStatusError as exc:
-        hint = retirement_hint(model)
-        if hint and exc.code == "model_not_found" and hint not in exc.message:
-            exc.message = f"{exc.message} {hint}"
-            exc.args = (exc.message,)
-        raise

@@ -11,6 +11,7 @@ Closing a stream (or leaving its `with` block) closes the HTTP response.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -23,11 +24,12 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    Sequence,
 )
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from ._errors import APIResponseError, ImagegenError
 from ._imaging import sniff_format
@@ -38,6 +40,7 @@ from ._models import (
     ImagesUsage,
     PartialImageEvent,
     SvgUsage,
+    WireEvent,
 )
 from ._saving import b64_chunks, image_bytes, write_image
 
@@ -54,16 +57,18 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+_V = TypeVar("_V")
+_Events = TypeVar("_Events", Iterable[WireEvent], AsyncIterator[WireEvent])
 
 
 class Downloader(Protocol):
     """Fetches URL results with the client's HTTP settings (proxy, timeout, retries)."""
 
-    def stream_url(self, url: str) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
+    def download(self, url: str) -> bytes: ...
 
 
 def _default_downloader() -> Downloader:
-    from ._transport import shared_downloader
+    from ._http import shared_downloader
 
     return shared_downloader()
 
@@ -98,48 +103,123 @@ def _decode_pil(data: bytes) -> PILImage.Image:
     return image
 
 
-class _Source:
-    """Where one image's bytes come from: base64 text, a data: URL or an http(s) URL."""
+class _Field(Generic[_V]):
+    """A read-only attribute: the field of the same name of the object's wire model, the
+    attribute `source` names."""
 
-    def __init__(self, b64_json: str | None, url: str | None, downloader: Downloader | None):
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _Field[_V]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> _V: ...
+    def __get__(self, instance: object, owner: type) -> _Field[_V] | _V:
+        if instance is None:
+            return self
+        value: _V = getattr(getattr(instance, self.source), self.name)
+        return value
+
+
+class _Source:
+    """Where one image's bytes come from: the bytes themselves (an in-process engine's), base64
+    text, a data: URL or an http(s) URL."""
+
+    def __init__(
+        self,
+        b64_json: str | None,
+        url: str | None,
+        downloader: Downloader | None,
+        encoded: bytes | None = None,
+    ):
         self.b64_json = b64_json
         self.url = url
         self.downloader = downloader
+        self.encoded = encoded
 
-    @contextlib.contextmanager
-    def chunks(self) -> Iterator[Iterator[bytes]]:
+    def chunks(self) -> Iterator[bytes]:
+        if self.encoded is not None:
+            return iter((self.encoded,))
         if self.b64_json is not None:
-            yield b64_chunks(self.b64_json)
-        elif self.url is not None and self.url.startswith("data:"):
-            _, _, payload = self.url.partition(",")
-            yield b64_chunks(payload)
-        elif self.url is not None:
-            downloader = self.downloader or _default_downloader()
-            with downloader.stream_url(self.url) as body:
-                yield body
-        else:
-            raise APIResponseError("The server sent an image with neither b64_json nor url.")
+            return b64_chunks(self.b64_json)
+        if self.url is not None and self.url.startswith("data:"):
+            return b64_chunks(self.url.partition(",")[2])
+        if self.url is not None:
+            return iter(((self.downloader or _default_downloader()).download(self.url),))
+        raise APIResponseError("The server sent an image with neither b64_json nor url.")
 
     @property
     def where(self) -> str:
         """Where the bytes come from, for messages: a URL without its query (a signature)."""
-        return f" at {_shown_url(self.url)}" if self.b64_json is None and self.url else ""
+        given = self.b64_json is not None or self.encoded is not None
+        return f" at {_shown_url(self.url)}" if not given and self.url else ""
 
     def read(self) -> bytes:
-        with self.chunks() as parts:
-            return image_bytes(parts, self.where)
+        return image_bytes(self.chunks(), self.where)
 
 
-class GeneratedImage:
+class _Image:
+    """What an image of a result and an image of a stream can do: give its bytes, open it in
+    Pillow, save it."""
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _source(self) -> _Source:
+        raise NotImplementedError
+
+    def bytes(self) -> bytes:
+        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
+        `APIResponseError` if the server sent anything else (an HTML page, a script)."""
+        return self._source().read()
+
+    def to_pil(self) -> PILImage.Image:
+        return _decode_pil(self.bytes())
+
+    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
+        """Write the image to `path` atomically (parents created); return the path written.
+
+        With `overwrite=False` an existing file is never replaced, even by another process
+        saving to the same name at the same moment: `FileExistsError` is raised instead.
+        The bytes are written as the server sent them: a PNG saved as `a.jpg` stays PNG (a
+        warning is logged); ask for `output_format="jpeg"`, or convert with `to_pil()`.
+        """
+        return self._save(path, "", metadata, overwrite)
+
+    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
+        meta = self.metadata if metadata else None
+        source = self._source()
+        chunks = source.chunks()
+        return write_image(
+            path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
+        )
+
+    def show(self) -> None:
+        """Open the image in the system's image viewer."""
+        self.to_pil().show()
+
+
+class GeneratedImage(_Image):
     """One image of an `ImagesResult`."""
 
-    def __init__(self, data: ImageData, index: int, result: ImagesResult) -> None:
+    def __init__(
+        self, data: ImageData, index: int, result: ImagesResult, encoded: bytes | None = None
+    ) -> None:
         self.data = data
         self.index = index
         self._result = result
+        self._encoded = encoded
 
     @property
     def b64_json(self) -> str | None:
+        """The image in base64 (made on first use from an in-process engine's bytes)."""
+        if self.data.b64_json is None and self._encoded is not None:
+            self.data.b64_json = base64.b64encode(self._encoded).decode("ascii")
         return self.data.b64_json
 
     @property
@@ -167,40 +247,11 @@ class GeneratedImage:
         )
 
     def _source(self) -> _Source:
-        return _Source(self.b64_json, self.url, self._result.downloader)
-
-    def bytes(self) -> bytes:
-        """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
-        `APIResponseError` if the server sent anything else (an HTML page, a script)."""
-        return self._source().read()
-
-    def to_pil(self) -> PILImage.Image:
-        return _decode_pil(self.bytes())
-
-    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
-        """Write the image to `path` atomically (parents created); return the path written.
-
-        With `overwrite=False` an existing file is never replaced, even by another process
-        saving to the same name at the same moment: `FileExistsError` is raised instead.
-        The bytes are written as the server sent them: a PNG saved as `a.jpg` stays PNG (a
-        warning is logged); ask for `output_format="jpeg"`, or convert with `to_pil()`.
-        """
-        return self._save(path, "", metadata, overwrite)
-
-    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
-        meta = self.metadata if metadata else None
-        source = self._source()
-        with source.chunks() as chunks:
-            return write_image(
-                path, chunks, tag=tag, metadata=meta, overwrite=overwrite, where=source.where
-            )
-
-    def show(self) -> None:
-        """Open the image in the system's image viewer."""
-        self.to_pil().show()
+        return _Source(self.data.b64_json, self.url, self._result.downloader, self._encoded)
 
     def __repr__(self) -> str:
-        kind = "b64_json" if self.b64_json is not None else f"url={_shown_url(self.url)!r}"
+        given = self.data.b64_json is not None or self._encoded is not None
+        kind = "b64_json" if given else f"url={_shown_url(self.url)!r}"
         return f"GeneratedImage(index={self.index}, {kind})"
 
 
@@ -221,7 +272,8 @@ class ImagesResult:
     `result.response` is the wire body; `created`, `usage`, `svg_usage`, `background`,
     `output_format`, `size`, `quality` and `safety_identifier` are read from it. `model` and
     `prompt` are what was asked for; `request_id` is the server's `x-request-id`;
-    `headers` the answer's HTTP headers.
+    `headers` the answer's HTTP headers. `encoded` holds the images of an in-process engine
+    as it encoded them; the response then carries them in base64 only once asked for.
     """
 
     def __init__(
@@ -234,15 +286,27 @@ class ImagesResult:
         requested_size: str | None = None,
         downloader: Downloader | None = None,
         headers: Mapping[str, str] | None = None,
+        encoded: Sequence[bytes] | None = None,
     ) -> None:
-        self.response = response
+        self._response = response
         self.model = model
         self.prompt = prompt
         self.request_id = request_id
         self.requested_size = requested_size
         self.downloader = downloader
-        self.images = [GeneratedImage(data, i, self) for i, data in enumerate(response.data)]
+        raw: Sequence[bytes | None] = encoded or [None] * len(response.data)
+        self.images = [
+            GeneratedImage(data, i, self, image)
+            for i, (data, image) in enumerate(zip(response.data, raw, strict=True))
+        ]
         self._headers = MappingProxyType({k.lower(): v for k, v in (headers or {}).items()})
+
+    @property
+    def response(self) -> ImagesResponse:
+        """The answer's wire body."""
+        for image in self.images:
+            image.b64_json  # noqa: B018 - an in-process engine's images, now in base64
+        return self._response
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -250,43 +314,20 @@ class ImagesResult:
         and the like); empty for in-process engines and results built from a stream."""
         return self._headers
 
-    @property
-    def created(self) -> int:
-        return self.response.created
+    created: _Field[int] = _Field("_response")
+    usage: _Field[ImagesUsage | None] = _Field("_response")
+    background: _Field[str | None] = _Field("_response")
+    output_format: _Field[str | None] = _Field("_response")
+    size: _Field[str | None] = _Field("_response")
+    quality: _Field[str | None] = _Field("_response")
+    # Tokens spent writing an SVG (output_format=svg), apart from `usage`.
+    svg_usage: _Field[SvgUsage | None] = _Field("_response")
+    # The end-user identifier the server used for safety monitoring, as it echoed it.
+    safety_identifier: _Field[str | None] = _Field("_response")
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromtimestamp(self.response.created, tz=timezone.utc)
-
-    @property
-    def usage(self) -> ImagesUsage | None:
-        return self.response.usage
-
-    @property
-    def background(self) -> str | None:
-        return self.response.background
-
-    @property
-    def output_format(self) -> str | None:
-        return self.response.output_format
-
-    @property
-    def size(self) -> str | None:
-        return self.response.size
-
-    @property
-    def quality(self) -> str | None:
-        return self.response.quality
-
-    @property
-    def svg_usage(self) -> SvgUsage | None:
-        """Tokens spent writing an SVG (output_format=svg), apart from `usage`."""
-        return self.response.svg_usage
-
-    @property
-    def safety_identifier(self) -> str | None:
-        """The end-user identifier the server used for safety monitoring, as it echoed it."""
-        return self.response.safety_identifier
+        return datetime.fromtimestamp(self._response.created, tz=timezone.utc)
 
     def __iter__(self) -> Iterator[GeneratedImage]:
         return iter(self.images)
@@ -327,7 +368,7 @@ def _number_tag(index: int) -> str:
     return f"-{index}" if index else ""
 
 
-class StreamEvent:
+class StreamEvent(_Image):
     """One event of an image stream: a partial image or a completed one.
 
     `event` is the wire model (`PartialImageEvent` or `CompletedEvent`); `index` counts images
@@ -335,23 +376,21 @@ class StreamEvent:
     """
 
     def __init__(
-        self, event: PartialImageEvent | CompletedEvent, index: int, context: _StreamState
+        self, event: PartialImageEvent | CompletedEvent, index: int, context: _StreamState[Any]
     ) -> None:
         self.event = event
         self.index = index
         self._context = context
 
-    @property
-    def type(self) -> str:
-        return self.event.type
+    type: _Field[str] = _Field("event")
+    b64_json: _Field[str] = _Field("event")
+    created_at: _Field[int] = _Field("event")
+    size: _Field[str | None] = _Field("event")
+    output_format: _Field[str | None] = _Field("event")
 
     @property
     def is_partial(self) -> bool:
         return isinstance(self.event, PartialImageEvent)
-
-    @property
-    def b64_json(self) -> str:
-        return self.event.b64_json
 
     @property
     def partial_image_index(self) -> int | None:
@@ -360,18 +399,6 @@ class StreamEvent:
     @property
     def usage(self) -> ImagesUsage | None:
         return self.event.usage if isinstance(self.event, CompletedEvent) else None
-
-    @property
-    def created_at(self) -> int:
-        return self.event.created_at
-
-    @property
-    def size(self) -> str | None:
-        return self.event.size
-
-    @property
-    def output_format(self) -> str | None:
-        return self.event.output_format
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -383,21 +410,8 @@ class StreamEvent:
             created=_iso(self.event.created_at or int(time.time())),
         )
 
-    def bytes(self) -> bytes:
-        return image_bytes(b64_chunks(self.event.b64_json))
-
-    def to_pil(self) -> PILImage.Image:
-        return _decode_pil(self.bytes())
-
-    def save(self, path: PathLike, *, metadata: bool = True, overwrite: bool = True) -> Path:
-        """Write this image to exactly `path`, atomically; `overwrite=False` as in
-        `GeneratedImage.save`."""
-        return self._save(path, "", metadata, overwrite)
-
-    def _save(self, path: PathLike, tag: str, metadata: bool, overwrite: bool = True) -> Path:
-        meta = self.metadata if metadata else None
-        chunks = b64_chunks(self.event.b64_json)
-        return write_image(path, chunks, tag=tag, metadata=meta, overwrite=overwrite)
+    def _source(self) -> _Source:
+        return _Source(self.event.b64_json, None, None)
 
     def _default_tag(self) -> str:
         return f".partial-{self.index}" if self.is_partial else _number_tag(self.index)
@@ -406,16 +420,19 @@ class StreamEvent:
         return f"StreamEvent(type={self.type!r}, index={self.index})"
 
 
-class _StreamState:
-    """What sync and async streams share: counting, collecting completed images, the result."""
+class _StreamState(Generic[_Events]):
+    """What sync and async streams share: counting, collecting completed images, the result;
+    they differ only in how the events are read and the connection closed."""
 
     def __init__(
         self,
+        events: _Events,
         *,
-        model: str | None,
-        prompt: str | None,
-        request_id: str | None,
-        requested_size: str | None,
+        close: Callable[[], Any] | None = None,
+        model: str | None = None,
+        prompt: str | None = None,
+        request_id: str | None = None,
+        requested_size: str | None = None,
     ) -> None:
         self.model = model
         self.prompt = prompt
@@ -423,6 +440,22 @@ class _StreamState:
         self.requested_size = requested_size
         self.completed: list[CompletedEvent] = []
         self._partials = 0
+        self._events: _Events = events
+        self._close = close
+        self._closed = False
+        self._iterator = self._iterate()
+
+    def _iterate(self) -> Any:
+        """The events as `StreamEvent`s (a generator: sync or async)."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream is done: read to its end, or closed."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, completed={len(self.completed)})"
 
     def _wrap(self, event: PartialImageEvent | CompletedEvent) -> StreamEvent:
         if isinstance(event, PartialImageEvent):
@@ -469,29 +502,13 @@ def _sum_usage(usages: list[ImagesUsage]) -> ImagesUsage | None:
     return ImagesUsage.model_validate(total)
 
 
-class ImageStream(_StreamState):
+class ImageStream(_StreamState[Iterable[WireEvent]]):
     """An iterator of `StreamEvent`s; a context manager that closes the response.
 
     Iterate once: events are read from the connection as they arrive.
     """
 
-    def __init__(
-        self,
-        events: Iterable[PartialImageEvent | CompletedEvent],
-        *,
-        close: Callable[[], None] | None = None,
-        model: str | None = None,
-        prompt: str | None = None,
-        request_id: str | None = None,
-        requested_size: str | None = None,
-    ) -> None:
-        super().__init__(
-            model=model, prompt=prompt, request_id=request_id, requested_size=requested_size
-        )
-        self._events = iter(events)
-        self._close = close
-        self._closed = False
-        self._iterator = self._iterate()
+    _iterator: Generator[StreamEvent, None, None]
 
     def _iterate(self) -> Generator[StreamEvent, None, None]:
         try:
@@ -505,11 +522,6 @@ class ImageStream(_StreamState):
 
     def __next__(self) -> StreamEvent:
         return next(self._iterator)
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream is done: read to its end, or closed."""
-        return self._closed
 
     def close(self) -> None:
         """Stop reading and close the connection (idempotent)."""
@@ -543,30 +555,11 @@ class ImageStream(_StreamState):
         self._result()  # a stream without a completed image is an error, not an empty save
         return paths
 
-    def __repr__(self) -> str:
-        return f"ImageStream(model={self.model!r}, completed={len(self.completed)})"
 
-
-class AsyncImageStream(_StreamState):
+class AsyncImageStream(_StreamState[AsyncIterator[WireEvent]]):
     """An async iterator of `StreamEvent`s; an async context manager that closes the response."""
 
-    def __init__(
-        self,
-        events: AsyncIterator[PartialImageEvent | CompletedEvent],
-        *,
-        close: Callable[[], Any] | None = None,
-        model: str | None = None,
-        prompt: str | None = None,
-        request_id: str | None = None,
-        requested_size: str | None = None,
-    ) -> None:
-        super().__init__(
-            model=model, prompt=prompt, request_id=request_id, requested_size=requested_size
-        )
-        self._events = events
-        self._close = close
-        self._closed = False
-        self._iterator = self._iterate()
+    _iterator: AsyncGenerator[StreamEvent, None]
 
     async def _iterate(self) -> AsyncGenerator[StreamEvent, None]:
         try:
@@ -580,11 +573,6 @@ class AsyncImageStream(_StreamState):
 
     async def __anext__(self) -> StreamEvent:
         return await self._iterator.__anext__()
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream is done: read to its end, or closed."""
-        return self._closed
 
     async def aclose(self) -> None:
         """Stop reading and close the connection (idempotent)."""
@@ -619,6 +607,3 @@ class AsyncImageStream(_StreamState):
             paths.append(event._save(path, event._default_tag(), metadata, overwrite))
         self._result()
         return paths
-
-    def __repr__(self) -> str:
-        return f"AsyncImageStream(model={self.model!r}, completed={len(self.completed)})"

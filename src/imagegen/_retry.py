@@ -15,7 +15,9 @@ minutes; OpenAI's SDK waits up to two). Otherwise exponential backoff: about 1 s
 the call's deadline (see `_network`) is not made, and the error says so. A warning goes to
 the `imagegen.client` logger before each wait, naming a wait the server asked for as such.
 
-The loop itself is tenacity's; this module supplies its retry test, wait and logging.
+Each attempt of a call returns its answer or a `Failure`; `retry_loop` (or `aretry_loop`)
+repeats the attempt while `Retries.wait_after` finds a wait before the next one, and raises the
+failure's error once it finds none.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
-from tenacity.retry import retry_base
-from tenacity.wait import wait_base
+import anyio
 
 from ._errors import APIError, APIStatusError, ContentPolicyError, InsufficientQuotaError
 
@@ -39,11 +40,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKOFF_CAP",
     "RETRY_AFTER_CAP",
-    "AttemptFailed",
-    "async_retrying",
+    "Failure",
+    "Retries",
+    "aretry_loop",
     "backoff",
     "parse_retry_after",
-    "retrying",
+    "retry_loop",
     "status_failure",
 ]
 
@@ -54,16 +56,15 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 _RETRY_STATUSES = frozenset({408, 409, 429})
 
+_T = TypeVar("_T")
 
-class AttemptFailed(Exception):
-    """Internal: one failed attempt, with the error to raise and whether to try again."""
 
-    def __init__(self, error: APIError, *, retry: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.retry = retry
-        self.wait = 0.0  # set when a retry is decided: how long to wait first
-        self.asked = False  # whether the server asked for that wait (Retry-After)
+@dataclass
+class Failure:
+    """One failed attempt: the error to raise, and whether trying again may help."""
+
+    error: APIError
+    retry: bool
 
 
 def parse_retry_after(
@@ -94,16 +95,16 @@ def _when(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", moment)
 
 
-def status_failure(error: APIStatusError, headers: Mapping[str, str]) -> AttemptFailed:
-    """Decide whether a non-2xx answer is one to retry (how long to wait is the loop's part)."""
+def status_failure(error: APIStatusError, headers: Mapping[str, str]) -> Failure:
+    """Decide whether a non-2xx answer is one to retry (how long to wait is `Retries`' part)."""
     if isinstance(error, (InsufficientQuotaError, ContentPolicyError)):
-        return AttemptFailed(error, retry=False)
+        return Failure(error, retry=False)
     flag = headers.get("x-should-retry", "").strip().lower()
     if flag in ("true", "false"):
         wanted = flag == "true"
     else:
         wanted = error.status_code in _RETRY_STATUSES or error.status_code >= 500
-    return AttemptFailed(error, retry=wanted)
+    return Failure(error, retry=wanted)
 
 
 def _add_note(error: APIError, note: str) -> None:
@@ -121,21 +122,55 @@ def backoff(retries_taken: int, rand: Callable[[], float] = random.random) -> fl
     return min(base * (0.8 + 0.4 * rand()), BACKOFF_CAP)
 
 
-class _Decide(retry_base):
-    """Whether to retry after a failed attempt, and how long to wait first (kept on the
-    `AttemptFailed` for `_Wait` and the log line)."""
+class Retries:
+    """The retries of one call: at most `max_retries` after the first attempt, waits of at most
+    `max_wait` when the server asks, none that would end past `deadline`."""
 
-    def __init__(self, max_retries: int, max_wait: float, deadline: Deadline | None) -> None:
+    def __init__(
+        self,
+        max_retries: int,
+        *,
+        max_wait: float = RETRY_AFTER_CAP,
+        deadline: Deadline | None = None,
+    ) -> None:
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.deadline = deadline
+        self.taken = 0
 
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        failure = outcome.exception() if outcome is not None and outcome.failed else None
-        if not isinstance(failure, AttemptFailed) or not failure.retry:
-            return False
+    def wait_after(self, failure: Failure) -> float:
+        """The seconds to wait before trying again, announced in the log; raises the failure's
+        error, with a note saying why where that helps, when it is not to be tried again."""
         error = failure.error
+        wait, asked = self._wait(failure)
+        if wait is None:
+            raise error
+        self.taken += 1
+        # The message is built with secrets redacted (see `_http`).
+        if asked:
+            logger.warning(
+                "%s Waiting %s as the server asked (Retry-After), then retry %d of %d.",
+                error.message,
+                _seconds(wait),
+                self.taken,
+                self.max_retries,
+            )
+        else:
+            logger.warning(
+                "%s Retrying in %.1f s (retry %d of %d).",
+                error.message,
+                wait,
+                self.taken,
+                self.max_retries,
+            )
+        return wait
+
+    def _wait(self, failure: Failure) -> tuple[float | None, bool]:
+        """The wait before the next attempt (None: no next attempt), and whether the server
+        asked for it."""
+        error = failure.error
+        if not failure.retry:
+            return None, False
         hint = error.retry_after if isinstance(error, APIStatusError) else None
         if hint is not None and hint > self.max_wait:
             _add_note(
@@ -144,11 +179,11 @@ class _Decide(retry_base):
                 f"than the {_seconds(self.max_wait)} this client waits: try again after "
                 f"{_when(hint)}, or raise max_retry_wait (--max-retry-wait).",
             )
-            return False
-        if retry_state.attempt_number > self.max_retries:
-            return False
+            return None, False
+        if self.taken >= self.max_retries:
+            return None, False
         asked = hint is not None and hint > 0
-        wait = hint if hint is not None and asked else backoff(retry_state.attempt_number - 1)
+        wait = hint if hint is not None and asked else backoff(self.taken)
         if self.deadline is not None and wait >= self.deadline.left():
             _add_note(
                 error,
@@ -156,72 +191,28 @@ class _Decide(retry_base):
                 f"deadline ({_seconds(self.deadline.seconds)}: the timeout for each of "
                 f"{self.max_retries + 1} attempts).",
             )
-            return False
-        failure.wait, failure.asked = wait, asked
-        return True
+            return None, False
+        return wait, asked
 
 
-class _Wait(wait_base):
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return exc.wait if isinstance(exc, AttemptFailed) else 0.0
+def pause(seconds: float) -> None:
+    """The wait between two attempts."""
+    time.sleep(seconds)
 
 
-def _log_before_sleep(max_retries: int) -> Callable[[RetryCallState], None]:
-    def log(retry_state: RetryCallState) -> None:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if not isinstance(exc, AttemptFailed):
-            return
-        # The message is built with secrets redacted (see `_transport`).
-        number = retry_state.attempt_number
-        if exc.asked:
-            logger.warning(
-                "%s Waiting %s as the server asked (Retry-After), then retry %d of %d.",
-                exc.error.message,
-                _seconds(exc.wait),
-                number,
-                max_retries,
-            )
-        else:
-            logger.warning(
-                "%s Retrying in %.1f s (retry %d of %d).",
-                exc.error.message,
-                exc.wait,
-                number,
-                max_retries,
-            )
-
-    return log
+async def apause(seconds: float) -> None:
+    await anyio.sleep(seconds)
 
 
-def _options(max_retries: int, max_wait: float, deadline: Deadline | None) -> dict[str, object]:
-    return {
-        "stop": stop_after_attempt(max_retries + 1),
-        "wait": _Wait(),
-        "retry": _Decide(max_retries, max_wait, deadline),
-        "before_sleep": _log_before_sleep(max_retries),
-        "reraise": True,
-    }
+def retry_loop(attempt: Callable[[], _T | Failure], retries: Retries) -> _T:
+    """Call `attempt` until it succeeds or `retries` finds no wait before another one."""
+    while isinstance(outcome := attempt(), Failure):
+        pause(retries.wait_after(outcome))
+    return outcome
 
 
-def retrying(
-    max_retries: int,
-    sleep: Callable[[float], None],
-    *,
-    max_wait: float = RETRY_AFTER_CAP,
-    deadline: Deadline | None = None,
-) -> Retrying:
-    """A tenacity loop for one call: `max_retries` retries after the first attempt, waits of
-    at most `max_wait` when the server asks, nothing started past `deadline`."""
-    return Retrying(sleep=sleep, **_options(max_retries, max_wait, deadline))  # type: ignore[arg-type]
-
-
-def async_retrying(
-    max_retries: int,
-    sleep: Callable[[float], Awaitable[None]],
-    *,
-    max_wait: float = RETRY_AFTER_CAP,
-    deadline: Deadline | None = None,
-) -> AsyncRetrying:
-    """The same loop for `AsyncClient`."""
-    return AsyncRetrying(sleep=sleep, **_options(max_retries, max_wait, deadline))  # type: ignore[arg-type]
+async def aretry_loop(attempt: Callable[[], Awaitable[_T | Failure]], retries: Retries) -> _T:
+    """`retry_loop` for `AsyncClient`."""
+    while isinstance(outcome := await attempt(), Failure):
+        await apause(retries.wait_after(outcome))
+    return outcome

@@ -22,10 +22,8 @@ from ._capabilities import (
     MODELS,
     Endpoint,
     ModelCapabilities,
-    Problems,
     get_capabilities,
     parse_size,
-    validate_params,
 )
 from ._errors import EngineError, ImagegenError, InvalidRequestError
 from ._imaging import (
@@ -42,12 +40,13 @@ from ._imaging import (
 from ._models import (
     CompletedEvent,
     ImageData,
+    ImageRequest,
     ImagesResponse,
     ImagesUsage,
     PartialImageEvent,
     SvgUsage,
-    _Request,
 )
+from ._validation import Problems, validate_params
 from .engines import Engine, EngineResult, Job, PartialCallback
 
 if TYPE_CHECKING:
@@ -79,18 +78,17 @@ class Rendered:
     revised_prompts: list[str | None] = field(default_factory=list)
     svg_usage: SvgUsage | None = None
 
-    def to_response(self, urls: list[str] | None = None) -> ImagesResponse:
+    def to_response(self, urls: list[str] | None = None, *, encoded: bool = True) -> ImagesResponse:
+        """The wire answer: images as `urls`, else as base64 (`encoded`), else left out (an
+        in-process caller keeps `images` as they are)."""
         data = []
         for index, image in enumerate(self.images):
             revised = self.revised_prompts[index] if index < len(self.revised_prompts) else None
             if urls is not None:
                 data.append(ImageData(url=urls[index], revised_prompt=revised))
             else:
-                data.append(
-                    ImageData(
-                        b64_json=base64.b64encode(image).decode("ascii"), revised_prompt=revised
-                    )
-                )
+                b64 = base64.b64encode(image).decode("ascii") if encoded else None
+                data.append(ImageData(b64_json=b64, revised_prompt=revised))
         return ImagesResponse(
             created=self.created, data=data, usage=self.usage, svg_usage=self.svg_usage, **self.echo
         )
@@ -126,6 +124,50 @@ def _made(job: Job, result: EngineResult) -> Sequence[object] | None:
     if job.output_format == "svg":
         return result.svgs
     return result.images
+
+
+def _seed(seed: Any) -> int | None:
+    """The `seed` extra field as an integer (multipart fields are text)."""
+    if seed is None:
+        return None
+    if isinstance(seed, str) and _INTEGER.match(seed):
+        seed = int(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidRequestError(f"Invalid seed {seed!r}: must be an integer.", param="seed")
+    return seed
+
+
+def _region(mask: InputImage | None, first: PILImage.Image) -> PILImage.Image | None:
+    """An edit's region: the mask's, else the first image's transparent pixels; None for an
+    opaque image without a mask, which is edited whole."""
+    mask_image = open_image(mask.data, param="mask", name=mask.name) if mask is not None else None
+    region = edit_region(mask_image, first)
+    if mask_image is None and region.getbbox() is None:
+        return None
+    return region
+
+
+def _job_fields(request: ImageRequest) -> dict[str, Any]:
+    """The fields of an engine's `Job` that come straight from the request, defaults applied."""
+    fields = request.model_dump(exclude_none=True)
+    output_format = fields.get("output_format", "png")
+    gif = output_format == "gif"
+    svg = fields.get("svg", {})
+    return {
+        "n": fields.get("n", 1),
+        "prompt": fields.get("prompt", ""),
+        "quality": fields.get("quality", "auto"),
+        "background": fields.get("background", "auto"),
+        "output_format": output_format,
+        "output_compression": fields.get("output_compression"),
+        "partial_images": fields.get("partial_images", 0),
+        "complexity": fields.get("complexity"),
+        "frame_count": fields.get("frame_count", GIF.default_frames) if gif else 0,
+        "frame_duration_ms": GIF.duration(fields.get("frame_duration_ms")) if gif else 0,
+        "svg_model": svg.get("model"),
+        "svg_reasoning_effort": svg.get("reasoning", {}).get("effort"),
+        "safety_identifier": getattr(request, "effective_safety_identifier", request.user),
+    }
 
 
 class ImageService:
@@ -170,7 +212,7 @@ class ImageService:
     def prepare(
         self,
         endpoint: Endpoint,
-        request: _Request,
+        request: ImageRequest,
         images: list[InputImage] | None = None,
         mask: InputImage | None = None,
         markup: InputImage | None = None,
@@ -178,6 +220,35 @@ class ImageService:
         """Validate everything and build the engine's job. Raises one `InvalidRequestError`
         for every problem found."""
         images = images or []
+        caps, model = self._model(endpoint, request)
+        mask = self._check(endpoint, request, caps, images, mask, markup)
+        pil_images = [
+            _rgba(open_image(image.data, param="image", name=image.name)) for image in images
+        ]
+        size = request.size or caps.default_size(endpoint)
+        width, height = self._size(endpoint, size, pil_images[0].size if pil_images else None)
+        options = dict(request.extra_params())
+        job = Job(
+            endpoint=endpoint,
+            model=model,
+            width=width,
+            height=height,
+            seed=_seed(options.pop("seed", None)),
+            images=pil_images,
+            mask=_region(mask, pil_images[0]) if endpoint == "edits" else None,
+            markup=(
+                _rgba(open_image(markup.data, param="markup", name=markup.name))
+                if markup is not None
+                else None
+            ),
+            options=options,
+            **_job_fields(request),
+        )
+        self.engine.check(job)
+        return job
+
+    def _model(self, endpoint: Endpoint, request: ImageRequest) -> tuple[ModelCapabilities, str]:
+        """The rules of the model a request names (or the engine's own), and its name."""
         caps = self.check_model(request.model)
         model = request.model or self.default_model
         served = {name for declared in self.declared.values() for name in declared.endpoints}
@@ -189,6 +260,19 @@ class ImageService:
                 f"{', '.join(sorted(served))}).",
                 param="model",
             )
+        return caps, model
+
+    def _check(
+        self,
+        endpoint: Endpoint,
+        request: ImageRequest,
+        caps: ModelCapabilities,
+        images: list[InputImage],
+        mask: InputImage | None,
+        markup: InputImage | None,
+    ) -> InputImage | None:
+        """Every problem of the request and its files in one error; the mask in OpenAI's
+        alpha form."""
         params = request.wire_params()
         problems = Problems()
         files = [name for name, given in (("mask", mask), ("markup", markup)) if given]
@@ -203,13 +287,13 @@ class ImageService:
                     raise InvalidRequestError("A variation needs exactly one image.", param="image")
                 check_variation_input(images[0], caps)
         problems.raise_any()
-        pil_images = [
-            _rgba(open_image(image.data, param="image", name=image.name)) for image in images
-        ]
+        return mask
 
-        size = request.size or caps.default_size(endpoint)
+    def _size(
+        self, endpoint: Endpoint, size: str, input_size: tuple[int, int] | None
+    ) -> tuple[int, int]:
+        """The pixels to make: the size asked for, or what `auto` means for this engine."""
         parsed = parse_size(size)
-        input_size = pil_images[0].size if pil_images else None
         width, height = parsed or self.engine.resolve_auto_size(endpoint, input_size)
         if parsed is None and width * height > self.max_output_pixels:
             # `auto` is ours to choose: a large input is edited smaller, keeping its shape,
@@ -222,62 +306,7 @@ class ImageService:
                 f"{self.max_output_pixels:,} pixels are made here.",
                 param="size",
             )
-
-        region: PILImage.Image | None = None
-        if endpoint == "edits":
-            mask_image = (
-                open_image(mask.data, param="mask", name=mask.name) if mask is not None else None
-            )
-            region = edit_region(mask_image, pil_images[0])
-            if mask_image is None and region.getbbox() is None:
-                region = None  # opaque image, no mask: the whole image is edited
-
-        options = dict(request.extra_params())
-        seed = options.pop("seed", None)
-        if seed is not None:
-            if isinstance(seed, str) and _INTEGER.match(seed):
-                seed = int(seed)
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise InvalidRequestError(
-                    f"Invalid seed {seed!r}: must be an integer.", param="seed"
-                )
-
-        output_format = getattr(request, "output_format", None) or "png"
-        gif = output_format == "gif"
-        svg = getattr(request, "svg", None)
-        reasoning = svg.reasoning if svg is not None else None
-        job = Job(
-            endpoint=endpoint,
-            model=model,
-            width=width,
-            height=height,
-            n=request.n or 1,
-            prompt=getattr(request, "prompt", "") or "",
-            quality=getattr(request, "quality", None) or "auto",
-            background=getattr(request, "background", None) or "auto",
-            output_format=output_format,
-            output_compression=getattr(request, "output_compression", None),
-            partial_images=getattr(request, "partial_images", None) or 0,
-            seed=seed,
-            images=pil_images,
-            mask=region,
-            markup=(
-                _rgba(open_image(markup.data, param="markup", name=markup.name))
-                if markup is not None
-                else None
-            ),
-            complexity=getattr(request, "complexity", None),
-            frame_count=(getattr(request, "frame_count", None) or GIF.default_frames) if gif else 0,
-            frame_duration_ms=(
-                GIF.duration(getattr(request, "frame_duration_ms", None)) if gif else 0
-            ),
-            svg_model=svg.model if svg is not None else None,
-            svg_reasoning_effort=reasoning.effort if reasoning is not None else None,
-            safety_identifier=getattr(request, "effective_safety_identifier", None) or request.user,
-            options=options,
-        )
-        self.engine.check(job)
-        return job
+        return width, height
 
     def _check_engine_takes(
         self, params: dict[str, Any], markup: InputImage | None, problems: Problems

@@ -28,22 +28,19 @@ from ._errors import (
     make_status_error,
     redact,
 )
-from ._models import CompletedEvent, PartialImageEvent, parse_stream_event
+from ._models import WireEvent, parse_stream_event
 
 __all__ = [
     "LineSplitter",
     "SSEDecoder",
     "SSEMessage",
     "StreamContext",
-    "WireEvent",
     "aiter_events",
     "aiter_lines",
     "embedded_error",
     "iter_events",
     "iter_lines",
 ]
-
-WireEvent = PartialImageEvent | CompletedEvent
 
 
 @dataclass
@@ -212,33 +209,50 @@ def _decode(message: SSEMessage, context: StreamContext) -> WireEvent | None:
         ) from None
 
 
+class _Reader:
+    """SSE lines in, wire events out, until `data: [DONE]` (`done`)."""
+
+    def __init__(self, context: StreamContext) -> None:
+        self.context = context
+        self.decoder = SSEDecoder(context.limit)
+        self.done = False
+
+    def _events(self, message: SSEMessage | None) -> list[WireEvent]:
+        if message is None or self.done:
+            return []
+        try:
+            event = _decode(message, self.context)
+        except _Done:
+            self.done = True
+            return []
+        return [] if event is None else [event]
+
+    def feed(self, line: str) -> list[WireEvent]:
+        return self._events(self.decoder.feed(line))
+
+    def end(self) -> list[WireEvent]:
+        return self._events(self.decoder.flush())
+
+
 def iter_events(lines: Iterable[str], context: StreamContext) -> Iterator[WireEvent]:
     """Wire events from the lines of an SSE body."""
-    decoder = SSEDecoder(context.limit)
-    try:
-        for line in lines:
-            message = decoder.feed(line)
-            if message is not None and (event := _decode(message, context)) is not None:
-                yield event
-        message = decoder.flush()
-        if message is not None and (event := _decode(message, context)) is not None:
-            yield event
-    except _Done:
-        return
+    reader = _Reader(context)
+    for line in lines:
+        yield from reader.feed(line)
+        if reader.done:
+            return
+    yield from reader.end()
 
 
 async def aiter_events(
     lines: AsyncIterable[str], context: StreamContext
 ) -> AsyncIterator[WireEvent]:
-    """Wire events from the lines of an SSE body, for `AsyncClient`."""
-    decoder = SSEDecoder(context.limit)
-    try:
-        async for line in lines:
-            message = decoder.feed(line)
-            if message is not None and (event := _decode(message, context)) is not None:
-                yield event
-        message = decoder.flush()
-        if message is not None and (event := _decode(message, context)) is not None:
+    """`iter_events` for `AsyncClient`."""
+    reader = _Reader(context)
+    async for line in lines:
+        for event in reader.feed(line):
             yield event
-    except _Done:
-        return
+        if reader.done:
+            return
+    for event in reader.end():
+        yield event

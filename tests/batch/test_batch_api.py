@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -19,8 +20,11 @@ import anyio
 import openai
 import pytest
 from batchkit import DEFAULTS, image_files, manifest_lines, png, serve, settings, write_jsonl
+from click.testing import CliRunner
 
+import imagegen
 from imagegen import batch
+from imagegen.cli import cli
 from imagegen.engines import EngineResult, Job, PartialCallback
 from imagegen.engines.placeholder import PlaceholderEngine
 from imagegen.server import create_app
@@ -137,6 +141,17 @@ def test_bad_uploads_and_batches_are_refused_in_openais_words(keyed: str) -> Non
             input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
         )
     assert wrong.value.param == "endpoint"
+    # Missing parameters are named as missing, whichever they are.
+    for missing in ("input_file_id", "endpoint", "completion_window"):
+        given = {
+            "input_file_id": uploaded.id,
+            "endpoint": "/v1/images/generations",
+            "completion_window": "24h",
+        }
+        del given[missing]
+        with pytest.raises(openai.BadRequestError, match="Missing required parameter") as absent:
+            sdk.post("/batches", body=given, cast_to=object)
+        assert absent.value.param == missing
 
     # A malformed input file fails the batch, naming the lines.
     content = (
@@ -375,3 +390,34 @@ def test_variations_cannot_go_through_the_batch_api(tmp_path: Path, server: str)
     assert [str(p) for p in refused.value.row_problems] == [
         "row 2 (line 2), image: variations cannot go through the Batch API"
     ]
+
+
+def test_an_in_process_engine_is_refused_before_the_out_folder_is_made(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "x"}])
+    with pytest.raises(imagegen.ConfigurationError, match="needs a server"):
+        batch.run(source, engine="placeholder", via="batch-api")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_server_that_cannot_be_reached_stops_the_batch_early_with_its_error(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}/v1"
+    source = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "x"}, {"prompt": "y"}])
+    report = batch.run(source, defaults=DEFAULTS, base_url=url, via="batch-api", max_retries=0)
+    assert isinstance(report.error, imagegen.APIConnectionError)
+    assert (report.done, report.pending) == (0, 2)
+    assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_a_wrong_route_through_the_cli_is_one_line_exit_1(tmp_path: Path, server: str) -> None:
+    source = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "x"}])
+    wrong = server.removesuffix("/v1") + "/v2"
+    flags = ["--via", "batch-api", "--base-url", wrong, "--max-retries", "0"]
+    result = CliRunner().invoke(cli, ["batch", str(source), "-m", "placeholder", *flags])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: The batch stopped early: Server answered 404: Invalid URL (POST /v2/files)"
+    )

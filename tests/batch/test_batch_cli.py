@@ -95,6 +95,63 @@ def test_skip_invalid_sends_the_rest_and_records_the_bad_rows(
     assert 'class="card invalid"' in (tmp_path / "r" / "index.html").read_text()
 
 
+def test_skip_invalid_also_skips_rows_that_cannot_be_read(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    """A line that is not JSON, an empty object and a typo in a key are bad rows like any
+    other: listed with every other problem of the file, and skipped with --skip-invalid."""
+    url, app = counted
+    (tmp_path / "r.jsonl").write_text(
+        '{"prompt": "ok"}\n'
+        "not json\n"
+        "{}\n"
+        '{"prompt": "typo", "sise": "64x64"}\n'
+        '{"prompt": "bad n", "n": 0}\n'
+        '{"prompt": "ok 2"}\n'
+    )
+    refused = invoke(str(tmp_path / "r.jsonl"), *_flags(url))
+    assert refused.exit_code == 2
+    assert [line.split(":")[1].strip() for line in refused.stderr.splitlines()[1:]] == [
+        "row 2 (line 2)",
+        "row 3 (line 3), prompt",
+        "row 4 (line 4), sise",
+        "row 5 (line 5), n",
+    ]
+    assert app.counts["requests"] == 0
+
+    result = invoke(str(tmp_path / "r.jsonl"), *_flags(url, "--skip-invalid"))
+    assert result.exit_code == 1
+    assert app.counts["requests"] == 2
+    records = manifest_lines(tmp_path / "r")
+    assert [(r["row"], r["status"]) for r in records] == [
+        (1, "done"),
+        (2, "invalid"),
+        (3, "invalid"),
+        (4, "invalid"),
+        (5, "invalid"),
+        (6, "done"),
+    ]
+    assert "6 rows: 2 done, 4 invalid" in result.stderr
+    assert (tmp_path / "r" / "index.html").read_text().count('class="card invalid"') == 4
+
+
+def test_a_csv_row_with_too_many_cells_is_skipped_with_skip_invalid(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, app = counted
+    (tmp_path / "r.csv").write_text(
+        "prompt,size\nA mug,64x64\nA cap, with a comma,64x64\nA sock,\n"
+    )
+    result = invoke(str(tmp_path / "r.csv"), *_flags(url, "--skip-invalid"))
+    assert result.exit_code == 1
+    assert app.counts["requests"] == 2
+    assert [(r["row"], r["status"]) for r in manifest_lines(tmp_path / "r")] == [
+        (1, "done"),
+        (2, "invalid"),
+        (3, "done"),
+    ]
+
+
 def test_progress_summary_and_gallery_path(tmp_path: Path, counted: tuple[str, Faults]) -> None:
     url, _ = counted
     (tmp_path / "p.txt").write_text("A fox\nA lighthouse\n<b>bold</b> & <script>x()</script>\n")
@@ -378,3 +435,139 @@ def test_a_rate_limit_asking_for_minutes_stops_the_batch_and_says_when(tmp_path:
     assert "try again after" in result.stderr
     assert "12 rows: 0 done, 12 pending" in result.stderr
     assert len(seen) <= 2  # not one request per row
+
+
+def test_help_gives_the_batch_s_own_retry_default() -> None:
+    from imagegen.batch._runner import DEFAULT_BATCH_RETRIES
+
+    text = " ".join(invoke("--help").stdout.split())
+    assert (
+        "Retries per row after 429, 5xx, timeouts and dropped connections, with backoff "
+        f"[default {DEFAULT_BATCH_RETRIES}]" in text
+    )
+    assert "[default 2]" not in text
+
+
+def test_the_summary_speaks_of_one_row_and_one_image(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, _ = counted
+    (tmp_path / "p.txt").write_text("A fox\n")
+    result = invoke(str(tmp_path / "p.txt"), *_flags(url))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("1 row: 1 done; 1 image in ")
+    assert "1 row: <b>1</b> done; 1 image. Updated" in (tmp_path / "p" / "index.html").read_text()
+
+
+def test_failures_are_listed_in_row_order() -> None:
+    from imagegen.batch import BatchReport
+    from imagegen.cli._batch import _failure_lines
+
+    report = BatchReport(
+        source=Path("p.txt"),
+        out_dir=Path("p"),
+        manifest=Path("p/manifest.jsonl"),
+        gallery=Path("p/index.html"),
+        total=12,
+        skipped=0,
+        done=0,
+        failed=12,
+        invalid=0,
+        images=0,
+        elapsed=1.0,
+        failures={
+            number: f"failed\n  number {number}"
+            for number in (3, 12, 1, 2, 5, 4, 6, 7, 8, 9, 10, 11)
+        },
+    )
+    lines = _failure_lines(report)
+    assert lines[:3] == [
+        "  row 1: failed number 1",
+        "  row 2: failed number 2",
+        "  row 3: failed number 3",
+    ]
+    assert lines[-1] == "  ... and 2 more: see the gallery"
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error_naming_the_flag(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, app = counted
+    (tmp_path / "p.txt").write_text("A fox\n")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = invoke(str(tmp_path / "p.txt"), *_flags(url, "-d", str(tmp_path / "taken")))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: -d/--out-dir: Cannot use '{tmp_path / 'taken'}' as the out folder: it is a "
+        "file; choose another --out-dir.\n"
+    )
+    assert app.counts["requests"] == 0
+
+
+def test_an_invalid_row_keeps_every_problem_in_the_manifest_and_the_gallery(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    url, _ = counted
+    write_jsonl(tmp_path / "r.jsonl", [{"prompt": "ok"}, {"prompt": "two", "n": 0, "size": "7"}])
+    result = invoke(str(tmp_path / "r.jsonl"), *_flags(url, "--skip-invalid"))
+    assert result.exit_code == 1
+    assert "2 rows: 1 done, 1 invalid" in result.stderr
+    error = manifest_lines(tmp_path / "r")[1]["error"]
+    assert error["param"] == "n"
+    assert error["message"].startswith("n: Invalid n 0")
+    assert "; size: Invalid size '7'" in error["message"]
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "row 2 (line 2), n: Invalid n 0" in page
+    assert "row 2 (line 2), size: Invalid size" in page
+
+
+def test_the_progress_counts_invalid_rows_as_finished(
+    tmp_path: Path, counted: tuple[str, Faults]
+) -> None:
+    """With skip_invalid the rows that are not sent are not pending: the bar reaches the end
+    and the time left comes to nothing."""
+    from imagegen import batch
+
+    url, _ = counted
+    rows = [{"prompt": "ok"}, {"prompt": "bad", "n": 0}, {"prompt": "ok 2"}, {"sise": "x"}]
+    source = write_jsonl(tmp_path / "r.jsonl", rows)
+    seen: list[batch.BatchProgress] = []
+    report = batch.run(
+        source,
+        defaults={"model": "placeholder", "size": "64x64"},
+        base_url=url,
+        api_key=KEY,
+        skip_invalid=True,
+        on_progress=seen.append,
+    )
+    assert (report.done, report.invalid, report.pending) == (2, 2, 0)
+    last = seen[-1]
+    assert (last.done, last.invalid, last.pending) == (2, 2, 0)
+    assert last.eta == 0
+
+
+def test_dall_e_rows_ask_for_the_image_itself_not_a_link_to_download(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """One request per row, as the single-request commands make: no download of a link that
+    may expire. A row that asks for links still gets them, downloaded to be saved."""
+    fetched: list[str] = []
+    app = create_app("placeholder", settings(data_dir))
+
+    async def counting(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith("/files/"):
+            fetched.append(str(scope["path"]))
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    png(tmp_path / "sq.png", (256, 256))
+    rows = [
+        {"prompt": "a fox", "model": "dall-e-2", "size": "256x256"},
+        {"image": "sq.png", "size": "256x256"},  # a variation: dall-e-2 by default
+        {"prompt": "links", "model": "dall-e-2", "size": "256x256", "response_format": "url"},
+    ]
+    source = write_jsonl(tmp_path / "r.jsonl", rows)
+    with serve(counting) as url:
+        result = invoke(str(source), "--base-url", url)
+    assert result.exit_code == 0, result.stderr
+    assert len(image_files(tmp_path / "r")) == 3
+    assert len(fetched) == 1

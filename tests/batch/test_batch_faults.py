@@ -5,10 +5,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from batchkit import DEFAULTS, Faults, image_files, manifest_lines, prompts, write_jsonl
+from batchkit import (
+    DEFAULTS,
+    Faults,
+    image_files,
+    manifest_lines,
+    prompts,
+    serve,
+    settings,
+    write_jsonl,
+)
 from PIL import Image
 
 from imagegen import batch
+from imagegen.server import create_app
 
 ROWS = 320
 
@@ -87,3 +97,33 @@ def test_320_rows_through_faults_are_each_done_exactly_once(
     assert (again.skipped, again.done, again.ok) == (ROWS, 0, True)
     assert faults.counts["requests"] == before
     assert manifest_lines(out) == records
+
+
+def _always(data_dir: Path, **fault: float) -> Faults:
+    return Faults(create_app("placeholder", settings(data_dir)), **fault)
+
+
+def test_a_500_with_retry_after_uses_up_max_retries_and_attempts_are_counted_right(
+    tmp_path: Path,
+) -> None:
+    """Only 429 and 503 are pacing; a 500 that says when to retry is still a failure, and the
+    manifest counts the requests really made."""
+    faults = _always(tmp_path / "data", server_error=1.0)
+    source = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "always fails"}])
+    with serve(faults) as url:
+        report = batch.run(source, defaults=DEFAULTS, base_url=url, max_retries=2)
+    assert (report.done, report.failed) == (0, 1)
+    assert faults.counts["requests"] == 3
+    (record,) = manifest_lines(tmp_path / "r")
+    assert record["attempts"] == 3
+    assert record["error"]["status_code"] == 500
+
+
+def test_a_row_that_cannot_connect_counts_its_attempts_right(tmp_path: Path) -> None:
+    faults = _always(tmp_path / "data", dropped=1.0)
+    source = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "never answered"}])
+    with serve(faults) as url:
+        report = batch.run(source, defaults=DEFAULTS, base_url=url, max_retries=1)
+    assert report.failed == 1
+    assert faults.counts["requests"] == 2
+    assert manifest_lines(tmp_path / "r")[0]["attempts"] == 2

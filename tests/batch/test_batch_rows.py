@@ -10,7 +10,7 @@ import pytest
 from imagegen import InvalidRequestError
 from imagegen.batch import BatchFileError
 from imagegen.batch._naming import base_name, slugify
-from imagegen.batch._rows import read_rows
+from imagegen.batch._rows import read_batch, read_rows
 
 
 def test_txt_one_prompt_a_line_blank_lines_skipped_and_numbered(tmp_path: Path) -> None:
@@ -147,6 +147,21 @@ def test_every_bad_row_is_reported_with_row_line_and_key(tmp_path: Path) -> None
     assert "nothing was sent" in str(caught.value)
 
 
+def test_an_empty_object_is_a_row_without_a_prompt_not_a_blank_line(tmp_path: Path) -> None:
+    (tmp_path / "r.jsonl").write_text("{}\n")
+    with pytest.raises(BatchFileError) as caught:
+        read_rows(tmp_path / "r.jsonl")
+    assert [(p.row, p.param) for p in caught.value.row_problems] == [(1, "prompt")]
+
+
+def test_read_batch_returns_the_rows_it_can_read_and_counts_every_row(tmp_path: Path) -> None:
+    (tmp_path / "r.jsonl").write_text('{"prompt": "a"}\nnot json\n\n{}\n{"prompt": "b"}\n')
+    rows, problems, total = read_batch(tmp_path / "r.jsonl")
+    assert [row.number for row in rows] == [1, 4]
+    assert [(p.row, p.line) for p in problems] == [(2, 2), (3, 4)]
+    assert total == 4
+
+
 def test_csv_header_problems_are_found_before_any_row(tmp_path: Path) -> None:
     source = tmp_path / "rows.csv"
     source.write_text("prompt,modle,prompt\nA fox,gpt-image-1,B\n")
@@ -231,3 +246,54 @@ def test_base_names_start_with_the_row_number() -> None:
     assert base_name(7, "A fox") == "0007-a-fox"
     assert base_name(12345, None) == "12345-image"
     assert base_name(3, "東京", fallback="variation") == "0003-variation"
+
+
+def test_the_error_message_ends_each_problem_with_one_full_stop() -> None:
+    from imagegen.batch import RowProblem
+
+    error = BatchFileError(
+        "p.txt",
+        [
+            RowProblem(1, 1, "size", "Invalid size '100x100': must be multiples of 16."),
+            RowProblem(2, 2, "n", "Invalid n 0: must be a whole number from 1 to 10."),
+        ],
+    )
+    assert str(error) == (
+        "p.txt: 2 rows cannot be sent; nothing was sent. row 1 (line 1), size: Invalid size "
+        "'100x100': must be multiples of 16; row 2 (line 2), n: Invalid n 0: must be a whole "
+        "number from 1 to 10."
+    )
+
+
+@pytest.mark.parametrize(
+    ("keyword", "message"),
+    [
+        (
+            "concurency",
+            "run() got an unexpected keyword argument 'concurency' (did you mean 'concurrency'?)",
+        ),
+        ("stop", "run() got an unexpected keyword argument 'stop' (arun() takes stop"),
+    ],
+)
+def test_a_mistyped_keyword_is_named_as_run_s_own(
+    tmp_path: Path, keyword: str, message: str
+) -> None:
+    from imagegen import batch
+
+    (tmp_path / "p.txt").write_text("a fox\n")
+    with pytest.raises(TypeError) as caught:
+        batch.run(tmp_path / "p.txt", engine="placeholder", **{keyword: 3})
+    assert str(caught.value).startswith(message)
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_csv_saved_with_semicolons_is_read_with_them(tmp_path: Path) -> None:
+    """Spreadsheets save CSV with semicolons where the comma is the decimal mark."""
+    (tmp_path / "r.csv").write_bytes(
+        '\ufeffprompt;size;n\r\nUn café, s\'il vous plaît;1024x1024;2\r\n"a;b";;\r\n'.encode()
+    )
+    rows = read_rows(tmp_path / "r.csv")
+    assert [dict(row.params) for row in rows] == [
+        {"prompt": "Un café, s'il vous plaît", "size": "1024x1024", "n": 2},
+        {"prompt": "a;b"},
+    ]

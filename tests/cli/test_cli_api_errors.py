@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cli_helpers import error_line, invoke
 from cli_recorder import Recorder
-
-import imagegen.engines
 
 KEY = "sk-proj-VerySecretKey0123456789abcdef"
 
@@ -163,11 +162,12 @@ def test_debug_never_shows_a_base_url_password_on_failure() -> None:
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_a_key_quoted_by_an_engine_is_masked_in_the_error_and_traceback(
-    monkeypatch: pytest.MonkeyPatch, debug: bool
+    monkeypatch: pytest.MonkeyPatch, debug: bool, register_engine: Callable[[str, str], None]
 ) -> None:
+
     secret = "env-Secret-Value-42"  # not shaped like an sk- key: only knowing it masks it
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    monkeypatch.setitem(imagegen.engines._BUILTIN, "leaky", "cli_engine:LeakyEngine")
+    register_engine("leaky", "cli_engine:LeakyEngine")
     result = invoke("generate", "x", "--engine", "leaky", *(["--debug"] if debug else []))
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,6 @@ from cli_engine import RecordingEngine
 from cli_helpers import error_line, invoke, run_process
 from cli_recorder import Recorder
 from PIL import Image
-
-import imagegen.engines
 
 
 def _text(path: Path) -> dict[str, str]:
@@ -128,9 +126,11 @@ def test_unknown_engine(api: Recorder) -> None:
 
 
 @pytest.fixture
-def recording_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[RecordingEngine]]:
+def recording_engine(
+    register_engine: Callable[[str, str], None],
+) -> Iterator[type[RecordingEngine]]:
     """Register the test engine the way a built-in one is found, by name."""
-    monkeypatch.setitem(imagegen.engines._BUILTIN, "recording", "cli_engine:RecordingEngine")
+    register_engine("recording", "cli_engine:RecordingEngine")
     RecordingEngine.built.clear()
     yield RecordingEngine
     RecordingEngine.built.clear()

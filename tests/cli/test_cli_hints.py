@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -10,8 +11,6 @@ import pytest
 from cli_helpers import error_line, invoke
 from cli_recorder import Recorder
 from PIL import Image
-
-import imagegen.engines
 
 
 def test_a_404_without_a_param_points_at_the_base_url(api: Recorder) -> None:
@@ -25,9 +24,9 @@ def test_a_404_without_a_param_points_at_the_base_url(api: Recorder) -> None:
 
 
 def test_a_model_the_engine_chose_is_blamed_on_the_engine(
-    monkeypatch: pytest.MonkeyPatch,
+    register_engine: Callable[[str, str], None],
 ) -> None:
-    monkeypatch.setitem(imagegen.engines._BUILTIN, "generate-only", "cli_engine:GenerateOnlyEngine")
+    register_engine("generate-only", "cli_engine:GenerateOnlyEngine")
     Image.new("RGB", (256, 256), "red").save("in.png")
     result = invoke("variation", "in.png", "--engine", "generate-only", "-o", "v.png")
     assert result.exit_code == 2
@@ -36,8 +35,10 @@ def test_a_model_the_engine_chose_is_blamed_on_the_engine(
     assert "-m/--model" not in line
 
 
-def test_a_model_given_with_m_is_still_blamed_on_m(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(imagegen.engines._BUILTIN, "generate-only", "cli_engine:GenerateOnlyEngine")
+def test_a_model_given_with_m_is_still_blamed_on_m(
+    register_engine: Callable[[str, str], None],
+) -> None:
+    register_engine("generate-only", "cli_engine:GenerateOnlyEngine")
     Image.new("RGB", (256, 256), "red").save("in.png")
     result = invoke("variation", "in.png", "--engine", "generate-only", "-m", "gen-only")
     assert result.exit_code == 2
@@ -134,8 +135,8 @@ def test_a_parameter_set_with_its_own_flag_is_blamed_on_the_flag(
 
 
 @pytest.fixture
-def needs_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(imagegen.engines._BUILTIN, "needs-model", "cli_engine:NeedsModelEngine")
+def needs_model(register_engine: Callable[[str, str], None]) -> None:
+    register_engine("needs-model", "cli_engine:NeedsModelEngine")
     Image.new("RGB", (256, 256), "red").save("in.png")
 
 

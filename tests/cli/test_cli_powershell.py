@@ -180,12 +180,33 @@ def test_a_size_the_default_model_takes_names_the_default(api: Recorder) -> None
         ),
         (["-m", "dall-e-3", "-q", "high"], "gpt-image-2 takes -q high: use -m gpt-image-2,"),
         (["-m", "dall-e-3", "--stream"], "gpt-image-2 takes --stream: use -m gpt-image-2,"),
+        (  # dated snapshots are left out where their model is named
+            ["-q", "xhigh"],
+            "gpt-image-2.5-sunburst, gpt-image-2.5-flare and gpt-image-2.6-sunburst take "
+            "-q xhigh: use -m gpt-image-2.5-sunburst, -m gpt-image-2.5-flare or "
+            "-m gpt-image-2.6-sunburst, or leave -q out.",
+        ),
     ],
 )
 def test_a_value_of_another_model_names_it(api: Recorder, args: list[str], hint: str) -> None:
     result = invoke("generate", "x", *args)
     assert result.exit_code == 2
     assert hint in error_line(result)
+
+
+def test_a_retired_model_is_named_only_when_no_current_one_takes_the_value(
+    api: Recorder,
+) -> None:
+    _square()
+    result = invoke("edit", "-i", "in.png", "-p", "x", "--input-fidelity", "high")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.endswith(
+        " gpt-image-1.5, chatgpt-image-latest and gpt-image-2.5-sunburst take --input-fidelity "
+        "high: use -m gpt-image-1.5, -m chatgpt-image-latest or -m gpt-image-2.5-sunburst, or "
+        "leave --input-fidelity out."
+    )
+    assert "gpt-image-1 " not in line and "gpt-image-1," not in line  # retired
 
 
 def test_no_model_hint_where_no_model_takes_the_value(api: Recorder) -> None:

@@ -9,6 +9,7 @@ import pytest
 from scripted import API_KEY, ScriptedServer, image_bytes
 
 import imagegen
+import imagegen._retry
 from live import live_server
 
 
@@ -28,9 +29,11 @@ def server(_session_server: ScriptedServer) -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits the retry loop asked for (recorded instead of slept)."""
-    return []
+    waits: list[float] = []
+    monkeypatch.setattr(imagegen._retry, "pause", waits.append)
+    return waits
 
 
 @pytest.fixture
@@ -44,8 +47,6 @@ def make_client(
         options.setdefault("base_url", server.base_url)
         options.setdefault("api_key", API_KEY)
         client = imagegen.Client(**options)
-        if client._http is not None:
-            client._http._sleep = sleeps.append
         made.append(client)
         return client
 

@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import pytest
 from scripted import API_KEY, TINY_PNG, Reply, ScriptedServer, image_bytes, images_body
 
 import imagegen
+import imagegen._retry
 
 T = TypeVar("T")
 
@@ -24,14 +26,13 @@ def run(
     async def main() -> T:
         options.setdefault("base_url", server.base_url)
         options.setdefault("api_key", API_KEY)
-        async with imagegen.AsyncClient(**options) as client:
 
-            async def sleep(seconds: float) -> None:
-                waits.append(seconds)
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
 
-            assert client._http is not None
-            client._http._sleep = sleep
-            return await body(client)
+        with mock.patch.object(imagegen._retry, "apause", sleep):
+            async with imagegen.AsyncClient(**options) as client:
+                return await body(client)
 
     return asyncio.run(main()), waits
 

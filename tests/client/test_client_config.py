@@ -136,10 +136,10 @@ def test_module_level_functions_use_a_shared_client_from_the_environment(
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     result = imagegen.generate("a fox", n=1)
     assert isinstance(result, imagegen.ImagesResult)
-    first = _api._default_client()
+    first = _api._shared_client()[0]
     imagegen.edit(result[0].bytes(), "a hat")
     imagegen.create_variation(result[0].bytes())
-    assert _api._default_client() is first
+    assert _api._shared_client()[0] is first
     assert [r.path for r in server.requests] == [
         "/v1/images/generations",
         "/v1/images/edits",
@@ -149,8 +149,8 @@ def test_module_level_functions_use_a_shared_client_from_the_environment(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-later-key")
     imagegen.generate("a fox")
     assert server.last.headers["authorization"] == "Bearer sk-later-key"
-    assert _api._default_client() is not first
-    assert first._http is not None and first._http.client.is_closed
+    assert _api._shared_client()[0] is not first
+    assert first._transport is not None and first._transport.client.is_closed
     assert _api._replaced == []
     assert imagegen.generate.__name__ == "generate"
 
@@ -173,7 +173,7 @@ def test_a_stream_survives_a_new_shared_client(
     assert [event.type for event in events] == ["image_generation.completed"]
     assert stream.closed
     imagegen.generate("a hat")  # the next call closes it
-    assert _api._replaced == [] and old._http is not None and old._http.client.is_closed
+    assert _api._replaced == [] and old._transport is not None and old._transport.client.is_closed
 
 
 @pytest.mark.usefixtures("fresh_shared_client")
@@ -185,9 +185,9 @@ def test_changing_settings_many_times_keeps_no_client_open(
     for index in range(20):
         monkeypatch.setenv("OPENAI_API_KEY", f"sk-key-{index}")
         imagegen.generate("a fox")
-        clients.append(_api._default_client())
+        clients.append(_api._shared_client()[0])
     assert _api._replaced == []
-    assert all(c._http is not None and c._http.client.is_closed for c in clients[:-1])
+    assert all(c._transport is not None and c._transport.client.is_closed for c in clients[:-1])
 
 
 @pytest.mark.usefixtures("fresh_shared_client")

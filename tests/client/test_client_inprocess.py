@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import logging
 from pathlib import Path
 from typing import ClassVar
@@ -182,3 +184,32 @@ def test_placeholder_engine_by_name(tmp_path: Path) -> None:
 def test_engine_options_need_an_engine_name(engine: SolidEngine) -> None:
     with pytest.raises(imagegen.ConfigurationError, match="engine_model"):
         imagegen.Client(engine=engine, engine_model="x")
+
+
+def test_in_process_images_stay_the_bytes_the_engine_encoded(tmp_path: Path) -> None:
+    """No base64 on the way: the result holds the engine's bytes, and makes base64 only when
+    `b64_json` or the wire body is asked for."""
+    with imagegen.Client(engine="placeholder") as client:
+        result = client.generate("a fox", size="256x256", n=2)
+    image = result[0]
+    assert image.data.b64_json is None  # nothing encoded yet
+    data = image.bytes()
+    assert data.startswith(b"\x89PNG") and Image.open(io.BytesIO(data)).size == (256, 256)
+    assert image.data.b64_json is None
+    assert result[1].save(tmp_path / "fox.png", metadata=False).read_bytes() == result[1].bytes()
+    body = result.response  # the wire body, as a server would have sent it
+    assert all(item.b64_json for item in body.data)
+    assert base64.b64decode(body.data[0].b64_json or "") == data
+    assert image.b64_json == body.data[0].b64_json
+
+
+def test_in_process_calls_are_checked_as_over_http() -> None:
+    """The request model reaches the engine as the caller built it: a value of the wrong type
+    is refused with the words an HTTP client uses, not converted."""
+    with (
+        imagegen.Client(engine="placeholder") as client,
+        pytest.raises(imagegen.InvalidRequestError) as caught,
+    ):
+        client.generate("a fox", n="2")  # type: ignore[call-overload]
+    assert caught.value.param == "n"
+    assert caught.value.message.startswith("Invalid n '2': must be a whole number from 1 to")

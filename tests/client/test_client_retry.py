@@ -304,7 +304,7 @@ def test_a_download_cut_short_every_time_leaves_no_file(
 
 
 def test_an_async_clients_download_cut_short_is_retried(
-    server: ScriptedServer, tmp_path: Path
+    server: ScriptedServer, tmp_path: Path, sleeps: list[float]
 ) -> None:
     picture = image_bytes(size=(32, 32))
     server.script(
@@ -317,7 +317,6 @@ def test_an_async_clients_download_cut_short_is_retried(
         async with imagegen.AsyncClient(base_url=server.base_url, api_key=API_KEY) as client:
             result = await client.generate("a fox", model="dall-e-2", response_format="url")
             assert isinstance(result, imagegen.ImagesResult)
-            client._http.downloader()._sleep = lambda seconds: None  # type: ignore[union-attr]
             return result
 
     result = asyncio.run(main())

@@ -82,7 +82,7 @@ def test_a_public_api_handing_out_a_private_url_is_refused_by_default(
         {"created": 1, "data": [{"url": f"{server.url}/files/a.png"}]}
     )
     with imagegen.Client(base_url="http://93.184.215.14/v1", api_key=API_KEY) as client:
-        result = imagegen.ImagesResult(response, downloader=client._http)
+        result = imagegen.ImagesResult(response, downloader=client._transport)
         with pytest.raises(imagegen.APIResponseError, match="private address"):
             result.save(tmp_path / "fox.png")
     assert server.requests == []
@@ -106,10 +106,10 @@ def test_the_address_connected_to_is_checked_when_the_connection_opens(
 ) -> None:
     """The check `_network` makes under httpx2, whatever a name resolved to beforehand (DNS
     rebinding): a private peer is refused before a request is written."""
-    assert client._http is not None
+    assert client._transport is not None
     url = f"{server.url}/files/a.png"
     with within(None, Reach(url, private=False)), pytest.raises(imagegen.APIResponseError):
-        client._http.client.get(url)
+        client._transport.client.get(url)
     assert server.requests == []
 
 

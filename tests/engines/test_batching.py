@@ -36,9 +36,9 @@ from imagegen._models import (
     CompletedEvent,
     EditRequest,
     GenerateRequest,
+    ImageRequest,
     PartialImageEvent,
     VariationRequest,
-    _Request,
 )
 from imagegen._service import ImageService
 from imagegen.engines import Job, ModelCall
@@ -144,7 +144,7 @@ def together(engine: DiffusersEngine, jobs: list[Callable[[], Any]], images: int
 def job_of(
     service: ImageService,
     endpoint: Any,
-    request: _Request,
+    request: ImageRequest,
     *images: Image.Image,
     mask: Image.Image | None = None,
 ) -> Job:

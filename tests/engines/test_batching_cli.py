@@ -32,11 +32,12 @@ pytestmark = pytest.mark.diffusers
         (["--ray", "--replicas", "0"], "--replicas 0: give a number of replicas"),
         (
             ["-e", "diffusers", "-m", "some/model", "--max-batch-size", "0"],
-            "Invalid option max_batch_size='0' for the diffusers engine: must be a whole number",
+            "Error: --max-batch-size: Invalid option max_batch_size='0' for the diffusers "
+            "engine: must be a whole number",
         ),
         (
             ["-e", "diffusers", "-m", "some/model", "--device", "cpu,gpu"],
-            "Invalid option device='cpu,gpu'",
+            "Error: --device: Invalid option device='cpu,gpu'",
         ),
     ],
 )
@@ -45,6 +46,19 @@ def test_scale_flags_refuse_bad_values_in_one_line(args: list[str], message: str
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert result.output.count("\n") <= 2  # one line, no traceback
+
+
+def test_a_device_torch_does_not_see_names_the_device_flag() -> None:
+    """The engine refuses it when it is created, where it only knows its options: the message
+    still names the flag the user typed."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    args = ["serve", "-e", "diffusers", "-m", "some/model", "--device", "cuda:0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: --device: Option device=cuda:0 asks for a CUDA GPU")
 
 
 def test_the_flags_reach_the_engine(model_folders: dict[str, Path]) -> None:

@@ -96,6 +96,19 @@ def test_generate_with_debug_shows_the_loading_bar(
     assert LOADING_BAR in done.stderr
 
 
+def test_batch_keeps_the_loading_bar_and_library_advice_off_stderr(
+    model_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "p.txt").write_text("a fox\n")
+    flags = ("--engine", "diffusers", "--engine-model", str(model_folders["sd"]), "-O", "steps=1")
+    done = _imagegen("batch", "p.txt", *flags, "-s", "32x32", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    # The progress line, the summary, and nothing from Hugging Face's libraries.
+    assert LOADING_BAR not in done.stderr
+    assert [line.split(":")[0] for line in lines] == ["batch sending", "1 row", "torch imported"]
+
+
 @pytest.mark.parametrize(
     ("flags", "param"),
     [

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
 
-from imagegen import engines
 from imagegen.cli import cli
 from imagegen.engines.placeholder import PlaceholderEngine
 
@@ -25,9 +24,11 @@ class _BlockEngine(PlaceholderEngine):
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _in_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register_engine: Callable[[str, str], None]
+) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(engines._BUILTIN, "blocks", f"{__name__}:_BlockEngine")
+    register_engine("blocks", f"{__name__}:_BlockEngine")
 
 
 def _invoke(*args: str) -> Result:

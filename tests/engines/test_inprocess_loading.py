@@ -4,7 +4,7 @@ once that request has passed every check that needs no weights."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from loading_engine import LoadingEngine
@@ -15,9 +15,9 @@ import imagegen.engines
 
 
 @pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def registered(register_engine: Callable[[str, str], None]) -> Iterator[list[str]]:
     """The test engine, found by name as a built-in one is; yields what it recorded."""
-    monkeypatch.setitem(imagegen.engines._BUILTIN, "loading", "loading_engine:LoadingEngine")
+    register_engine("loading", "loading_engine:LoadingEngine")
     LoadingEngine.events.clear()
     yield LoadingEngine.events
     LoadingEngine.events.clear()

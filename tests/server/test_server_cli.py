@@ -163,7 +163,7 @@ def test_engines_reports_an_engine_that_cannot_load(tmp_path: Path) -> None:
         (["--api-key-file", "/no/such/file"], "cannot be read"),
         (["--png-compress-level", "10"], "--png-compress-level"),
         (["--png-compress-level", "-1"], "0<=x<=9"),
-        (["--max-storage", "lots"], "IMAGEGEN_MAX_STORAGE"),
+        (["--max-storage", "lots"], "IMAGEGEN_MAX_STORAGE): expected a number of bytes"),
         (["--header-timeout", "0"], "--header-timeout"),
         (["--max-connections", "1"], "max_connections"),
     ],
@@ -173,6 +173,32 @@ def test_serve_refuses_bad_settings_before_listening(args: list[str], message: s
     assert code == 2, output
     assert message in output
     assert output.count("\n") <= 2  # one line, no traceback
+
+
+@pytest.mark.parametrize(
+    ("flag", "what"),
+    [("--storage-dir", "the image folder"), ("--data-dir", "the Batch API's data folder")],
+)
+def test_serve_refuses_a_folder_it_cannot_write_before_listening(
+    tmp_path: Path, flag: str, what: str
+) -> None:
+    """In a real process with a deadline: a server that started anyway would not return."""
+    (tmp_path / "taken").write_text("a file where the folder's parent should be")
+    folder = tmp_path / "taken" / "images"
+    done = subprocess.run(
+        [sys.executable, "-m", "imagegen", "serve", "--port", "0", flag, str(folder)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("IMAGEGEN_")},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    name = flag.removeprefix("--").replace("-", "_").upper()
+    assert done.stderr == (
+        f"Error: Cannot use '{folder}' as {what} (flag {flag} or IMAGEGEN_{name}): not a "
+        "directory.\n"
+    )
 
 
 def test_serve_help_lists_the_flags() -> None:

@@ -19,11 +19,12 @@ import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._answers import Answer
+from .._async_http import AsyncHTTPTransport
 from .._errors import (
     APIConnectionError,
     APIError,
@@ -37,11 +38,15 @@ from .._results import ImagesResult
 from .._retry import backoff
 from .._saving import atomic_write
 from .._streaming import aiter_lines
+from .._wire import json_body
 from ._context import RunContext
 from ._direct import RETRY, verdict_for
 from ._plan import Planned, prepare_row
 
-__all__ = ["STATE_NAME", "BatchAPI", "run_batch_api"]
+if TYPE_CHECKING:
+    from .._async_client import AsyncClient
+
+__all__ = ["STATE_NAME", "BatchAPI", "check_client", "run_batch_api"]
 
 STATE_NAME = "batch-api.json"
 MAX_REQUESTS = 50_000
@@ -54,21 +59,28 @@ def custom_id(item: Planned) -> str:
     return f"row-{item.row.number}-{item.key[:16]}"
 
 
+def check_client(client: AsyncClient) -> AsyncHTTPTransport:
+    """The client's HTTP transport, if the Batch API can go through it; else a
+    `ConfigurationError` (checked before the out folder is touched)."""
+    http = client._transport
+    if not isinstance(http, AsyncHTTPTransport):
+        raise ConfigurationError(
+            "The Batch API (--via batch-api) needs a server; an in-process engine "
+            "(--engine) has none."
+        )
+    if http.settings.azure is not None:
+        raise ConfigurationError(
+            "The Batch API (--via batch-api) is not supported with Azure OpenAI here; "
+            "send the rows directly (leave out --via)."
+        )
+    return http
+
+
 class BatchAPI:
     """The Files and Batches routes, over the client's connection pool and settings."""
 
     def __init__(self, ctx: RunContext) -> None:
-        http = ctx.client._http
-        if http is None:
-            raise ConfigurationError(
-                "The Batch API (--via batch-api) needs a server; an in-process engine "
-                "(--engine) has none."
-            )
-        if http.settings.azure is not None:
-            raise ConfigurationError(
-                "The Batch API (--via batch-api) is not supported with Azure OpenAI here; "
-                "send the rows directly (leave out --via)."
-            )
+        http = check_client(ctx.client)
         self.ctx = ctx
         self.http = http
         self.base = http.settings.base_url.rstrip("/")  # routes are relative to it, as /images
@@ -197,7 +209,7 @@ def request_line(ctx: RunContext, item: Planned) -> bytes:
         "custom_id": custom_id(item),
         "method": "POST",
         "url": _PATHS[call.endpoint],
-        "body": call.json_body(inline_images=True),
+        "body": json_body(call, inline_images=True),
     }
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
@@ -344,6 +356,52 @@ async def _poll(
         delay = min(delay * 2, poll_interval)
 
 
+async def _reopen(
+    api: BatchAPI, ctx: RunContext, state: dict[str, Any], title: str, force: bool
+) -> list[dict[str, Any]]:
+    """The batches a previous run left open: cancelled with `force`, else each with its id
+    (a batch created but not recorded is found, one never created is created)."""
+    open_entries = [entry for entry in state["batches"] if not entry.get("collected")]
+    if force:
+        for entry in open_entries:
+            if entry.get("id"):
+                await api.cancel(entry["id"])
+            entry["collected"] = True
+        _save_state(ctx.out_dir, state)
+        return []
+    for entry in open_entries:
+        if entry.get("id") is None:  # killed between upload and create
+            found = await api.find(entry["input_file_id"])
+            if found is None:
+                found = await api.create(
+                    entry["input_file_id"], entry["endpoint"], {"imagegen": title}
+                )
+            entry["id"] = found["id"]
+            _save_state(ctx.out_dir, state)
+    return open_entries
+
+
+async def _finish_batch(
+    api: BatchAPI,
+    ctx: RunContext,
+    entry: dict[str, Any],
+    batch: Mapping[str, Any],
+    rows: dict[str, Planned],
+) -> None:
+    """Collect a finished batch's output and error files into the rows of `rows` it holds."""
+    ctx.tracker.phase = "collecting"
+    ctx.tracker.changed()
+    seen: set[str] = set()
+    mine = {key: rows[key] for key in entry["rows"] if key in rows}
+    for name in ("output_file_id", "error_file_id"):
+        if batch.get(name):
+            await _collect_file(api, ctx, batch[name], mine, entry["id"], seen)
+    if batch.get("status") == "failed":
+        ctx.halt(
+            ImagegenError(f"The Batch API refused batch {entry['id']}: {_batch_errors(batch)}.")
+        )
+
+
 async def run_batch_api(
     ctx: RunContext,
     planned: list[Planned],
@@ -356,25 +414,9 @@ async def run_batch_api(
     """Submit what is not done, wait for every open batch, collect; return the last batch id."""
     api = BatchAPI(ctx)
     state = _load_state(ctx.out_dir)
-    items = {custom_id(item): item for item in planned}
     wanted = {custom_id(item) for item in todo}
-    open_entries = [entry for entry in state["batches"] if not entry.get("collected")]
-    if force:
-        for entry in open_entries:
-            if entry.get("id"):
-                await api.cancel(entry["id"])
-            entry["collected"] = True
-        _save_state(ctx.out_dir, state)
-        open_entries = []
-    for entry in open_entries:
-        if entry.get("id") is None:  # killed between upload and create
-            found = await api.find(entry["input_file_id"])
-            if found is None:
-                found = await api.create(
-                    entry["input_file_id"], entry["endpoint"], {"imagegen": title}
-                )
-            entry["id"] = found["id"]
-            _save_state(ctx.out_dir, state)
+    rows = {key: item for item in planned if (key := custom_id(item)) in wanted}
+    open_entries = await _reopen(api, ctx, state, title, force)
     submitted = {key for entry in open_entries for key in entry["rows"]}
     await _submit(
         api, ctx, state, [item for item in todo if custom_id(item) not in submitted], title
@@ -387,17 +429,7 @@ async def run_batch_api(
         batch = await _poll(api, ctx, entry, poll_interval)
         if batch is None:
             break
-        ctx.tracker.phase = "collecting"
-        ctx.tracker.changed()
-        seen: set[str] = set()
-        mine = {key: items[key] for key in entry["rows"] if key in items and key in wanted}
-        for name in ("output_file_id", "error_file_id"):
-            if batch.get(name):
-                await _collect_file(api, ctx, batch[name], mine, entry["id"], seen)
-        if batch.get("status") == "failed":
-            ctx.halt(
-                ImagegenError(f"The Batch API refused batch {entry['id']}: {_batch_errors(batch)}.")
-            )
+        await _finish_batch(api, ctx, entry, batch, rows)
         entry["collected"] = True
         _save_state(ctx.out_dir, state)
     return last

@@ -13,10 +13,13 @@ stop the batch instead of being repeated for each row.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from .._async_http import AsyncHTTPTransport
+from .._capabilities import DEFAULT_MODELS, get_capabilities
 from .._errors import (
     APIConnectionError,
     APIStatusError,
@@ -67,6 +70,15 @@ async def _send(ctx: RunContext, item: Planned) -> ImagesResult:
     row = item.row
     client = ctx.client
     params: dict[str, Any] = dict(row.params)
+    model = params.get("model") or DEFAULT_MODELS[row.endpoint]
+    if (
+        isinstance(client._transport, AsyncHTTPTransport)
+        and "response_format" not in params
+        and get_capabilities(model).family == "dall-e"
+    ):
+        # DALL-E models answer with links by default; the batch would only download them (a
+        # second request, to a link that expires): ask for the image itself, as the CLI does.
+        params["response_format"] = "b64_json"
     extra = dict(row.extra_body) or None
     answer: Any
     if row.endpoint == "generations":
@@ -97,7 +109,7 @@ class _Sender:
         """Send one row until it is done, fails, or the run stops. Holds a place in flight on
         entry (the scheduler took it)."""
         ctx, pacer = self.ctx, self.pacer
-        retries = pushbacks = 0
+        tries = _Tries()
         first_sent = time.monotonic()
         holding = True
         while True:
@@ -108,62 +120,84 @@ class _Sender:
                     return
             holding = False
             started = time.monotonic()
-            self._update()
-            result: ImagesResult | None = None
-            error: ImagegenError | None = None
-            try:
-                result = await _send(ctx, item)
-            except ImagegenError as exc:
-                error = exc
-            finally:
-                pacer.release()
-            if result is not None:
-                pacer.success(started, result.headers)
+            tries.attempts += 1
+            outcome = await self._attempt(item)
+            if isinstance(outcome, ImagesResult):
+                pacer.success(started, outcome.headers)
                 self._update()
-                await ctx.record_success(
-                    item,
-                    result,
-                    attempts=retries + pushbacks + 1,
-                    seconds=time.monotonic() - first_sent,
-                )
+                seconds = time.monotonic() - first_sent
+                await ctx.record_success(item, outcome, attempts=tries.attempts, seconds=seconds)
                 return
-            assert error is not None
-            verdict = verdict_for(error, ctx.max_wait)
+            verdict, wait = self._verdict(outcome, epoch, tries)
             if verdict == HALT:
-                ctx.halt(error)
+                ctx.halt(outcome)
                 pacer.close()
                 return
-            wait: float | None = None
-            if verdict == RETRY and isinstance(error, APIStatusError):
-                hint = error.retry_after
-                if error.status_code in _PUSHBACK_STATUSES:
-                    precise = "retry-after-ms" in error.headers
-                    pacer.pushback(
-                        epoch,
-                        wait=hint,
-                        precise=precise,
-                        rate_limited=error.status_code == 429,
-                        headers=error.headers,
-                    )
-                if hint is not None and 0 < hint <= ctx.max_wait:
-                    wait = hint
-            if verdict == RETRY and wait is not None and isinstance(error, APIStatusError):
-                pushbacks += 1
-                verdict = RETRY if pushbacks <= MAX_PUSHBACKS else FAIL
-            elif verdict == RETRY:
-                retries += 1
-                wait = backoff(retries - 1)
-                verdict = RETRY if retries <= ctx.max_retries else FAIL
             if verdict == FAIL:
-                await ctx.record_failure(item, error, attempts=retries + pushbacks + 1)
+                await ctx.record_failure(item, outcome, attempts=tries.attempts)
                 return
-            ctx.tracker.retrying += 1
-            self._update()
-            try:
-                if not await ctx.pause(wait or 0.0):
-                    return  # stopped: the row stays pending, to be done by the next run
-            finally:
-                ctx.tracker.retrying -= 1
+            if not await self._pause(wait):
+                return  # stopped: the row stays pending, to be done by the next run
+
+    async def _attempt(self, item: Planned) -> ImagesResult | ImagegenError:
+        self._update()
+        try:
+            return await _send(self.ctx, item)
+        except ImagegenError as exc:
+            return exc
+        finally:
+            self.pacer.release()
+
+    def _verdict(self, error: ImagegenError, epoch: int, tries: _Tries) -> tuple[str, float]:
+        """What to do after `error` (counted in `tries`), and how long to wait first."""
+        verdict = verdict_for(error, self.ctx.max_wait)
+        if verdict != RETRY:
+            return verdict, 0.0
+        wait, pacing = self._pushback(error, epoch)
+        if pacing:
+            tries.pushbacks += 1
+            return (RETRY if tries.pushbacks <= MAX_PUSHBACKS else FAIL), wait or 0.0
+        tries.retries += 1
+        verdict = RETRY if tries.retries <= self.ctx.max_retries else FAIL
+        return verdict, wait if wait is not None else backoff(tries.retries - 1)
+
+    def _pushback(self, error: ImagegenError, epoch: int) -> tuple[float | None, bool]:
+        """The wait the server asked for, if one this run takes; and whether it is pacing (a
+        pushback status with such a wait: not counted as a failure). The pacer hears of every
+        pushback status."""
+        if not isinstance(error, APIStatusError):
+            return None, False
+        hint = error.retry_after
+        wait = hint if hint is not None and 0 < hint <= self.ctx.max_wait else None
+        if error.status_code not in _PUSHBACK_STATUSES:
+            return wait, False
+        self.pacer.pushback(
+            epoch,
+            wait=hint,
+            precise="retry-after-ms" in error.headers,
+            rate_limited=error.status_code == 429,
+            headers=error.headers,
+        )
+        return wait, wait is not None
+
+    async def _pause(self, wait: float) -> bool:
+        """Wait before a retry, counted as retrying; False if the run stopped meanwhile."""
+        ctx = self.ctx
+        ctx.tracker.retrying += 1
+        self._update()
+        try:
+            return await ctx.pause(wait)
+        finally:
+            ctx.tracker.retrying -= 1
+
+
+@dataclass
+class _Tries:
+    """A row's failed attempts so far: retries after errors, and after the server's pushback."""
+
+    retries: int = 0
+    pushbacks: int = 0
+    attempts: int = 0  # sent so far, counting the one under way
 
 
 async def send_rows(ctx: RunContext, todo: list[Planned], *, concurrency: int) -> None:

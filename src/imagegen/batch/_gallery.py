@@ -117,6 +117,10 @@ def _card(row: GalleryRow) -> str:
     return "".join(parts)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def render(title: str, rows: Iterable[GalleryRow]) -> str:
     rows = list(rows)
     counts = {status: 0 for status in ("done", "failed", "invalid", "pending")}
@@ -133,8 +137,8 @@ def render(title: str, rows: Iterable[GalleryRow]) -> str:
         f"<title>{_e(title)} - imagegen batch</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<header><h1>{_e(title)}</h1>",
-        f'<p class="summary">{len(rows)} rows: {summary}; {images} images. '
-        f"Updated {when}.</p></header>",
+        f'<p class="summary">{_count(len(rows), "row")}: {summary}; '
+        f"{_count(images, 'image')}. Updated {when}.</p></header>",
     ]
     if bad:
         page.append(f'<section><h2>Failed ({len(bad)})</h2><ul class="failures">')

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._errors import ImagegenError
+from .._errors import ConfigurationError, ImagegenError
 
 __all__ = ["LOCK_NAME", "MANIFEST_NAME", "Manifest", "lock_folder"]
 
@@ -154,8 +154,12 @@ def lock_folder(folder: Path) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise ImagegenError(
-            f"Cannot use {str(folder)!r} as the out folder: {exc.strerror or exc}."
+        # Nothing was sent yet: a wrong out_dir is the caller's to fix, as a wrong flag is.
+        reason = "it is a file" if folder.is_file() else (exc.strerror or str(exc)).lower()
+        raise ConfigurationError(
+            f"Cannot use {str(folder)!r} as the out folder: {reason}; choose another out_dir "
+            "(--out-dir).",
+            param="out_dir",
         ) from None
     try:
         if not _try_lock(fd):

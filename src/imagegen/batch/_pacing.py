@@ -82,7 +82,7 @@ class _Waiter:
 
 
 class Pacer:
-    """See the module docstring. `clock` is monotonic seconds (replaceable in tests)."""
+    """See the module docstring. `clock` gives monotonic seconds."""
 
     def __init__(
         self,

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequestError
-from .._types import NOT_GIVEN
 from ._naming import base_name
 from ._rows import Row, RowProblem
 
@@ -38,30 +37,16 @@ class Planned:
 
 
 def prepare_row(client: AsyncClient, row: Row) -> Call:
-    """The client's checked call for `row` (blocking: it reads the images)."""
-    image: Any = None
+    """The client's checked call for `row`, and for an in-process engine checked by that
+    engine's own rules too (blocking: it reads the images)."""
+    arguments: dict[str, Any] = {**row.params, "extra_body": dict(row.extra_body) or None}
     if row.endpoint == "edits":
         image = list(row.images) if len(row.images) > 1 else row.images[0]
+        arguments.update(image=image, mask=row.mask, markup=row.markup)
     elif row.endpoint == "variations":
-        image = row.images[0]
-    call = client._prepare(
-        row.endpoint,
-        dict(row.params),
-        image=image,
-        mask=row.mask,
-        markup=row.markup,
-        extra_headers=None,
-        extra_query=None,
-        extra_body=dict(row.extra_body) or None,
-        timeout=NOT_GIVEN,
-    )
-    engine = client._engine
-    if engine is not None:
-        from .._models import parse_request
-
-        # In process, the engine's service holds the rules (its own models' declarations).
-        request = parse_request(call.endpoint, call.body())
-        engine.service.prepare(call.endpoint, request, call.images, call.mask)
+        arguments["image"] = row.images[0]
+    call = client._prepare(row.endpoint, arguments)
+    client._transport.check(call)
     return call
 
 

@@ -4,7 +4,8 @@
   defaults give an image).
 - `.jsonl`: one JSON object per non-blank line, keys as below.
 - `.csv` / `.tsv`: a header row naming the columns, then one row per request; an empty cell
-  means "not set" (the default applies).
+  means "not set" (the default applies). A `.csv` whose header row has semicolons and no
+  comma is read with semicolons (as spreadsheets save it in many countries).
 
 Keys and columns: `prompt`; every request parameter in OpenAI's wire names (`model`, `n`,
 `size`, `quality`, `style`, `background`, `moderation`, `output_format`, `output_compression`,
@@ -28,7 +29,7 @@ import csv
 import difflib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any
 from .._capabilities import ENDPOINT_PARAMS, Endpoint
 from .._errors import InvalidRequestError, Problem
 
-__all__ = ["FORMATS", "Row", "RowProblem", "read_rows", "row_from_fields"]
+__all__ = ["FORMATS", "Row", "RowProblem", "read_batch", "read_rows", "row_from_fields"]
 
 FORMATS = (".txt", ".jsonl", ".csv", ".tsv")
 
@@ -73,7 +74,7 @@ _ENDPOINTS: dict[str, Endpoint] = {
     "variations": "variations",
 }
 _OWN_KEYS = {"prompt", "image", "images", "mask", "markup", "endpoint", "name", "extra_body"}
-KNOWN_KEYS = sorted(_OWN_KEYS | set(_PARAMS))
+KNOWN_KEYS = sorted(_OWN_KEYS | set(_PARAMS) - _NOT_IN_BATCH)
 EXTRA_PREFIX = "extra."
 
 
@@ -126,8 +127,9 @@ class BatchFileError(InvalidRequestError):
         self.head = f"{source}: {what} cannot be sent; nothing was sent"
         lines = self.lines()
         more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
+        shown = "; ".join(line.rstrip(".") for line in lines[:3])
         super().__init__(
-            f"{self.head}. {'; '.join(lines[:3])}{more}.",
+            f"{self.head}. {shown}{more}.",
             param=problems[0].param,
             problems=[Problem(problem.param, str(problem)) for problem in problems],
         )
@@ -249,6 +251,99 @@ def _extra_value(value: Any, *, from_text: bool) -> Any:
     return value
 
 
+class _Draft:
+    """A row while its keys are read, over the defaults."""
+
+    def __init__(self, defaults: Mapping[str, Any], base: Path, from_text: bool) -> None:
+        self.base = base
+        self.from_text = from_text
+        self.params = {k: v for k, v in defaults.items() if k in _PARAMS or k == "prompt"}
+        self.images: tuple[Path, ...] = tuple(defaults.get("images") or ())
+        self.single = {name: defaults.get(name) for name in ("mask", "markup")}
+        self.extra: dict[str, Any] = dict(defaults.get("extra_body") or {})
+        self.endpoint_name: Any = defaults.get("endpoint")
+        self.name: str | None = None
+
+    def set(self, key: str, value: Any) -> None:
+        """Take one key; `ValueError` or `LookupError` (an unknown key) with the rule broken."""
+        if key.startswith(EXTRA_PREFIX) and len(key) > len(EXTRA_PREFIX):
+            self.extra[key[len(EXTRA_PREFIX) :]] = _extra_value(value, from_text=self.from_text)
+        elif key in _KEYS:
+            _KEYS[key](self, key, value)
+        elif key in _NOT_IN_BATCH:
+            raise ValueError("batch rows are not streamed; leave out stream and partial_images")
+        elif key in _PARAMS:
+            self.params[key] = _typed(key, value, from_text=self.from_text)
+        else:
+            raise LookupError(_unknown(key))
+
+    def _extra_body(self, key: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            raise ValueError("must be an object of fields sent as they are")
+        self.extra.update(value)
+
+    def _images(self, key: str, value: Any) -> None:
+        self.images = _paths(value, self.base, key, split=self.from_text)
+
+    def _single(self, key: str, value: Any) -> None:
+        found = _paths(value, self.base, key, split=False)
+        if len(found) != 1:
+            raise ValueError("must be one path")
+        self.single[key] = found[0]
+
+    def _endpoint(self, key: str, value: Any) -> None:
+        self.endpoint_name = value
+
+    def _name(self, key: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        self.name = value
+
+    def _prompt(self, key: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text (got {value!r})")
+        self.params["prompt"] = value.strip() if self.from_text else value
+
+    def row(self, number: int, line: int) -> Row:
+        """The finished row; `ValueError((param, message))` if its keys do not go together."""
+        params, images = self.params, self.images
+        endpoint = _endpoint(self.endpoint_name, params, images)
+        if endpoint != "variations" and not params.get("prompt"):
+            raise ValueError("prompt", "no prompt (and no image for a variation)")
+        if endpoint == "generations" and (images or any(self.single.values())):
+            raise ValueError("image", "a generation takes no image; use endpoint edit")
+        if endpoint != "generations" and not images:
+            kind = "an edit" if endpoint == "edits" else "a variation"
+            raise ValueError("image", f"{kind} needs an image")
+        if endpoint == "variations":
+            params.pop("prompt", None)
+        edit = endpoint == "edits"
+        return Row(
+            number=number,
+            line=line,
+            endpoint=endpoint,
+            params=params,
+            images=images,
+            mask=self.single["mask"] if edit else None,
+            markup=self.single["markup"] if edit else None,
+            extra_body=self.extra,
+            name=self.name,
+        )
+
+
+# The keys of a row that are not wire parameters, and what reads each.
+_KEYS: dict[str, Callable[[_Draft, str, Any], None]] = {
+    "extra_body": _Draft._extra_body,
+    "image": _Draft._images,
+    "images": _Draft._images,
+    "mask": _Draft._single,
+    "markup": _Draft._single,
+    "endpoint": _Draft._endpoint,
+    "name": _Draft._name,
+    "prompt": _Draft._prompt,
+}
+
+
 def row_from_fields(
     fields: Mapping[str, Any],
     *,
@@ -260,68 +355,15 @@ def row_from_fields(
 ) -> Row:
     """Build one row from its keys over `defaults` (already normalised by `normalise_defaults`).
     Raises `ValueError` as `(param, message)` for the first problem."""
-    params = {k: v for k, v in defaults.items() if k in _PARAMS or k == "prompt"}
-    images: tuple[Path, ...] = tuple(defaults.get("images") or ())
-    single = {name: defaults.get(name) for name in ("mask", "markup")}
-    extra: dict[str, Any] = dict(defaults.get("extra_body") or {})
-    endpoint_name: Any = defaults.get("endpoint")
-    name: str | None = None
+    draft = _Draft(defaults, base, from_text)
     for key, value in fields.items():
         if value is None or (from_text and isinstance(value, str) and not value.strip()):
             continue
         try:
-            if key.startswith(EXTRA_PREFIX) and len(key) > len(EXTRA_PREFIX):
-                extra[key[len(EXTRA_PREFIX) :]] = _extra_value(value, from_text=from_text)
-            elif key == "extra_body":
-                if not isinstance(value, dict):
-                    raise ValueError("must be an object of fields sent as they are")
-                extra.update(value)
-            elif key in ("image", "images"):
-                images = _paths(value, base, key, split=from_text)
-            elif key in single:
-                found = _paths(value, base, key, split=False)
-                if len(found) != 1:
-                    raise ValueError("must be one path")
-                single[key] = found[0]
-            elif key == "endpoint":
-                endpoint_name = value
-            elif key == "name":
-                if not isinstance(value, str):
-                    raise ValueError("must be text")
-                name = value
-            elif key == "prompt":
-                if not isinstance(value, str):
-                    raise ValueError(f"must be text (got {value!r})")
-                params["prompt"] = value.strip() if from_text else value
-            elif key in _NOT_IN_BATCH:
-                raise ValueError("batch rows are not streamed; leave out stream and partial_images")
-            elif key in _PARAMS:
-                params[key] = _typed(key, value, from_text=from_text)
-            else:
-                raise LookupError(_unknown(key))
+            draft.set(key, value)
         except (ValueError, LookupError) as exc:
             raise ValueError(key, str(exc)) from None
-    endpoint = _endpoint(endpoint_name, params, images)
-    if endpoint != "variations" and not params.get("prompt"):
-        raise ValueError("prompt", "no prompt (and no image for a variation)")
-    if endpoint == "generations" and (images or any(single.values())):
-        raise ValueError("image", "a generation takes no image; use endpoint edit")
-    if endpoint != "generations" and not images:
-        kind = "an edit" if endpoint == "edits" else "a variation"
-        raise ValueError("image", f"{kind} needs an image")
-    if endpoint == "variations":
-        params.pop("prompt", None)
-    return Row(
-        number=number,
-        line=line,
-        endpoint=endpoint,
-        params=params,
-        images=images,
-        mask=single["mask"] if endpoint == "edits" else None,
-        markup=single["markup"] if endpoint == "edits" else None,
-        extra_body=extra,
-        name=name,
-    )
+    return draft.row(number, line)
 
 
 def _endpoint(named: Any, params: Mapping[str, Any], images: tuple[Path, ...]) -> Endpoint:
@@ -396,13 +438,18 @@ def _text(path: Path) -> str:
         ) from None
 
 
-def _text_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+# A file's records: (line, fields), fields `None` for a record that cannot be read (its problem
+# is listed already).
+_Records = Iterator[tuple[int, dict[str, Any] | None]]
+
+
+def _text_records(text: str) -> _Records:
     for line, raw in enumerate(text.splitlines(), start=1):
         if raw.strip():
             yield line, {"prompt": raw.strip()}
 
 
-def _jsonl_records(text: str, problems: list[RowProblem]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_records(text: str, problems: list[RowProblem]) -> _Records:
     number = 0
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -412,20 +459,18 @@ def _jsonl_records(text: str, problems: list[RowProblem]) -> Iterator[tuple[int,
             record = json.loads(raw)
         except ValueError as exc:
             problems.append(RowProblem(number, line, None, f"not valid JSON ({exc})"))
-            yield line, {}
+            yield line, None
             continue
         if not isinstance(record, dict):
             problems.append(
                 RowProblem(number, line, None, 'must be a JSON object such as {"prompt": "..."}')
             )
-            yield line, {}
+            yield line, None
             continue
         yield line, record
 
 
-def _csv_records(
-    text: str, delimiter: str, problems: list[RowProblem]
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(text: str, delimiter: str, problems: list[RowProblem]) -> _Records:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -468,12 +513,24 @@ def _csv_records(
                     start,
                     None,
                     f"{len(cells)} cells for {len(columns)} columns (quote cells that hold "
-                    f"a {'comma' if delimiter == ',' else 'tab'})",
+                    f"a {_SEPARATORS[delimiter]})",
                 )
             )
-            yield start, {}
+            yield start, None
             continue
         yield start, dict(zip(columns, cells, strict=False))  # short rows: cells left empty
+
+
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _delimiter(text: str, suffix: str) -> str:
+    """Tabs for `.tsv`; for `.csv` commas, or semicolons when the header row has no comma but
+    a semicolon (spreadsheets save CSV that way where the comma is the decimal mark)."""
+    if suffix == ".tsv":
+        return "\t"
+    header = text.lstrip().partition("\n")[0]
+    return ";" if ";" in header and "," not in header else ","
 
 
 def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> list[Row]:
@@ -482,6 +539,22 @@ def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     Raises `BatchFileError` listing every row that cannot be read, or `InvalidRequestError`
     when the file itself is missing or of an unknown kind. The rules of each model (sizes,
     counts, images) are checked later, against the client (see `_plan.check_rows`).
+    """
+    rows, problems, _ = read_batch(path, defaults)
+    if problems:
+        raise BatchFileError(str(Path(path).expanduser()), problems)
+    return rows
+
+
+def read_batch(
+    path: str | Path, defaults: Mapping[str, Any] | None = None
+) -> tuple[list[Row], list[RowProblem], int]:
+    """The rows of the batch file at `path` that can be read, the problems of those that
+    cannot (each with its row number, so that `skip_invalid` can record them and the model's
+    rules can still be checked on the others), and how many rows the file has in all.
+
+    Raises `BatchFileError` for a problem of the whole file (its encoding, a CSV header), and
+    `InvalidRequestError` when the file is missing, of an unknown kind, or holds no rows.
     """
     path = Path(path).expanduser()
     suffix = path.suffix.lower()
@@ -495,18 +568,18 @@ def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     fixed = normalise_defaults(defaults, base=cwd)
     text = _text(path)
     problems: list[RowProblem] = []
-    records: Iterator[tuple[int, dict[str, Any]]]
+    records: _Records
     if suffix == ".txt":
         records = _text_records(text)
     elif suffix == ".jsonl":
         records = _jsonl_records(text, problems)
     else:
-        records = _csv_records(text, "\t" if suffix == ".tsv" else ",", problems)
+        records = _csv_records(text, _delimiter(text, suffix), problems)
     rows: list[Row] = []
-    known_bad = 0
+    total = 0
     for number, (line, fields) in enumerate(records, start=1):
-        if not fields:
-            known_bad += 1
+        total = number
+        if fields is None:
             continue  # its problem is already listed
         try:
             rows.append(
@@ -522,8 +595,8 @@ def read_rows(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
         except ValueError as exc:
             param, message = exc.args
             problems.append(RowProblem(number, line, param, message))
-    if problems:
+    if any(problem.row is None for problem in problems):
         raise BatchFileError(str(path), problems)
-    if not rows and not known_bad:
+    if not total:
         raise InvalidRequestError(f"The batch file {str(path)!r} holds no rows.")
-    return rows
+    return rows, problems, total

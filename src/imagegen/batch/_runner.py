@@ -22,13 +22,13 @@ import anyio
 
 from .._capabilities import get_capabilities
 from .._config import check_max_retries
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, ImagegenError
 from ._context import RunContext
 from ._direct import send_rows
 from ._gallery import GALLERY_NAME, GalleryRow, relative_to, write_gallery
 from ._manifest import Manifest, lock_folder
 from ._plan import Planned, check_rows
-from ._rows import BatchFileError, RowProblem, read_rows
+from ._rows import BatchFileError, RowProblem, read_batch
 from ._status import BatchProgress, BatchReport, Tracker
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchInterrupted", "arun", "run"]
@@ -89,38 +89,52 @@ def _batch_api_problems(planned: list[Planned]) -> tuple[list[Planned], list[Row
     return keep, problems
 
 
+def _gallery_row(folder: Path, item: Planned, record: Mapping[str, Any]) -> GalleryRow:
+    """A checked row as the gallery shows it; its record counts only if made for this key."""
+    row = item.row
+    current = record if record.get("key") == item.key else {}
+    status = str(current.get("status") or "pending")
+    shown = {k: v for k, v in row.params.items() if k != "prompt"}
+    if row.endpoint != "generations":
+        shown = {"endpoint": row.endpoint, **shown}
+    shown.update({f"extra.{k}": v for k, v in row.extra_body.items()})
+    error = current.get("error")
+    return GalleryRow(
+        number=row.number,
+        status=status,
+        prompt=row.prompt,
+        params=shown,
+        files=tuple(current.get("files") or ()) if status == "done" else (),
+        inputs=tuple(relative_to(folder, path) for path in row.inputs),
+        error=error.get("message") if isinstance(error, dict) else None,
+        revised_prompts=tuple(text for text in current.get("revised_prompts") or () if text),
+    )
+
+
 def _gallery_rows(
     folder: Path,
     planned: list[Planned],
     problems: list[RowProblem],
     records: Mapping[int, Mapping[str, Any]],
 ) -> list[GalleryRow]:
-    rows: dict[int, GalleryRow] = {}
-    for item in planned:
-        row = item.row
-        record = records.get(row.number) or {}
-        current = record.get("key") == item.key
-        status = str(record.get("status")) if current and record.get("status") else "pending"
-        shown = {k: v for k, v in row.params.items() if k != "prompt"}
-        if row.endpoint != "generations":
-            shown = {"endpoint": row.endpoint, **shown}
-        shown.update({f"extra.{k}": v for k, v in row.extra_body.items()})
-        error = record.get("error") if current else None
-        revised = record.get("revised_prompts") if current else None
-        rows[row.number] = GalleryRow(
-            number=row.number,
-            status=status,
-            prompt=row.prompt,
-            params=shown,
-            files=tuple(record.get("files") or ()) if status == "done" else (),
-            inputs=tuple(relative_to(folder, path) for path in row.inputs),
-            error=error.get("message") if isinstance(error, dict) else None,
-            revised_prompts=tuple(text for text in revised or () if text),
+    rows = {
+        item.row.number: _gallery_row(folder, item, records.get(item.row.number) or {})
+        for item in planned
+    }
+    for number, found in _by_row(problems).items():
+        rows[number] = GalleryRow(
+            number=number, status="invalid", error="\n".join(str(problem) for problem in found)
         )
+    return [rows[number] for number in sorted(rows)]
+
+
+def _by_row(problems: list[RowProblem]) -> dict[int, list[RowProblem]]:
+    """The problems of each row that has some (a row may break several rules)."""
+    found: dict[int, list[RowProblem]] = {}
     for problem in problems:
         if problem.row is not None:
-            rows[problem.row] = GalleryRow(number=problem.row, status="invalid", error=str(problem))
-    return [rows[number] for number in sorted(rows)]
+            found.setdefault(problem.row, []).append(problem)
+    return found
 
 
 def _finish(
@@ -171,6 +185,25 @@ class _Options:
         check_max_retries(self.max_retries)
 
 
+def _check_client_options(function: str, client_options: Mapping[str, Any]) -> None:
+    """A mistyped keyword is named as `function`'s own, with the closest known one, rather than
+    reaching `AsyncClient` as one it does not take."""
+    import difflib
+    import inspect
+
+    from .._async_client import AsyncClient
+
+    client = set(inspect.signature(AsyncClient).parameters) - {"max_retries"}
+    known = sorted(client | set(inspect.signature(run).parameters) - {"source"} | {"stop"})
+    for name in client_options:
+        if name not in client:
+            close = difflib.get_close_matches(name, [k for k in known if k != name], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if name == "stop":
+                hint = " (arun() takes stop; run() stops on Ctrl-C)"
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}")
+
+
 async def arun(
     source: str | os.PathLike[str],
     *,
@@ -199,6 +232,7 @@ async def arun(
         out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
         metadata, on_progress,
     )  # fmt: skip
+    _check_client_options("arun", client_options)
     return await _arun(source, options, client_options, stop=stop, sink=[])
 
 
@@ -227,6 +261,7 @@ def run(
         out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
         metadata, on_progress,
     )  # fmt: skip
+    _check_client_options("run", client_options)
     sink: list[BatchReport] = []
     if threading.current_thread() is not threading.main_thread():
         return anyio.run(partial(_arun, source, options, client_options, stop=None, sink=sink))
@@ -268,22 +303,28 @@ async def _arun(
     sink: list[BatchReport],
 ) -> BatchReport:
     path = Path(source).expanduser()
-    rows = read_rows(path, options.defaults)
+    rows, unreadable, total = read_batch(path, options.defaults)
     folder = Path(options.out_dir).expanduser() if options.out_dir else path.with_suffix("")
     from .._async_client import AsyncClient
 
     # No retries inside the client: every answer reaches the batch's own loop, which paces.
     async with AsyncClient(max_retries=0, **client_options) as client:
+        if options.via == "batch-api":
+            from ._batch_api import check_client
+
+            check_client(client)
         planned, problems = await anyio.to_thread.run_sync(check_rows, client, rows)
         if options.via == "batch-api":
             planned, more = _batch_api_problems(planned)
-            problems = sorted(problems + more, key=lambda p: p.row or 0)
+            problems += more
+        # Rows that could not be read and rows that break a rule, listed together in row order.
+        problems = sorted(unreadable + problems, key=lambda p: p.row or 0)
         if problems and not options.skip_invalid:
             raise BatchFileError(str(path), problems)
         with lock_folder(folder):
             manifest = Manifest(folder)
             try:
-                run = _Run(client, path, folder, manifest, planned, problems, options, len(rows))
+                run = _Run(client, path, folder, manifest, planned, problems, options, total)
                 return await run.execute(stop, sink)
             finally:
                 manifest.close()
@@ -304,21 +345,26 @@ class _Run:
     interrupted: bool = False
 
     async def _record_invalid(self) -> None:
-        """With `skip_invalid`: the rows that cannot be sent, as such."""
-        for problem in self.problems:
-            if problem.row is not None:
-                record: dict[str, Any] = {
-                    "row": problem.row,
-                    "line": problem.line,
-                    "status": "invalid",
-                    "files": [],
-                    "error": {
-                        "type": "InvalidRequestError",
-                        "message": problem.message,
-                        "param": problem.param,
-                    },
-                }
-                await anyio.to_thread.run_sync(self.manifest.append, record)
+        """With `skip_invalid`: the rows that cannot be sent, as such, one record each with
+        every problem of the row (`param` names the first)."""
+        for number, found in _by_row(self.problems).items():
+            message = found[0].message
+            if len(found) > 1:
+                message = "; ".join(
+                    f"{p.param}: {p.message}" if p.param else p.message for p in found
+                )
+            record: dict[str, Any] = {
+                "row": number,
+                "line": found[0].line,
+                "status": "invalid",
+                "files": [],
+                "error": {
+                    "type": "InvalidRequestError",
+                    "message": message,
+                    "param": found[0].param,
+                },
+            }
+            await anyio.to_thread.run_sync(self.manifest.append, record)
 
     async def _watch(self, stop: anyio.Event, ctx: RunContext) -> None:
         await stop.wait()
@@ -338,7 +384,10 @@ class _Run:
             if options.force or not _is_done(previous.get(item.row.number), item, folder)
         ]
         tracker = Tracker(
-            self.total, len(self.planned) - len(todo), on_progress=options.on_progress
+            self.total,
+            len(self.planned) - len(todo),
+            invalid=len(_by_row(self.problems)),
+            on_progress=options.on_progress,
         )
         tracker.concurrency = options.concurrency
         ctx = RunContext(
@@ -356,14 +405,20 @@ class _Run:
                 else:
                     from ._batch_api import run_batch_api
 
-                    batch_id = await run_batch_api(
-                        ctx,
-                        self.planned,
-                        todo,
-                        title=self.path.stem,
-                        poll_interval=options.poll_interval,
-                        force=options.force,
-                    )
+                    try:
+                        batch_id = await run_batch_api(
+                            ctx,
+                            self.planned,
+                            todo,
+                            title=self.path.stem,
+                            poll_interval=options.poll_interval,
+                            force=options.force,
+                        )
+                    except ImagegenError as exc:
+                        # The server is down, the key wrong, the route missing...: the batch
+                        # stops early, as direct requests do; what was submitted is kept in
+                        # batch-api.json for the next run.
+                        ctx.halt(exc)
                 watch.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -388,7 +443,7 @@ class _Run:
             skipped=tracker.skipped,
             done=tracker.done,
             failed=tracker.failed,
-            invalid=len({p.row for p in self.problems if p.row is not None}),
+            invalid=tracker.invalid,
             images=tracker.images,
             elapsed=tracker.elapsed,
             interrupted=self.interrupted,

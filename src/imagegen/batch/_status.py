@@ -21,8 +21,8 @@ class BatchProgress:
 
     `phase` is `sending` (rows going out), `submitted` / `polling` / `collecting` (Batch API),
     or `finished`. Counts are rows of the file: `skipped` were done by an earlier run, `done`
-    and `failed` finished in this one, `retrying` wait to be tried again, `pending` are not
-    finished yet.
+    and `failed` finished in this one, `invalid` break a rule and are not sent
+    (`skip_invalid`), `retrying` wait to be tried again, `pending` are not finished yet.
     """
 
     phase: str
@@ -38,10 +38,11 @@ class BatchProgress:
     eta: float | None
     concurrency: int
     message: str | None = None
+    invalid: int = 0
 
     @property
     def pending(self) -> int:
-        return max(0, self.total - self.skipped - self.done - self.failed)
+        return max(0, self.total - self.skipped - self.done - self.failed - self.invalid)
 
     @property
     def finished(self) -> bool:
@@ -101,11 +102,13 @@ class Tracker:
         total: int,
         skipped: int,
         *,
+        invalid: int = 0,
         on_progress: Callable[[BatchProgress], None] | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
         self.skipped = skipped
+        self.invalid = invalid
         self.done = 0
         self.failed = 0
         self.retrying = 0
@@ -147,7 +150,7 @@ class Tracker:
             return None, None
         images = sum(count for _, count in self._finished)
         rows_per_second = len(self._finished) / span
-        left = self.total - self.skipped - self.done - self.failed
+        left = self.total - self.skipped - self.done - self.failed - self.invalid
         return images * 60 / span, left / rows_per_second if rows_per_second else None
 
     def snapshot(self) -> BatchProgress:
@@ -166,6 +169,7 @@ class Tracker:
             eta=eta,
             concurrency=self.concurrency,
             message=self.message,
+            invalid=self.invalid,
         )
 
     def changed(self) -> None:

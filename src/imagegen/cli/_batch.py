@@ -21,6 +21,10 @@ from ._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure
 from ._options import canonical_values, connection_options, request_options, svg_param
 from ._progress import Console
 
+# `imagegen.batch`'s default retries, written here too: importing the package for it would load
+# the client and anyio for `--help` (a test keeps the two equal).
+DEFAULT_BATCH_RETRIES = 6
+
 if TYPE_CHECKING:
     from ..batch import BatchProgress, BatchReport
 
@@ -64,8 +68,9 @@ def _duration(seconds: float | None) -> str:
 
 def _stats(progress: BatchProgress) -> str:
     parts = [f"{progress.skipped + progress.done}/{progress.total} done"]
-    if progress.failed:
-        parts.append(f"{progress.failed} failed")
+    for count, word in ((progress.failed, "failed"), (progress.invalid, "invalid")):
+        if count:
+            parts.append(f"{count} {word}")
     if progress.retrying:
         parts.append(f"{progress.retrying} retrying")
     rate = progress.images_per_minute
@@ -118,7 +123,7 @@ class _Display:
                 self._task,
                 description=message or progress.phase,
                 total=progress.total,
-                completed=progress.skipped + progress.done + progress.failed,
+                completed=progress.total - progress.pending,
                 stats=_stats(progress),
             )
             fresh = progress.message and progress.message != self._last_message
@@ -134,6 +139,10 @@ class _Display:
             click.echo(f"batch {progress.phase}: {_stats(progress)}{detail}", err=True)
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _summary(report: BatchReport) -> str:
     parts = [f"{report.done} done"]
     if report.skipped:
@@ -146,9 +155,18 @@ def _summary(report: BatchReport) -> str:
     rate = report.images_per_minute
     speed = f" ({rate:.1f} images/min)" if rate else ""
     return (
-        f"{report.total} rows: {', '.join(parts)}; {report.images} images in "
-        f"{_duration(report.elapsed)}{speed}. Gallery: {report.gallery}"
+        f"{_plural(report.total, 'row')}: {', '.join(parts)}; {_plural(report.images, 'image')} "
+        f"in {_duration(report.elapsed)}{speed}. Gallery: {report.gallery}"
     )
+
+
+def _failure_lines(report: BatchReport, shown: int = 10) -> list[str]:
+    """The first failures, in row order, one line each."""
+    failures = sorted(report.failures.items())
+    lines = [f"  row {number}: {' '.join(message.split())}" for number, message in failures[:shown]]
+    if len(failures) > shown:
+        lines.append(f"  ... and {len(failures) - shown} more: see the gallery")
+    return lines
 
 
 @click.command()
@@ -225,18 +243,20 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
 
     \b
     Examples:
-      imagegen batch prompts.txt -m gpt-image-1 -s 1024x1024 -q low
+      imagegen batch prompts.txt -m gpt-image-1-mini -s 1024x1024 -q low
       imagegen batch products.csv --out-dir catalogue --concurrency 8
       imagegen batch storyboard.jsonl --via batch-api
       imagegen batch captions.txt --image base.png --mask sky.png
       imagegen batch prompts.txt --engine placeholder -s 256x256
     """
     from .. import batch as batch_api
-    from ._errors import handle_errors, known_secrets
+    from ._errors import debug_enabled, handle_errors, known_secrets
     from ._log import log_to
-    from ._run import _check_connection_flags, _client_options
+    from ._run import _check_connection_flags, _client_options, _quiet_model_libraries
 
     p = ctx.params
+    if p.get("engine") and not debug_enabled(ctx):
+        _quiet_model_libraries()  # an engine such as diffusers loads them: no bars on stderr
     console = Console(quiet=bool(p.get("quiet")))
     defaults = _defaults(p)
     report: BatchReport | None = None
@@ -275,10 +295,8 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
         raise Failure("Interrupted before the batch started.", EXIT_INTERRUPTED)
     if not console.quiet:
         click.echo(_summary(report), err=True)
-        for number, message in list(report.failures.items())[:10]:
-            click.echo(f"  row {number}: {' '.join(message.split())}", err=True)
-        if len(report.failures) > 10:
-            click.echo(f"  ... and {len(report.failures) - 10} more: see the gallery", err=True)
+        for line in _failure_lines(report):
+            click.echo(line, err=True)
     click.echo(str(report.gallery))
     if interrupted:
         raise Failure(
@@ -290,3 +308,14 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
         raise Failure(f"The batch stopped early: {describe(report.error, ctx)}", EXIT_FAILURE)
     if not report.ok:
         sys.exit(EXIT_FAILURE)
+
+
+# The connection flags are shared with the single-request commands, whose --max-retries
+# defaults to 2; a batch's own default is larger (see `imagegen.batch`).
+for _option in batch.params:
+    if _option.name == "max_retries" and isinstance(_option, click.Option):
+        _option.help = (
+            "Retries per row after 429, 5xx, timeouts and dropped connections, with backoff "
+            f"[default {DEFAULT_BATCH_RETRIES}]; 429s and 503s that say when to retry do not "
+            "count."
+        )

@@ -67,7 +67,7 @@ def edit(ctx: click.Context, /, **_: Any) -> None:
       imagegen edit -i sunflower.png -p "sunflower" -m dall-e-2 -s 256 -o edit.png
       cat prompts.txt | imagegen edit -i photo.jpg -p - -o variants/photo.jpg
     """
-    from ._run import Request, read_stdin_image, read_stdin_lines, run
+    from ._run import Inputs, read_stdin_image, read_stdin_lines, run
 
     p = ctx.params
     images: list[Any] = list(p["image"])
@@ -86,7 +86,7 @@ def edit(ctx: click.Context, /, **_: Any) -> None:
     else:
         prompts = [(prompt, "")]
     requests = [
-        Request(prompt=text, images=images, mask=p.get("mask"), markup=p.get("markup"), where=where)
+        Inputs(prompt=text, images=images, mask=p.get("mask"), markup=p.get("markup"), where=where)
         for text, where in prompts
     ]
     run(ctx, "edits", requests)

@@ -204,7 +204,8 @@ def hints(exc: ImagegenError, ctx: click.Context | None) -> str:
 def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     """` dall-e-2 takes -s 256x256: use -m dall-e-2, or leave -s out.`: the models of OpenAI's
     table that accept the value the run's model refused (the default model first, alone)."""
-    from .._capabilities import DEFAULT_MODELS, ENDPOINT_PARAMS, MODELS, validate_params
+    from .._capabilities import DEFAULT_MODELS, ENDPOINT_PARAMS, MODELS
+    from .._validation import validate_params
 
     endpoint, model = ctx.meta.get(ENDPOINT_AND_MODEL, (None, None))
     flag = option_flag(ctx, param)
@@ -229,16 +230,28 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
         return ""
     default = DEFAULT_MODELS[endpoint]
     names = [name for name in MODELS if name != model and takes(name)]
+    # A dated snapshot (gpt-image-2.5-sunburst-2026-09-08) is named only without its model.
+    names = [n for n in names if _SNAPSHOT.sub("", n) == n or _SNAPSHOT.sub("", n) not in names]
+    # A retired model only when no current one takes the value: OpenAI refuses retired ones.
+    names = [name for name in names if not MODELS[name].retired] or names
     names = [default] if default in names else names[:3]
     if not names:
         return ""
     short = flag.split("/")[0]
     shown = short if value is True else f"{short} {value}"
-    uses = " or ".join(f"-m {name}" for name in names)
+    uses = _either([f"-m {name}" for name in names], "or")
     if MODELS[names[0]].retired:
         uses += " (on a server that still has it)"
-    who = f"{names[0]} takes" if len(names) == 1 else f"{' and '.join(names)} take"
+    who = f"{names[0]} takes" if len(names) == 1 else f"{_either(names, 'and')} take"
     return f" {who} {shown}: use {uses}, or leave {short} out."
+
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def _either(items: list[str], word: str) -> str:
+    """`a`, `a or b`, `a, b or c`."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
 def _extra_body_parameter(ctx: click.Context | None, key: str) -> str:

@@ -44,7 +44,7 @@ def generate(ctx: click.Context, /, **_: Any) -> None:
       imagegen generate "A lion" --engine placeholder -o lion.png   # no server, no key
       imagegen generate "A lion" -m dall-e-3 --style natural -f url --base-url http://127.0.0.1:8000/v1
     """
-    from ._run import Request, read_stdin_lines, run
+    from ._run import Inputs, read_stdin_lines, run
 
     given = argument_values(ctx, "prompt")
     if len(given) > 1:
@@ -53,8 +53,8 @@ def generate(ctx: click.Context, /, **_: Any) -> None:
     if prompt == "-":
         lines = read_stdin_lines("prompts", quiet=bool(ctx.params.get("quiet")))
         requests = [
-            Request(prompt=text, where=f"line {number} of standard input") for number, text in lines
+            Inputs(prompt=text, where=f"line {number} of standard input") for number, text in lines
         ]
     else:
-        requests = [Request(prompt=prompt)]
+        requests = [Inputs(prompt=prompt)]
     run(ctx, "generations", requests)

@@ -28,17 +28,17 @@ from .._capabilities import (
     Endpoint,
     ModelCapabilities,
     get_capabilities,
-    validate_params,
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
+from .._validation import validate_params
 from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
 from ._options import canonical_values, svg_param
 from ._output import Writer, check_out_file, output_format_for
 from ._progress import Console, isatty
 
-__all__ = ["Request", "read_stdin_image", "read_stdin_lines", "run"]
+__all__ = ["Inputs", "read_stdin_image", "read_stdin_lines", "run"]
 
 _VERBS: dict[Endpoint, str] = {
     "generations": "Generating",
@@ -62,8 +62,9 @@ _EXTRAS = ("extra_body", "extra_headers", "extra_query")
 
 
 @dataclass
-class Request:
-    """The inputs of one request: a prompt (generate, edit) and images (edit, variation)."""
+class Inputs:
+    """What differs between the requests of one run: a prompt (generate, edit) and images
+    (edit, variation); the flags give the rest."""
 
     prompt: str | None = None
     images: list[Any] = field(default_factory=list)
@@ -109,7 +110,7 @@ def read_stdin_image() -> Any:
     return named
 
 
-def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None:
+def run(ctx: click.Context, endpoint: Endpoint, requests: list[Inputs]) -> None:
     """Send `requests` with the command's flags; save or print every image."""
     p = ctx.params
     console = Console(quiet=bool(p.get("quiet")))
@@ -138,8 +139,8 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Request]) -> None
         if len(requests) > 1:
             # The other parameters are the same for every request, so the first request checks
             # them; only the prompts differ, and a bad one must stop the run before any is sent.
-            for request in requests:
-                _check_prompt(endpoint, request, caps)
+            for inputs in requests:
+                _check_prompt(endpoint, inputs, caps)
         extras = {name: dict(p[name]) for name in _EXTRAS if p.get(name)}
         writer = Writer(
             console,
@@ -166,7 +167,7 @@ def _send_all(
     client: Any,
     p: dict[str, Any],
     endpoint: Endpoint,
-    requests: list[Request],
+    requests: list[Inputs],
     params: dict[str, Any],
     extras: dict[str, Any],
     model: str,
@@ -176,31 +177,31 @@ def _send_all(
     target = redacted_url(client.base_url) if client.base_url else f"engine {p.get('engine')}"
     # Without -m an in-process engine answers as its own model, not the API default.
     shown = params.get("model") or p.get("engine_model") or p.get("engine") or model
-    for number, request in enumerate(requests, start=1):
+    for number, inputs in enumerate(requests, start=1):
         label = _label(endpoint, shown, params.get("n"), number, len(requests))
-        logger.debug("%s to %s: %s", endpoint, target, _describe(request, params))
+        logger.debug("%s to %s: %s", endpoint, target, _describe(inputs, params))
         with writer.console.spinner(label):
-            _one(client, endpoint, request, {**params, **extras}, writer, label)
+            _one(client, endpoint, inputs, {**params, **extras}, writer, label)
 
 
 def _one(
     client: Any,
     endpoint: Endpoint,
-    request: Request,
+    inputs: Inputs,
     params: dict[str, Any],
     writer: Writer,
     label: str,
 ) -> None:
     started = time.monotonic()
     if endpoint == "generations":
-        answer = client.generate(request.prompt, **params)
+        answer = client.generate(inputs.prompt, **params)
     elif endpoint == "edits":
-        images = request.images if len(request.images) > 1 else request.images[0]
+        images = inputs.images if len(inputs.images) > 1 else inputs.images[0]
         answer = client.edit(
-            images, request.prompt, mask=request.mask, markup=request.markup, **params
+            images, inputs.prompt, mask=inputs.mask, markup=inputs.markup, **params
         )
     else:
-        answer = client.create_variation(request.images[0], **params)
+        answer = client.create_variation(inputs.images[0], **params)
 
     if not (params.get("stream") or params.get("partial_images")):
         if not len(answer):
@@ -231,8 +232,8 @@ def _one(
 def _wants_b64(p: dict[str, Any], params: dict[str, Any], caps: ModelCapabilities) -> bool:
     """Whether to ask for `response_format=b64_json` where the user did not choose: DALL-E
     models answer with URLs by default, which the run would only download (a second request,
-    to a link that may have expired by then) to save or print the bytes. PSOpenAI asks for
-    b64_json in those cases too. `-f url` and `-f json` keep the server's own answer."""
+    to a link that may have expired by then) to save or print the bytes. `-f url` and
+    `-f json` keep the server's own answer."""
     return (
         caps.family == "dall-e"
         and "response_format" not in params
@@ -327,12 +328,12 @@ def _client_options(p: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _check_text(ctx: click.Context, requests: list[Request]) -> None:
+def _check_text(ctx: click.Context, requests: list[Inputs]) -> None:
     """A prompt from the command line that is not UTF-8 (the shell passed other bytes, which
     Python keeps as surrogates) is refused here, not met as an encoding crash when sending."""
-    for request in requests:
+    for inputs in requests:
         try:
-            (request.prompt or "").encode("utf-8")
+            (inputs.prompt or "").encode("utf-8")
         except UnicodeEncodeError as exc:
             flag = flag_for(ctx, "prompt") or "PROMPT"
             byte = ord(str(exc.object)[exc.start]) - 0xDC00
@@ -342,13 +343,13 @@ def _check_text(ctx: click.Context, requests: list[Request]) -> None:
             ) from None
 
 
-def _check_prompt(endpoint: Endpoint, request: Request, caps: ModelCapabilities) -> None:
-    if request.prompt is None:
+def _check_prompt(endpoint: Endpoint, inputs: Inputs, caps: ModelCapabilities) -> None:
+    if inputs.prompt is None:
         return
     try:
-        validate_params(endpoint, {"prompt": request.prompt}, caps)
+        validate_params(endpoint, {"prompt": inputs.prompt}, caps)
     except InvalidRequestError as exc:
-        raise InvalidRequestError(f"{request.where}: {exc.message}", param=exc.param) from None
+        raise InvalidRequestError(f"{inputs.where}: {exc.message}", param=exc.param) from None
 
 
 def _label(endpoint: Endpoint, model: str, n: Any, number: int, total: int) -> str:
@@ -357,13 +358,13 @@ def _label(endpoint: Endpoint, model: str, n: Any, number: int, total: int) -> s
     return f"{text} [{number}/{total}]" if total > 1 else text
 
 
-def _describe(request: Request, params: dict[str, Any]) -> str:
+def _describe(inputs: Inputs, params: dict[str, Any]) -> str:
     shown = dict(params)
-    if request.prompt is not None:
-        shown["prompt"] = request.prompt
-    if request.images:
-        shown["images"] = len(request.images)
+    if inputs.prompt is not None:
+        shown["prompt"] = inputs.prompt
+    if inputs.images:
+        shown["images"] = len(inputs.images)
     for name in ("mask", "markup"):
-        if getattr(request, name) is not None:
+        if getattr(inputs, name) is not None:
             shown[name] = True
     return ", ".join(f"{key}={value!r}" for key, value in shown.items())

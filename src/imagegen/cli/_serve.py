@@ -6,7 +6,9 @@ load inside the commands, so `imagegen --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +219,7 @@ def serve_command(
 
     if not (debug_enabled(ctx) or log_level == "debug"):
         _quiet_model_libraries()  # before an engine imports them; the log carries no bars
-    with handle_errors(ctx):
+    with handle_errors(ctx), contextlib.ExitStack() as stack:
         from ..server._settings import ServerSettings, check_bind, parse_options
 
         settings = ServerSettings.build(
@@ -242,12 +244,16 @@ def serve_command(
             max_connections=max_connections,
             max_storage=max_storage,
         )
-        settings = _with_engine_flags(
-            settings,
-            {"device": device, "max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms},
-        )
+        flags: dict[str, object] = {
+            "device": device,
+            "max_batch_size": max_batch_size,
+            "batch_wait_ms": batch_wait_ms,
+        }
+        stack.enter_context(_naming_engine_flags(flags))
+        settings = _with_engine_flags(settings, flags)
         keys = settings.resolved_api_keys()
         check_bind(settings, keys)
+        _check_folders(settings)
         if on_ray or ray_address or replicas:
             _serve_on_ray(settings, on_ray, ray_address, replicas, log_level)
             return
@@ -283,6 +289,25 @@ def serve_command(
         )
     finally:
         loaded.close()
+
+
+@contextlib.contextmanager
+def _naming_engine_flags(flags: dict[str, object]) -> Iterator[None]:
+    """An engine's complaint about an option that `--device`, `--max-batch-size` or
+    `--batch-wait-ms` set names that flag, not `-o` (the engine sees only its options)."""
+    from .._errors import ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        if exc.param == "options":
+            for name, value in flags.items():
+                shown = str(value)
+                if value is not None and (
+                    f"{name}={shown!r}" in exc.message or f"{name}={shown}" in exc.message
+                ):
+                    raise click.UsageError(f"--{name.replace('_', '-')}: {exc.message}") from None
+        raise
 
 
 def _with_engine_flags(settings: Any, flags: dict[str, object]) -> Any:
@@ -343,6 +368,33 @@ def _log_config(level: str) -> dict[str, Any]:
     # asyncio reports failed accepts (out of file descriptors...) here; rate-limited like ours.
     config["loggers"]["asyncio"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
     return config
+
+
+def _check_folders(settings: Any) -> None:
+    """The folders the server writes in, when given, are made now (as the server would) and
+    must take a file: a wrong one is one line before anything loads, not a traceback at start
+    (--storage-dir) or a 500 for the first Batch API call (--data-dir)."""
+    import tempfile
+
+    from .._errors import ConfigurationError
+
+    folders = (
+        ("storage_dir", "the image folder", settings.storage_dir),
+        ("data_dir", "the Batch API's data folder", settings.data_dir),
+    )
+    for name, what, folder in folders:
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            reason = "it is a file" if folder.is_file() else (exc.strerror or str(exc)).lower()
+            raise ConfigurationError(
+                f"Cannot use {str(folder)!r} as {what} (flag --{name.replace('_', '-')} or "
+                f"IMAGEGEN_{name.upper()}): {reason}."
+            ) from None
 
 
 def _check_listen(host: str, port: int) -> None:

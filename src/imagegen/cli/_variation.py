@@ -47,13 +47,13 @@ def variation(ctx: click.Context, /, **_: Any) -> None:
       imagegen variation a.png b.png -o variations/v.png
       curl -s https://example.com/cat.png | imagegen variation - -o cat-variation.png
     """
-    from ._run import Request, read_stdin_image, run
+    from ._run import Inputs, read_stdin_image, run
 
     sources: list[str] = argument_values(ctx, "image")
     if sources.count("-") > 1:
         raise click.UsageError("Only one IMAGE can be read from stdin ('-').")
     requests = [
-        Request(
+        Inputs(
             images=[read_stdin_image() if source == "-" else source],
         )
         for source in sources

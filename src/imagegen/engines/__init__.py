@@ -34,9 +34,11 @@ An engine whose `load()` imports optional libraries names them in `requires` (an
 that installs them in `install_hint`): `imagegen engines` and `load_engine` then tell what is
 missing without importing any of them.
 
-An engine declares the options it reads (`-o name=value`) in `option_help`; any other name is
-refused when the engine is created. An engine that declares nothing (`None`, what a subclass
-that does not set it gets) is given every option, as before declarations existed.
+An engine declares the options it reads (`-o name=value`) as a pydantic model, `Options`, a
+subclass of `EngineOptions` with a field per option (or, for options read as text, as
+`option_help = {name: help line}`); any other name, or a value its field refuses, is refused
+when the engine is created; `parse_options` gives the values parsed. An engine that declares
+nothing (what a subclass that declares nothing of its own gets) is given every option.
 
 An engine that can serve several jobs at once (several devices, or jobs merged into one call
 of its model) says how many in `capacity()`, and the server lets that many reach it together.
@@ -50,22 +52,23 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, MissingDependencyError
+from .._models import ImagesUsage, SvgUsage
+from ._options import EngineOptions, listed, options_from_help, unknown_option_error
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-    from .._models import ImagesUsage, SvgUsage  # annotations only: pydantic loads with a client
-
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Engine",
+    "EngineOptions",
     "EngineResult",
     "Job",
     "ModelCall",
@@ -159,8 +162,10 @@ class Engine(ABC):
     # must import without them), and the command that installs them.
     requires: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
-    # The options the engine reads from `self.options`, each with one line of help; `{}` when
-    # it reads none. None: not declared, so every option is passed through unchecked.
+    # The options the engine reads (see `parse_options`); None: not declared, so every
+    # option is passed through unchecked. `option_help` (`{name: help line}`) follows from it,
+    # or declares options read as text from `self.options` (`{}`: none at all).
+    Options: ClassVar[type[EngineOptions] | None] = None
     option_help: ClassVar[Mapping[str, str] | None] = None
     # The size an `auto` generation gets.
     default_size: tuple[int, int] = (1024, 1024)
@@ -177,10 +182,14 @@ class Engine(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "option_help" not in cls.__dict__:
-            # Not inherited: a subclass (of the placeholder, say) may read options its parent
-            # does not, and one written before declarations existed must keep working.
-            cls.option_help = None
+        # Not inherited: a subclass (of the placeholder, say) may read options its parent
+        # does not, and one that declares none of its own is given every option.
+        if "Options" in cls.__dict__ and cls.Options is not None:
+            cls.option_help = cls.Options.help()
+        elif cls.__dict__.get("option_help") is not None:
+            cls.Options = options_from_help(cls.__name__, cls.__dict__["option_help"])
+        else:
+            cls.Options = cls.option_help = None
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
         self.model = model
@@ -188,18 +197,19 @@ class Engine(ABC):
         self.check_options(self.options)
 
     @classmethod
+    def parse_options(cls, options: Mapping[str, str]) -> EngineOptions | None:
+        """`options` parsed by the engine's `Options`; None for an engine that declares none.
+        Raises `ConfigurationError(param="options")` for an unknown name or a bad value."""
+        if cls.Options is None:
+            return None
+        return cls.Options.parse(options, cls.name or cls.__name__)
+
+    @classmethod
     def check_options(cls, options: Mapping[str, str]) -> None:
         """Refuse, with `ConfigurationError(param="options")`, an option the engine does not
-        take; called by `__init__`, so a bad option fails when the engine is created.
-
-        The default refuses names missing from `option_help` (none when it is None). Override
-        it to check values too, or to accept other spellings; keep it cheap, loading nothing.
-        """
-        if cls.option_help is None:
-            return
-        for name in options:
-            if name not in cls.option_help:
-                raise unknown_option_error(cls.name or cls.__name__, name, cls.option_help)
+        take or a value its field refuses; called by `__init__`, so a bad option fails when
+        the engine is created. Override it for checks a field cannot say; keep it cheap."""
+        cls.parse_options(options)
 
     @classmethod
     def missing_dependencies(cls) -> list[str]:
@@ -281,36 +291,12 @@ def _installed(module: str) -> bool:
         return True
 
 
-def _listed(names: list[str]) -> str:
-    """`a`, `a and b`, `a, b and c`."""
-    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
-
-
-def unknown_option_error(
-    engine: str, option: str, accepted: Iterable[str], note: str = ""
-) -> ConfigurationError:
-    """The error for option `option`, which engine `engine` does not take; `note` (in
-    parentheses after the list) may name other spellings it accepts."""
-    names = sorted(accepted)
-    if not names:
-        return ConfigurationError(
-            f"Unknown option {option!r}: the {engine} engine takes no options; leave it out.",
-            param="options",
-        )
-    return ConfigurationError(
-        f"Unknown option {option!r} for the {engine} engine, which takes {_listed(names)}"
-        + (f" ({note})" if note else "")
-        + ".",
-        param="options",
-    )
-
-
 def missing_dependencies_message(cls: type[Engine], name: str) -> str | None:
     """One sentence naming the modules engine `name` lacks and how to install them, or None."""
     missing = cls.missing_dependencies()
     if not missing:
         return None
-    names = _listed(missing)
+    names = listed(missing)
     hint = cls.install_hint or f"install the packages that provide {names}."
     verb = "is" if len(missing) == 1 else "are"
     return f"Engine {name!r} needs {names}, which {verb} not installed: {hint}"
@@ -320,19 +306,10 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-# Built-in engines, so a source checkout without installed metadata still finds them.
-_BUILTIN = {
-    "placeholder": "imagegen.engines.placeholder:PlaceholderEngine",
-    "diffusers": "imagegen.engines.diffusers:DiffusersEngine",
-}
-
-
 def available_engines() -> dict[str, str]:
-    """`{name: "module:Class"}` for every installed engine, built-in ones included."""
-    found = dict(_BUILTIN)
-    for name, ep in _entry_points().items():
-        found[name] = ep.value
-    return dict(sorted(found.items()))
+    """`{name: "module:Class"}` for every installed engine, built-in ones included (they are
+    registered in the package's metadata like any plugin)."""
+    return {name: ep.value for name, ep in sorted(_entry_points().items())}
 
 
 def get_engine_class(name: str) -> type[Engine]:

@@ -6,9 +6,11 @@ Three layers decide each denoising setting, later ones winning:
 
 1. the model family's defaults (`detect_family`): turbo models want 1-4 steps and no guidance,
    SD 1.x/2.x/XL about 30 steps and guidance 7;
-2. the server's options (`imagegen serve -o steps=4`, `DiffusersEngine(options={...})`), strings;
-3. the request's extra body fields, named as diffusers names them (`num_inference_steps`,
-   `guidance_scale`, `negative_prompt`, `strength`; `seed` is read by the service).
+2. the server's options (`imagegen serve -o steps=4`, `DiffusersEngine(options={...})`), strings
+   parsed by `DiffusersOptions`;
+3. the request's extra body fields, named as diffusers names them (`Tuning`:
+   `num_inference_steps`, `guidance_scale`, `negative_prompt`, `strength`; `seed` is read by
+   the service).
 """
 
 from __future__ import annotations
@@ -16,19 +18,29 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from .._errors import ConfigurationError, InvalidRequestError
-from . import unknown_option_error
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from .._errors import InvalidRequestError
+from ._options import EngineOptions, value_rule
 
 __all__ = [
     "DEFAULT_BATCH_WAIT_MS",
     "DEFAULT_MAX_SIZE",
     "OPTION_HELP",
-    "REQUEST_FIELDS",
-    "EngineOptions",
+    "DiffusersOptions",
     "Family",
+    "Tuning",
     "detect_family",
     "parse_engine_options",
     "request_settings",
@@ -69,150 +81,136 @@ def detect_family(*names: str) -> Family:
     return STANDARD
 
 
-@dataclass(frozen=True)
-class _Field:
-    kind: type
-    low: float = 0.0
-    high: float = 0.0
-
-    def rule(self) -> str:
-        if self.kind is str:
-            return f"must be text of at most {int(self.high):,} characters"
-        if self.kind is int:
-            return f"must be a whole number from {int(self.low)} to {int(self.high)}"
-        return f"must be a number from {self.low:g} to {self.high:g}"
-
-    def parse(self, value: Any) -> Any:
-        """The value as `kind`, or ValueError; numbers may come as strings (multipart, `-o`)."""
-        if self.kind is str:
-            if not isinstance(value, str) or len(value) > self.high:
-                raise ValueError
-            return value
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, str):
-            text = value.strip()
-            if self.kind is int and not re.fullmatch(r"[+-]?\d{1,9}", text):
-                raise ValueError
-            value = float(text)  # ValueError for anything not numeric
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError
-        if self.kind is int:
-            if value != int(value):
-                raise ValueError
-            value = int(value)
-        if not self.low <= value <= self.high:
-            raise ValueError
-        return self.kind(value)
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # True is an int to Python, not a number of steps
+        raise ValueError("")
+    return value
 
 
-# The request fields this engine reads (besides `seed`), with diffusers' names and rules.
-REQUEST_FIELDS: dict[str, _Field] = {
-    "num_inference_steps": _Field(int, 1, 500),
-    "guidance_scale": _Field(float, 0.0, 50.0),
-    "negative_prompt": _Field(str, high=32000),
-    # Below 0.01 an image-to-image call would need over 100 steps to run even one.
-    "strength": _Field(float, 0.01, 1.0),
-}
-# Short names for the command line: `-o steps=4 -o guidance=0`.
-_ALIASES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}
-_DTYPES = ("auto", "float16", "bfloat16", "float32")
+_Number = BeforeValidator(_not_bool)
+Steps = Annotated[int, Field(ge=1, le=500), _Number]
+Guidance = Annotated[float, Field(ge=0.0, le=50.0), _Number]
+NegativePrompt = Annotated[str, Field(max_length=32000)]
+# Below 0.01 an image-to-image call would need over 100 steps to run even one.
+Strength = Annotated[float, Field(ge=0.01, le=1.0), _Number]
+
+
+class Tuning(BaseModel):
+    """The request fields this engine reads (besides `seed`), with diffusers' names and rules."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    num_inference_steps: Steps | None = None
+    guidance_scale: Guidance | None = None
+    negative_prompt: NegativePrompt | None = None
+    strength: Strength | None = None
+
+
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
-_MAX_SIZE = _Field(int, 64, 16384)
-_MAX_BATCH_SIZE = _Field(int, 1, 256)
-_BATCH_WAIT_MS = _Field(int, 0, 10_000)
 DEFAULT_BATCH_WAIT_MS = 10
-
-# The engine's options (its `option_help`, shown to users), with a line of help each.
-OPTION_HELP = {
-    "device": "auto (every CUDA GPU, else mps, else cpu), cpu, mps, cuda or cuda:N; a "
-    "comma-separated list runs one worker per device (cuda:0,cuda:1)",
-    "dtype": "auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
-    "variant": "weights variant to load, e.g. fp16 (files named *.fp16.safetensors)",
-    "max_size": f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
-    "steps": "num_inference_steps for every request (default: per model family)",
-    "guidance": "guidance_scale for every request (default: per model family)",
-    "negative_prompt": "negative prompt for every request",
-    "strength": "strength of image-to-image edits, masked edits and variations",
-    "max_batch_size": "images one pipeline call may make for several requests together "
-    "(default 1: no batching)",
-    "batch_wait_ms": "how long a request may wait for others to share its pipeline call "
-    f"(default {DEFAULT_BATCH_WAIT_MS})",
-}
+_DEVICE_HELP = (
+    "auto (every CUDA GPU, else mps, else cpu), cpu, mps, cuda or cuda:N; a comma-separated "
+    "list runs one worker per device (cuda:0,cuda:1)"
+)
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """The server's options, parsed. `tuning` holds diffusers-named overrides."""
+class DiffusersOptions(EngineOptions):
+    """The server's options (`-o name=value`, names in any case, `-` for `_`), parsed."""
 
-    device: str = "auto"  # `auto`, or devices separated by commas
-    dtype: str = "auto"
-    variant: str | None = None
-    max_size: int = DEFAULT_MAX_SIZE
-    tuning: dict[str, Any] = field(default_factory=dict)
-    max_batch_size: int = 1
-    batch_wait_ms: int = DEFAULT_BATCH_WAIT_MS
+    device: str = Field("auto", description=_DEVICE_HELP)
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto",
+        description="auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
+    )
+    variant: str | None = Field(
+        None, description="weights variant to load, e.g. fp16 (files named *.fp16.safetensors)"
+    )
+    max_size: int = Field(
+        DEFAULT_MAX_SIZE,
+        ge=64,
+        le=16384,
+        description=f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
+    )
+    steps: Steps | None = Field(
+        None,
+        validation_alias=AliasChoices("steps", "num_inference_steps"),
+        description="num_inference_steps for every request (default: per model family)",
+    )
+    guidance: Guidance | None = Field(
+        None,
+        validation_alias=AliasChoices("guidance", "guidance_scale"),
+        description="guidance_scale for every request (default: per model family)",
+    )
+    negative_prompt: NegativePrompt | None = Field(
+        None, description="negative prompt for every request"
+    )
+    strength: Strength | None = Field(
+        None, description="strength of image-to-image edits, masked edits and variations"
+    )
+    max_batch_size: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="images one pipeline call may make for several requests together "
+        "(default 1: no batching)",
+    )
+    batch_wait_ms: int = Field(
+        DEFAULT_BATCH_WAIT_MS,
+        ge=0,
+        le=10_000,
+        description="how long a request may wait for others to share its pipeline call "
+        f"(default {DEFAULT_BATCH_WAIT_MS})",
+    )
+
+    @classmethod
+    def option_name(cls, name: str) -> str:
+        return name.strip().lower().replace("-", "_")
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        names = [part.strip() for part in value.strip().lower().split(",")]
+        single = len(names) == 1
+        if not all(_DEVICE_RE.match(part) and (single or part != "auto") for part in names):
+            raise ValueError(f"use {_DEVICE_HELP}")
+        return ",".join(names)
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("variant", mode="before")
+    @classmethod
+    def _variant(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
 
     @property
     def devices(self) -> tuple[str, ...]:
         return tuple(self.device.split(","))
 
+    @property
+    def tuning(self) -> dict[str, Any]:
+        """The request settings these options fix, by diffusers' names."""
+        values = {
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance,
+            "negative_prompt": self.negative_prompt,
+            "strength": self.strength,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
-def _bad_option(name: str, value: str, rule: str) -> ConfigurationError:
-    return ConfigurationError(
-        f"Invalid option {name}={value!r} for the diffusers engine: {rule}.", param="options"
-    )
+
+# The engine's options with a line of help each (its `option_help`, shown to users).
+OPTION_HELP = DiffusersOptions.help()
 
 
-def parse_engine_options(options: Mapping[str, str]) -> EngineOptions:
-    """Parse `-o name=value` options (names as in `OPTION_HELP`, in any case, `-` for `_`);
-    unknown names and bad values raise `ConfigurationError(param="options")`."""
-    device, dtype, variant, max_size = "auto", "auto", None, DEFAULT_MAX_SIZE
-    batch = {"max_batch_size": 1, "batch_wait_ms": DEFAULT_BATCH_WAIT_MS}
-    tuning: dict[str, Any] = {}
-    for raw_name, raw_value in options.items():
-        name = raw_name.strip().lower().replace("-", "_")
-        value = str(raw_value).strip()
-        if name == "device":
-            names = [part.strip() for part in value.lower().split(",")]
-            single = len(names) == 1
-            if not all(_DEVICE_RE.match(part) and (single or part != "auto") for part in names):
-                raise _bad_option(raw_name, value, f"use {OPTION_HELP['device']}")
-            device = ",".join(names)
-        elif name == "dtype":
-            if value.lower() not in _DTYPES:
-                raise _bad_option(raw_name, value, f"use one of {', '.join(_DTYPES)}")
-            dtype = value.lower()
-        elif name == "variant":
-            variant = value or None
-        elif name == "max_size":
-            try:
-                max_size = _MAX_SIZE.parse(value)
-            except ValueError:
-                raise _bad_option(raw_name, value, _MAX_SIZE.rule()) from None
-        elif name in batch:
-            spec = _MAX_BATCH_SIZE if name == "max_batch_size" else _BATCH_WAIT_MS
-            try:
-                batch[name] = spec.parse(value)
-            except ValueError:
-                raise _bad_option(raw_name, value, spec.rule()) from None
-        elif _ALIASES.get(name, name) in REQUEST_FIELDS:
-            key = _ALIASES.get(name, name)
-            spec = REQUEST_FIELDS[key]
-            try:
-                tuning[key] = spec.parse(str(raw_value) if spec.kind is str else value)
-            except ValueError:
-                raise _bad_option(raw_name, value, spec.rule()) from None
-        else:
-            raise unknown_option_error(
-                "diffusers",
-                raw_name,
-                OPTION_HELP,
-                "num_inference_steps and guidance_scale are accepted for steps and guidance",
-            )
-    return EngineOptions(
-        device=device, dtype=dtype, variant=variant, max_size=max_size, tuning=tuning, **batch
-    )
+def parse_engine_options(options: Mapping[str, str]) -> DiffusersOptions:
+    """Parse `-o name=value` options; unknown names and bad values raise
+    `ConfigurationError(param="options")`."""
+    parsed = DiffusersOptions.parse(options, "diffusers")
+    assert isinstance(parsed, DiffusersOptions)
+    return parsed
 
 
 def request_settings(
@@ -231,9 +229,10 @@ def request_settings(
     options that do not apply to the operation are left out. `strength` names the kind of
     image-to-image call (`img2img`, `inpaint`, `variation`) whose default strength to use.
     """
+    fields = Tuning.model_fields
     for name in request:
-        if name not in REQUEST_FIELDS:
-            accepted = ", ".join(["seed", *REQUEST_FIELDS])
+        if name not in fields:
+            accepted = ", ".join(["seed", *fields])
             raise InvalidRequestError(
                 f"Unknown parameter {name!r}. Besides OpenAI's parameters, the diffusers engine "
                 f"accepts these extra fields: {accepted}.",
@@ -253,13 +252,11 @@ def request_settings(
         settings["strength"] = DEFAULT_STRENGTH[strength]
     settings.update(server)
     for name, value in request.items():
-        spec = REQUEST_FIELDS[name]
         try:
-            settings[name] = spec.parse(value)
-        except ValueError:
-            raise InvalidRequestError(
-                f"Invalid {name} {value!r}: {spec.rule()}.", param=name
-            ) from None
+            settings[name] = getattr(Tuning.model_validate({name: value}), name)
+        except ValidationError:
+            rule = value_rule(fields[name])
+            raise InvalidRequestError(f"Invalid {name} {value!r}: {rule}.", param=name) from None
     settings = {name: value for name, value in settings.items() if name in applies}
     if "strength" in settings:
         # Image-to-image runs int(steps * strength) steps; zero steps is an error in diffusers.

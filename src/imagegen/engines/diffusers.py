@@ -42,8 +42,7 @@ from .._errors import ConfigurationError, InvalidRequestError, MissingDependency
 from . import Engine, EngineResult, Job, PartialCallback
 from ._diffusers_batching import PipelineCall, device_worker
 from ._diffusers_options import (
-    OPTION_HELP,
-    EngineOptions,
+    DiffusersOptions,
     detect_family,
     parse_engine_options,
     request_settings,
@@ -162,7 +161,7 @@ class DiffusersEngine(Engine):
     description: ClassVar[str] = "Stable Diffusion and other diffusers pipelines on GPU or CPU"
     requires: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
     install_hint: ClassVar[str] = _INSTALL_STEPS
-    option_help: ClassVar[Mapping[str, str] | None] = OPTION_HELP
+    Options = DiffusersOptions
     reports_calls: ClassVar[bool] = True  # a pipeline call may serve several requests
 
     def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
@@ -179,15 +178,11 @@ class DiffusersEngine(Engine):
         super().__init__(model=model, options=options)
         self.model_path: str = model.strip()
         self.model_name = _model_name(self.model_path)
-        self.settings: EngineOptions = parse_engine_options(self.options)
+        self.settings = parse_engine_options(self.options)
         # One per device worker, each with its own copy of the pipelines; all alike.
         self._replicas: list[Loaded] = []
         self._load_lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, str]) -> None:
-        parse_engine_options(options)  # names in any case, aliases, and the values too
 
     def capacity(self) -> int:
         """Devices times `max_batch_size`: the jobs that may run at once, every device making

@@ -26,13 +26,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from PIL import Image
 
 from .._capabilities import FLEXIBLE_MAX_PIXELS, Endpoint, ModelCapabilities
-from . import Engine, EngineResult, Job, PartialCallback
+from . import Engine, EngineOptions, EngineResult, Job, PartialCallback
 from ._placeholder_card import Palette, digest, placeholder
 from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
 
@@ -67,7 +66,7 @@ class PlaceholderEngine(Engine):
     description: ClassVar[str] = (
         "Built-in, no model: prompt placeholders, real inpainting edits, seeded variations."
     )
-    option_help: ClassVar[Mapping[str, str] | None] = {}  # it reads no -o option
+    Options = EngineOptions  # it reads no -o option
     default_size = (1024, 1024)
     output_formats: ClassVar[frozenset[str]] = frozenset({"png", "jpeg", "webp", "gif", "svg"})
     accepts: ClassVar[frozenset[str]] = frozenset({"markup"})

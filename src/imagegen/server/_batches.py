@@ -422,6 +422,9 @@ async def create_batch(request: Request) -> Response:
     service = service_of(request)
     owner = owner_of(request, service)
     body = await _json(request)
+    for name in ("input_file_id", "endpoint", "completion_window"):
+        if body.get(name) in (None, ""):
+            raise InvalidRequestError(f"Missing required parameter: {name}.", param=name)
     endpoint = body.get("endpoint")
     if endpoint not in ENDPOINTS:
         raise InvalidRequestError(
@@ -433,9 +436,10 @@ async def create_batch(request: Request) -> Response:
         raise InvalidRequestError("completion_window must be 24h.", param="completion_window")
     metadata = _check_metadata(body.get("metadata"))
     file_id = body.get("input_file_id")
-    if not isinstance(file_id, str) or not file_id:
+    if not isinstance(file_id, str):
         raise InvalidRequestError(
-            "Missing required parameter: input_file_id.", param="input_file_id"
+            f"Invalid input_file_id {file_id!r}: must be a file id such as 'file-abc123'.",
+            param="input_file_id",
         )
     found = None
     if service.store.exists:

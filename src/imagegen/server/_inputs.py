@@ -25,7 +25,7 @@ from starlette.requests import Request
 from .._capabilities import MAX_DATA_URL_CHARS, Endpoint, ModelCapabilities
 from .._errors import InvalidRequestError
 from .._imaging import CONTENT_TYPES, InputImage, format_sizes, load_input
-from .._models import _Request, json_type, parse_request
+from .._models import ImageRequest, json_type, parse_request
 from .._service import ImageService
 from ._bodies import Blob, JsonEditReader, read_form
 from ._errors import HTTPError
@@ -46,7 +46,7 @@ _NESTED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[A-Za-z_][A-Za-z0-9_]*\])+
 
 @dataclass
 class ParsedRequest:
-    request: _Request
+    request: ImageRequest
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
     markup: InputImage | None = None
@@ -116,7 +116,7 @@ def _parse(
     model: str | None,
     *,
     strict: bool = False,
-) -> _Request:
+) -> ImageRequest:
     """`model`, when given (an Azure deployment's), replaces whatever the body names. JSON
     bodies are typed `strict`ly, as OpenAI types them; multipart fields are all strings."""
     if model is not None:
@@ -320,13 +320,8 @@ async def read_variation(
 # -- edits: multipart, or JSON with data URLs -------------------------------------------------
 
 
-def _decode_reference(
-    ref: Any,
-    param: str,
-    caps: ModelCapabilities,
-    settings: ServerSettings,
-    blobs: Mapping[str, Blob],
-) -> InputImage:
+def _reference_url(ref: Any, param: str) -> str:
+    """The `image_url` of a JSON image reference (`{"image_url": ...}`)."""
     if not isinstance(ref, dict):
         raise InvalidRequestError(
             f"Invalid type for '{param}': expected an object like "
@@ -353,8 +348,11 @@ def _decode_reference(
             f"Missing {where}: give the image as a data URL (data:image/png;base64,...).",
             param=where,
         )
-    # A long data URL arrived already decoded (see `JsonEditReader`); its marker stands for it.
-    blob = blobs.get(url)
+    return url
+
+
+def _data_url(url: str, where: str, blob: Blob | None) -> tuple[str, str]:
+    """A base64 data URL's declared type and payload (empty for a blob, decoded already)."""
     length = blob.chars if blob is not None else len(url)
     if length > MAX_DATA_URL_CHARS:
         raise InvalidRequestError(
@@ -377,10 +375,25 @@ def _decode_reference(
     declared, *flags = header[5:].split(";")
     if "base64" not in [flag.strip().lower() for flag in flags]:
         raise InvalidRequestError(f"Invalid {where}: the data URL must be base64.", param=where)
+    return declared.strip().lower(), payload
+
+
+def _decode_reference(
+    ref: Any,
+    param: str,
+    caps: ModelCapabilities,
+    settings: ServerSettings,
+    blobs: Mapping[str, Blob],
+) -> InputImage:
+    url = _reference_url(ref, param)
+    where = f"{param}.image_url"
+    # A long data URL arrived already decoded (see `JsonEditReader`); its marker stands for it.
+    blob = blobs.get(url)
+    declared, payload = _data_url(url, where, blob)
     # What is wrong with the image itself is reported as `image` (or `mask`, `markup`), as in
     # multipart.
     subject = param if param in _OTHER_FILES else "image"
-    _check_declared_type(declared.strip().lower(), subject, caps)
+    _check_declared_type(declared, subject, caps)
     _check_bytes(blob.size if blob is not None else len(payload) * 3 // 4 - 2, subject, settings)
     try:
         data = blob.data if blob is not None else base64.b64decode(payload, validate=True)

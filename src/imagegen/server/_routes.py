@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._capabilities import MODELS, Endpoint
-from .._models import _Request
+from .._models import ImageRequest
 from .._service import ImageService
 from ..engines import Job
 from ._azure import deployment_model
@@ -113,7 +113,7 @@ async def _run(endpoint: Endpoint, request: Request, read: Reader) -> Response:
     return _json(body)
 
 
-def _wants_urls(service: ImageService, request: _Request, job: Job) -> bool:
+def _wants_urls(service: ImageService, request: ImageRequest, job: Job) -> bool:
     """URLs when the request asks for them, or when it names no `response_format` and the model
     is a DALL·E one (OpenAI's default there); base64 otherwise, as GPT image models answer."""
     if request.response_format is not None:

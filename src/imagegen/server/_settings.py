@@ -238,9 +238,11 @@ class ServerSettings(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             name = ".".join(str(part) for part in first.get("loc", ())) or "settings"
+            # pydantic words a validator's own ValueError as "Value error, <its message>".
+            reason = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
             raise ConfigurationError(
                 f"Invalid server setting {name} (flag --{name.replace('_', '-')} or "
-                f"{ENV_PREFIX}{name.upper()}): {first.get('msg', 'invalid value')}."
+                f"{ENV_PREFIX}{name.upper()}): {reason.rstrip('.')}."
             ) from None
 
 
