@@ -270,7 +270,10 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
     "input_fidelity": click.option(
         "--input-fidelity",
         metavar=_choices("input_fidelity"),
-        help="gpt-image-1 and -1.5: how closely to keep the input's features (faces, logos).",
+        help=(
+            "GPT image models but gpt-image-2: how closely to keep the input's features "
+            "(faces, logos); gpt-image-1-mini takes low only."
+        ),
     ),
     "response_format": click.option("--response-format", metavar=_choices("response_format")),
     "user": click.option(
