@@ -126,7 +126,7 @@ async def _imagegen(url: str, rows: int, concurrency: int, folder: Path) -> tupl
         out_dir=folder / "imagegen",
         base_url=url,
         api_key="x",
-        defaults={"model": "gpt-image-1", "size": "1024x1024"},
+        defaults={"model": "gpt-image-1-mini", "size": "1024x1024"},
         concurrency=concurrency,
         metadata=False,
     )
@@ -147,7 +147,7 @@ async def _gather(
         async with gate:
             try:
                 result = await client.images.generate(
-                    model="gpt-image-1", prompt=f"catalogue image number {i}", size="1024x1024"
+                    model="gpt-image-1-mini", prompt=f"catalogue image number {i}", size="1024x1024"
                 )
             except openai.APIError:
                 return False

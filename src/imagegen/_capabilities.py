@@ -43,6 +43,7 @@ __all__ = [
     "get_capabilities",
     "parse_size",
     "retirement_hint",
+    "without_snapshots",
 ]
 
 Endpoint = Literal["generations", "edits", "variations"]
@@ -297,3 +298,15 @@ def parse_size(size: str) -> tuple[int, int] | None:
             param="size",
         )
     return int(match[1]), int(match[2])
+
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def without_snapshots(names: list[str]) -> list[str]:
+    """`names` without the dated snapshots (gpt-image-2.5-flare-2026-09-08) of models that are
+    in it too: a hint names a model once."""
+    known = set(names)
+    return [
+        name for name in names if (base := _SNAPSHOT.sub("", name)) == name or base not in known
+    ]

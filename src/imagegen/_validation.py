@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +33,11 @@ from ._capabilities import (
     Endpoint,
     ModelCapabilities,
     parse_size,
+    without_snapshots,
 )
 from ._errors import InvalidRequestError
 
 __all__ = ["CHECKS", "Problems", "Subject", "validate_params"]
-
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # gpt-image-2.5-flare-2026-09-08
 
 
 class Problems:
@@ -392,14 +390,13 @@ def _unsupported_hint(name: str, caps: ModelCapabilities) -> str:
         return " It is a GPT image model parameter."
     if caps.is_gpt_image:
         # A newer GPT image model takes it (markup came with 2.5): name the current ones.
-        takers = [
-            model.name
-            for model in MODELS.values()
-            if model.is_gpt_image
-            and not model.retired
-            and name not in model.unsupported
-            and not _SNAPSHOT.search(model.name)
-        ]
+        takers = without_snapshots(
+            [
+                model.name
+                for model in MODELS.values()
+                if model.is_gpt_image and not model.retired and name not in model.unsupported
+            ]
+        )
         if takers:
             return f" Models that take it: {', '.join(takers)}."
     if name == "response_format":

@@ -438,7 +438,7 @@ def test_a_rate_limit_asking_for_minutes_stops_the_batch_and_says_when(tmp_path:
 
 
 def test_help_gives_the_batch_s_own_retry_default() -> None:
-    from imagegen.batch._runner import DEFAULT_BATCH_RETRIES
+    from imagegen.batch._options import DEFAULT_BATCH_RETRIES
 
     text = " ".join(invoke("--help").stdout.split())
     assert (

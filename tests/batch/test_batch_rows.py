@@ -297,3 +297,16 @@ def test_a_csv_saved_with_semicolons_is_read_with_them(tmp_path: Path) -> None:
         {"prompt": "Un café, s'il vous plaît", "size": "1024x1024", "n": 2},
         {"prompt": "a;b"},
     ]
+
+
+def test_batch_options_name_every_async_client_argument() -> None:
+    """`run`/`arun` declare the client's arguments in `BatchOptions`: a new `AsyncClient`
+    argument that is not declared there would be refused as unknown."""
+    import inspect
+
+    from imagegen import AsyncClient
+    from imagegen.batch._options import BatchOptions, RunOptions
+
+    client = set(inspect.signature(AsyncClient).parameters)
+    batch_own = {field for field in RunOptions.__dataclass_fields__} - {"max_retries"}
+    assert set(BatchOptions.__annotations__) - batch_own == client

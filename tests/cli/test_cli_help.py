@@ -69,3 +69,22 @@ def test_each_command_names_its_own_models_and_sizes() -> None:
     assert "dall-e-3: standard|hd|auto;" in generate
     assert ": low|medium|high|auto;" in generate and ": low|medium|high|xhigh|max|auto." in generate
     assert "GPT image models always return b64_json" in generate
+
+
+@pytest.mark.parametrize("name", ["generate", "edit", "variation", "batch", "serve"])
+def test_help_lines_never_break_inside_a_hyphenated_word(name: str) -> None:
+    """Model names (gpt-image-2.5-sunburst-2026-09-08) and flags stay whole on one line, and
+    the hyphens are printed as typed (not as the non-breaking ones used for wrapping)."""
+    from click.testing import CliRunner
+
+    text = CliRunner().invoke(cli, [name, "--help"], terminal_width=80).stdout
+    lines = text.splitlines()
+    assert not [line for line in lines if line.rstrip().endswith(("gpt-", "dall-", "image-"))]
+    assert "\u2011" not in text
+    if name in ("generate", "edit", "batch"):
+        assert "gpt-image-2.5-sunburst-2026-09-08" in text
+
+
+def test_batch_help_names_the_variation_rows_default_model() -> None:
+    text = " ".join(invoke("batch", "--help").stdout.split())
+    assert "[default gpt-image-2; variations: dall-e-2]" in text

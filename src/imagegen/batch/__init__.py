@@ -6,7 +6,7 @@ from imagegen import batch
 report = batch.run(
     "products.csv",                  # .txt (a prompt a line), .jsonl or .csv
     out_dir="catalogue",             # default: beside the file, named after it
-    defaults={"model": "gpt-image-1", "size": "1024x1024", "quality": "low"},
+    defaults={"model": "gpt-image-1-mini", "size": "1024x1024", "quality": "low"},
     concurrency=8,
 )
 print(report.done, report.failed, report.gallery)     # catalogue/index.html

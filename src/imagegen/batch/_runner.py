@@ -12,34 +12,27 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
+from typing_extensions import Unpack
 
 from .._capabilities import get_capabilities
-from .._config import check_max_retries
-from .._errors import ConfigurationError, ImagegenError
+from .._errors import ImagegenError
 from ._context import RunContext
 from ._direct import send_rows
 from ._gallery import GALLERY_NAME, GalleryRow, relative_to, write_gallery
 from ._manifest import Manifest, lock_folder
+from ._options import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchOptions, RunOptions, split
 from ._plan import Planned, check_rows
 from ._rows import BatchFileError, RowProblem, read_batch
-from ._status import BatchProgress, BatchReport, Tracker
+from ._status import BatchReport, Tracker
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchInterrupted", "arun", "run"]
-
-DEFAULT_CONCURRENCY = 4
-MAX_CONCURRENCY = 64
-# More than a single call's 2: a batch runs for long and should ride out a short outage
-# (backoff 1, 2, 4, 8, 16, 32 s) rather than fail every row sent during it.
-DEFAULT_BATCH_RETRIES = 6
-
-Via = Literal["api", "batch-api"]
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -150,75 +143,11 @@ def _finish(
     write_gallery(folder, title, _gallery_rows(folder, planned, problems, records))
 
 
-@dataclass(frozen=True)
-class _Options:
-    """How to run a batch (the keyword arguments of `run` and `arun`), checked."""
-
-    out_dir: str | os.PathLike[str] | None = None
-    defaults: Mapping[str, Any] | None = None
-    concurrency: int = DEFAULT_CONCURRENCY
-    max_retries: int = DEFAULT_BATCH_RETRIES
-    force: bool = False
-    skip_invalid: bool = False
-    via: Via = "api"
-    poll_interval: float = 30.0
-    metadata: bool = True
-    on_progress: Callable[[BatchProgress], None] | None = None
-
-    def __post_init__(self) -> None:
-        concurrency = self.concurrency
-        if (
-            isinstance(concurrency, bool)
-            or not isinstance(concurrency, int)
-            or not 1 <= concurrency <= MAX_CONCURRENCY
-        ):
-            raise ConfigurationError(
-                f"Invalid concurrency {concurrency!r}: must be a whole number from 1 to "
-                f"{MAX_CONCURRENCY} (--concurrency)."
-            )
-        if self.via not in ("api", "batch-api"):
-            raise ConfigurationError(f"Invalid via {self.via!r}: use api or batch-api (--via).")
-        if not self.poll_interval > 0:
-            raise ConfigurationError(
-                f"Invalid poll_interval {self.poll_interval!r}: must be positive."
-            )
-        check_max_retries(self.max_retries)
-
-
-def _check_client_options(function: str, client_options: Mapping[str, Any]) -> None:
-    """A mistyped keyword is named as `function`'s own, with the closest known one, rather than
-    reaching `AsyncClient` as one it does not take."""
-    import difflib
-    import inspect
-
-    from .._async_client import AsyncClient
-
-    client = set(inspect.signature(AsyncClient).parameters) - {"max_retries"}
-    known = sorted(client | set(inspect.signature(run).parameters) - {"source"} | {"stop"})
-    for name in client_options:
-        if name not in client:
-            close = difflib.get_close_matches(name, [k for k in known if k != name], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            if name == "stop":
-                hint = " (arun() takes stop; run() stops on Ctrl-C)"
-            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}")
-
-
 async def arun(
     source: str | os.PathLike[str],
     *,
-    out_dir: str | os.PathLike[str] | None = None,
-    defaults: Mapping[str, Any] | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    max_retries: int = DEFAULT_BATCH_RETRIES,
-    force: bool = False,
-    skip_invalid: bool = False,
-    via: Via = "api",
-    poll_interval: float = 30.0,
-    metadata: bool = True,
-    on_progress: Callable[[BatchProgress], None] | None = None,
     stop: anyio.Event | None = None,
-    **client_options: Any,
+    **options: Unpack[BatchOptions],
 ) -> BatchReport:
     """Run the batch file `source` into `out_dir`; see `imagegen.batch` for the whole story.
 
@@ -228,43 +157,21 @@ async def arun(
     rows stay for the next run); cancelling the task stops at once. Either way the manifest
     and the gallery are written before `arun` returns or re-raises.
     """
-    options = _Options(
-        out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
-        metadata, on_progress,
-    )  # fmt: skip
-    _check_client_options("arun", client_options)
-    return await _arun(source, options, client_options, stop=stop, sink=[])
+    run_options, client_options = split("arun", options)
+    return await _arun(source, run_options, client_options, stop=stop, sink=[])
 
 
-def run(
-    source: str | os.PathLike[str],
-    *,
-    out_dir: str | os.PathLike[str] | None = None,
-    defaults: Mapping[str, Any] | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    max_retries: int = DEFAULT_BATCH_RETRIES,
-    force: bool = False,
-    skip_invalid: bool = False,
-    via: Via = "api",
-    poll_interval: float = 30.0,
-    metadata: bool = True,
-    on_progress: Callable[[BatchProgress], None] | None = None,
-    **client_options: Any,
-) -> BatchReport:
+def run(source: str | os.PathLike[str], **options: Unpack[BatchOptions]) -> BatchReport:
     """`arun` for synchronous code: the same arguments (but `stop`), the same report.
 
     Called from the main thread, the first Ctrl-C lets the requests in flight finish, a second
     one cancels them; either way the manifest and gallery are written and `BatchInterrupted`
     (a `KeyboardInterrupt` carrying the report) is raised.
     """
-    options = _Options(
-        out_dir, defaults, concurrency, max_retries, force, skip_invalid, via, poll_interval,
-        metadata, on_progress,
-    )  # fmt: skip
-    _check_client_options("run", client_options)
+    run_options, client_options = split("run", options)
     sink: list[BatchReport] = []
     if threading.current_thread() is not threading.main_thread():
-        return anyio.run(partial(_arun, source, options, client_options, stop=None, sink=sink))
+        return anyio.run(partial(_arun, source, run_options, client_options, stop=None, sink=sink))
     handles: dict[str, Any] = {}
     interrupts = 0
 
@@ -272,7 +179,7 @@ def run(
         stop = anyio.Event()
         with anyio.CancelScope() as scope:
             handles.update(loop=asyncio.get_running_loop(), scope=scope, stop=stop)
-            return await _arun(source, options, client_options, stop=stop, sink=sink)
+            return await _arun(source, run_options, client_options, stop=stop, sink=sink)
         return None
 
     def on_interrupt(signum: int, frame: Any) -> None:
@@ -296,7 +203,7 @@ def run(
 
 async def _arun(
     source: str | os.PathLike[str],
-    options: _Options,
+    options: RunOptions,
     client_options: Mapping[str, Any],
     *,
     stop: anyio.Event | None,
@@ -340,7 +247,7 @@ class _Run:
     manifest: Manifest
     planned: list[Planned]
     problems: list[RowProblem]
-    options: _Options
+    options: RunOptions
     total: int
     interrupted: bool = False
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
@@ -46,9 +46,36 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Click wraps help text at hyphens, which splits model names (gpt-\nimage-2.5-flare) and flags;
+# help is wrapped with each hyphen as a non-breaking one, then given back as typed.
+_NO_BREAK_HYPHEN = "\u2011"
+
+
+class HelpFormatter(click.HelpFormatter):
+    """Click's help formatter, but lines never break at a hyphen."""
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        kept = [(term, text.replace("-", _NO_BREAK_HYPHEN)) for term, text in rows]
+        super().write_dl(kept, col_max, col_spacing)
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", _NO_BREAK_HYPHEN))
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(_NO_BREAK_HYPHEN, "-")
+
+
+class Context(click.Context):
+    formatter_class = HelpFormatter
+
+
 class ImagegenGroup(click.Group):
     """A click group that loads its commands lazily and reports every error in one line,
     with the exit codes above."""
+
+    context_class = Context
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -58,6 +85,7 @@ class ImagegenGroup(click.Group):
         if entry is None:
             return None
         command: click.Command = getattr(importlib.import_module(entry[0], __name__), entry[1])
+        command.context_class = Context
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

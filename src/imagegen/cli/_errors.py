@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
@@ -30,6 +31,9 @@ from .._errors import (
     NotFoundError,
     redact,
 )
+
+if TYPE_CHECKING:
+    from .._capabilities import Endpoint
 
 # Environment variables whose values are secrets, masked wherever they might appear.
 SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_TOKEN", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
@@ -204,8 +208,7 @@ def hints(exc: ImagegenError, ctx: click.Context | None) -> str:
 def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     """` dall-e-2 takes -s 256x256: use -m dall-e-2, or leave -s out.`: the models of OpenAI's
     table that accept the value the run's model refused (the default model first, alone)."""
-    from .._capabilities import DEFAULT_MODELS, ENDPOINT_PARAMS, MODELS
-    from .._validation import validate_params
+    from .._capabilities import ENDPOINT_PARAMS, MODELS
 
     endpoint, model = ctx.meta.get(ENDPOINT_AND_MODEL, (None, None))
     flag = option_flag(ctx, param)
@@ -217,24 +220,7 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
         or param not in ENDPOINT_PARAMS[endpoint] - {"prompt", "image", "mask"}
     ):
         return ""
-    given = {param: value} if endpoint == "variations" else {param: value, "prompt": "x"}
-
-    def takes(name: str) -> bool:
-        try:
-            validate_params(endpoint, given, MODELS[name])
-        except InvalidRequestError:
-            return False
-        return True
-
-    if takes(model):  # refused with the rest of the request (n=3 with SVG output), not alone
-        return ""
-    default = DEFAULT_MODELS[endpoint]
-    names = [name for name in MODELS if name != model and takes(name)]
-    # A dated snapshot (gpt-image-2.5-sunburst-2026-09-08) is named only without its model.
-    names = [n for n in names if _SNAPSHOT.sub("", n) == n or _SNAPSHOT.sub("", n) not in names]
-    # A retired model only when no current one takes the value: OpenAI refuses retired ones.
-    names = [name for name in names if not MODELS[name].retired] or names
-    names = [default] if default in names else names[:3]
+    names = _models_taking(endpoint, model, param, value)
     if not names:
         return ""
     short = flag.split("/")[0]
@@ -246,7 +232,28 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     return f" {who} {shown}: use {uses}, or leave {short} out."
 
 
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+def _models_taking(endpoint: Endpoint, model: str, param: str, value: object) -> list[str]:
+    """The models to suggest for `param=value`, which `model` refused: the endpoint's default
+    alone if it takes it, else up to three, current ones before retired ones (OpenAI refuses
+    those), none if `model` takes the value alone (the rest of the request was the problem)."""
+    from .._capabilities import DEFAULT_MODELS, MODELS, without_snapshots
+    from .._validation import validate_params
+
+    given = {param: value} if endpoint == "variations" else {param: value, "prompt": "x"}
+
+    def takes(name: str) -> bool:
+        try:
+            validate_params(endpoint, given, MODELS[name])
+        except InvalidRequestError:
+            return False
+        return True
+
+    if takes(model):
+        return []
+    names = without_snapshots([name for name in MODELS if name != model and takes(name)])
+    names = [name for name in names if not MODELS[name].retired] or names
+    default = DEFAULT_MODELS[endpoint]
+    return [default] if default in names else names[:3]
 
 
 def _either(items: list[str], word: str) -> str:

@@ -152,12 +152,17 @@ def _by_model(endpoint: Endpoint, rule: Callable[[ModelCapabilities], str | None
     )
 
 
-def _model_help(endpoint: Endpoint) -> str:
+def _model_help(endpoint: Endpoint, also: Sequence[Endpoint] = ()) -> str:
     models = _models_of(endpoint)
     known = ", ".join(sorted(caps.name for caps in models))
     retired = ", ".join(caps.name for caps in models if caps.retired)
+    default = DEFAULT_MODELS[endpoint]
+    # batch: rows of other endpoints default to their own model (variations: dall-e-2)
+    default += "".join(
+        f"; {name}: {DEFAULT_MODELS[name]}" for name in also if DEFAULT_MODELS[name] != default
+    )
     return (
-        f"Model name [default {DEFAULT_MODELS[endpoint]}]. Known: {known}. Retired by OpenAI "
+        f"Model name [default {default}]. Known: {known}. Retired by OpenAI "
         f"(refused there, sent to other servers): {retired}. Other names go to the server "
         "unchecked (compatible servers have their own)."
     )
@@ -270,7 +275,10 @@ _REQUEST_OPTIONS: dict[str, Callable[[F], F]] = {
     "input_fidelity": click.option(
         "--input-fidelity",
         metavar=_choices("input_fidelity"),
-        help="gpt-image-1 and -1.5: how closely to keep the input's features (faces, logos).",
+        help=(
+            "GPT image models but gpt-image-2: how closely to keep the input's features "
+            "(faces, logos); gpt-image-1-mini takes low only."
+        ),
     ),
     "response_format": click.option("--response-format", metavar=_choices("response_format")),
     "user": click.option(
@@ -364,7 +372,12 @@ def request_options(
             func = _REQUEST_OPTIONS[name](func)
             if name in _ENDPOINT_HELP:
                 declared: list[click.Option] = func.__click_params__  # type: ignore[attr-defined]
-                declared[-1].help = _ENDPOINT_HELP[name](endpoint)  # the option just declared
+                # the option just declared
+                declared[-1].help = (
+                    _model_help(endpoint, also)
+                    if name == "model"
+                    else _ENDPOINT_HELP[name](endpoint)
+                )
         return func
 
     return decorate
