@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _loopback import free_port, wait_for
+from _loopback import free_port, stop, wait_for
 
 TARGET_RATIO = 0.8
 
@@ -140,12 +140,7 @@ class Server:
             raise RuntimeError(f"{name} did not start:\n{self.log.read_text()}") from None
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
 
 def start_servers(folder: Path) -> list[Server]:
