@@ -129,7 +129,10 @@ class PlaceholderEngine(Engine):
         ]
 
     def capacity(self) -> int:
-        # Pillow draws and encodes with the GIL released: one job per CPU keeps them all busy.
+        if self._pool is not None:
+            # Two jobs a worker: one drawn while the request of the one before writes its
+            # answer (base64, JSON), so no worker waits for the next job.
+            return 2 * self.processes
         return os.cpu_count() or 1
 
     def resolve_auto_size(
