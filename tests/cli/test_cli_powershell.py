@@ -220,6 +220,20 @@ def test_no_model_hint_where_no_model_takes_the_value(api: Recorder) -> None:
         assert " takes " not in line and " take " not in line, line
 
 
+def test_a_model_refused_by_the_endpoint_is_not_suggested_as_its_own_fix(api: Recorder) -> None:
+    """`-m` names the model, not a value another model takes: no "dall-e-2 takes -m gpt-image-2"."""
+    for command in (
+        ["variation", _square(), "-m", "gpt-image-2"],
+        ["edit", "-i", _square(), "-p", "x", "-m", "dall-e-3"],
+    ):
+        result = invoke(*command)
+        assert result.exit_code == 2
+        line = error_line(result)
+        assert line.startswith("Error: -m/--model: Model "), line
+        assert " takes -m " not in line and " take -m " not in line, line
+    assert not api.requests
+
+
 def test_a_refused_request_gets_no_warning_before_its_error(api: Recorder) -> None:
     """`response_format=url` is dropped with a warning for GPT image models, but only for a
     request that is sent: a refused one shows its error alone."""

@@ -217,7 +217,7 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
         or model not in MODELS
         or value is None
         or flag is None
-        or param not in ENDPOINT_PARAMS[endpoint] - {"prompt", "image", "mask"}
+        or param not in ENDPOINT_PARAMS[endpoint] - {"prompt", "image", "mask", "model"}
     ):
         return ""
     names = _models_taking(endpoint, model, param, value)
