@@ -1,5 +1,5 @@
-"""What the benchmarks that start a server process share: a free port, waiting for it, and a
-tiny image to answer with."""
+"""What the benchmarks that start a server process share: a free port, waiting for it,
+stopping it, and a tiny image to answer with."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def wait_for(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("the benchmark server did not start")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate `process`, and kill it if it has not exited within a minute."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def tiny_png() -> str:

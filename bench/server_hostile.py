@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
+from _loopback import stop
 from PIL import Image
 
 MB = 1024 * 1024
@@ -113,12 +114,7 @@ class Server:
 
     def close(self) -> None:
         self._sampling = False
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
         self._log.close()
         self.log_path.unlink(missing_ok=True)
 

@@ -1,11 +1,13 @@
-"""How long `imagegen --help` takes to start, as a ratio to a bare Python start.
+"""How long `imagegen --help` and an in-process `imagegen generate` take, as ratios to a bare
+Python start.
 
 Each command runs in a fresh process, `--runs` times, round-robin (one run of each command in
 turn, so a busy machine slows them all alike), after one warm-up run each (so the OS file cache
 is hot for all). Printed: the median wall time and the median CPU time (user + system of the
 child, which other load on the machine disturbs less), and their ratios to `python -c pass` and
-to `python -c "import click"` (the floor for any click command line). Issue 2's target: under 6x
-a bare Python start.
+to `python -c "import click"` (the floor for any click command line). Targets: `--help` under
+6x a bare Python start; the whole `imagegen generate "..." --engine placeholder -o FILE`
+(start, a 1024x1024 image drawn, encoded and saved) under 10x.
 
     python bench/startup.py [--runs 21]
 """
@@ -19,10 +21,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-TARGET_RATIO = 6.0
+TARGET_RATIO = 6.0  # --help
+GENERATE_TARGET_RATIO = 10.0  # generate --engine placeholder -o FILE
+GENERATE = "imagegen generate --engine placeholder -o FILE"
 HEAVY = ("PIL", "httpx2", "httpx", "pydantic", "rich", "starlette", "uvicorn", "numpy", "torch")
 
 
@@ -56,9 +61,12 @@ def main() -> None:
         'python -c "import click"': [python, "-c", "import click"],
         "python -m imagegen --help": [python, "-m", "imagegen", "--help"],
     }
+    out = Path(tempfile.mkdtemp(prefix="imagegen-startup-")) / "lion.png"
     if script:
         commands["imagegen --help"] = [script, "--help"]
         commands["imagegen generate --help"] = [script, "generate", "--help"]
+        commands[GENERATE] = [script, "generate", "A cute baby lion", "--engine", "placeholder"]
+        commands[GENERATE] += ["-o", str(out)]
 
     for cmd in commands.values():  # warm-up
         _run_once(cmd)
@@ -75,19 +83,22 @@ def main() -> None:
         f"start-up, median of {args.runs} runs each, round-robin "
         f"(Python {sys.version.split()[0]}, {sys.platform}, load {load:.1f})"
     )
+    width = max(len(label) for label in commands)
     print(
-        f"{'command':<28} {'wall ms':>8} {'x bare':>7} {'x click':>8}   {'cpu ms':>7} {'x bare':>7}"
+        f"{'command':<{width}} {'wall ms':>8} {'x bare':>7} {'x click':>8}   {'cpu ms':>7} "
+        f"{'x bare':>7}"
     )
     for label in commands:
         print(
-            f"{label:<28} {wall[label] * 1000:8.1f} {wall[label] / wall[bare]:7.2f} "
+            f"{label:<{width}} {wall[label] * 1000:8.1f} {wall[label] / wall[bare]:7.2f} "
             f"{wall[label] / wall[click_only]:8.2f}   {cpu[label] * 1000:7.1f} "
             f"{cpu[label] / cpu[bare]:7.2f}"
         )
     for label in (k for k in commands if "imagegen" in k):
         ratio = wall[label] / wall[bare]
-        verdict = "meets" if ratio < TARGET_RATIO else "MISSES"
-        print(f"{label}: {ratio:.2f}x a bare Python start ({verdict} the {TARGET_RATIO}x target)")
+        target = GENERATE_TARGET_RATIO if label == GENERATE else TARGET_RATIO
+        verdict = "meets" if ratio < target else "MISSES"
+        print(f"{label}: {ratio:.2f}x a bare Python start ({verdict} the {target:g}x target)")
     heavy = _heavy_modules()
     print(f"heavy modules imported by `import imagegen.cli`: {', '.join(heavy) or 'none'}")
 

@@ -12,11 +12,11 @@ The checks that follow from these facts are `_validation.validate_params`.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
 from ._errors import InvalidRequestError
@@ -145,7 +145,15 @@ class CatalogueError(RuntimeError):
 
 
 def _read_catalogue() -> dict[str, Any]:
-    text = resources.files(__package__ or "imagegen").joinpath("catalogue.toml").read_text("utf-8")
+    # Read beside this module: importing importlib.resources (zipfile, tempfile, pathlib...)
+    # costs more than a whole `imagegen --help`. It is the way in from a zipped install only.
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "catalogue.toml"), encoding="utf-8") as f:
+            text = f.read()
+    except OSError:  # pragma: no cover - a zipped install
+        from importlib import resources
+
+        text = resources.files(__package__ or "imagegen").joinpath("catalogue.toml").read_text()
     catalogue: dict[str, Any] = tomllib.loads(text)
     return catalogue
 

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Union, cast
 
 from ._capabilities import MB, ModelCapabilities
 from ._errors import InvalidRequestError
+from ._png import encode_png
 from ._validation import Problems
 
 if TYPE_CHECKING:
@@ -507,7 +508,7 @@ def encode_image(
         image = image if transparent or image.mode in ("RGB", "L") else image.convert("RGB")
         if transparent and image.mode != "RGBA":
             image = image.convert("RGBA")
-        image.save(buffer, format="PNG", compress_level=png_level)
+        return encode_png(image, png_level)  # faster than Pillow's encoder: see `_png`
     elif output_format == "jpeg":
         # OpenAI's output_compression is "compression level": 100 = best quality, as its default.
         params["quality"] = 95 if compression is None else max(1, min(95, compression))

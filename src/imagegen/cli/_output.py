@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import os
 import tempfile
 import time
@@ -40,7 +41,6 @@ from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
 from .._saving import FORMAT_OF_SUFFIX, b64_chunks, image_head, split_image_suffix
 from ._progress import Console
-from ._viewer import show_bytes, show_file
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
 # Image formats no Images API returns: a name like `-o x.bmp` would get PNG bytes.
@@ -357,7 +357,7 @@ class Writer:
             # A server that ignored output_format is reported by the library's save.
             path = self._save(image, lambda: namer.final(name_fmt), final=True)
             self._revised(image, f" ({path})")
-            if self.show and not show_file(path):
+            if self.show and not _viewer().show_file(path):
                 self.console.warn(f"Could not open {path}: {_NO_VIEWER}")
             return
         if self.format in ("url", "base64") and image.b64_json:
@@ -374,7 +374,7 @@ class Writer:
             self.console.out(b64)
         elif self.format == "byte":
             self.console.out_bytes(image.bytes())
-        if self.show and not show_bytes(image.bytes()):
+        if self.show and not _viewer().show_bytes(image.bytes()):
             self.console.warn(f"Could not open the image: {_NO_VIEWER}")
 
     def _revised(self, image: Any, where: str) -> None:
@@ -414,3 +414,8 @@ def _url_format(url: str | None) -> str | None:
         return None
     suffix = Path(url.split("?", 1)[0]).suffix.lower()
     return FORMAT_OF_SUFFIX.get(suffix)
+
+
+def _viewer() -> Any:
+    """The viewer module, imported for --show only (it brings subprocess)."""
+    return importlib.import_module("._viewer", __package__)

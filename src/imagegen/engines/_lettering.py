@@ -3,6 +3,11 @@
 Text is drawn with Pillow's bundled font (`ImageFont.load_default(size=...)`, scalable where
 Pillow has FreeType), so the same request gives the same pixels everywhere. That font covers
 ASCII and a little punctuation: accents are folded (`é` → `e`) and other characters become `?`.
+
+Fitting measures text by adding up the advances of its characters, each measured once per font
+size: the bundled font has no kerning, so that is what `getlength` returns for the whole text
+(a test checks it), and the search for the size and the line breaks that fit, which measures
+hundreds of candidate lines, costs microseconds instead of milliseconds.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ __all__ = [
     "font_size",
     "get_font",
     "line_spacing",
+    "measure",
     "printable",
 ]
 
@@ -73,6 +79,19 @@ def get_font(size: int) -> Font:
     return font
 
 
+@lru_cache(maxsize=8192)
+def _advance(size: int, char: str) -> float:
+    return float(get_font(size).getlength(char))
+
+
+def measure(font: Font, text: str) -> float:
+    """`font.getlength(text)`, from the advances of its characters."""
+    size = getattr(font, "size", None)
+    if not isinstance(size, int):  # the bitmap fallback font: measured as it is
+        return float(font.getlength(text))
+    return sum(_advance(size, char) for char in text)
+
+
 @lru_cache(maxsize=1024)
 def _has_glyph(char: str) -> bool:
     font = get_font(20)
@@ -100,7 +119,7 @@ class TextBlock:
 
     @property
     def width(self) -> int:
-        return max((round(self.font.getlength(line)) for line in self.lines), default=0)
+        return max((round(measure(self.font, line)) for line in self.lines), default=0)
 
     @property
     def height(self) -> int:
@@ -128,19 +147,23 @@ def _wrap(text: str, font: Font, width: float, max_lines: int) -> tuple[list[str
     Returns the lines, whether all the text is in them, and whether a word had to be broken.
     """
     lines: list[str] = []
-    current, broken = "", False
+    current, current_width, broken = "", 0.0, False
+    space = measure(font, " ")
     for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if font.getlength(candidate) <= width:
-            current = candidate
+        word_width = measure(font, word)
+        candidate_width = current_width + space + word_width if current else word_width
+        if candidate_width <= width:
+            current = f"{current} {word}" if current else word
+            current_width = candidate_width
             continue
         if current:
             lines.append(current)
-        while font.getlength(word) > width and len(lines) < max_lines:
+        while word_width > width and len(lines) < max_lines:
             cut = max(1, _fitting_prefix(word, font, width))
             lines.append(word[:cut])
             word, broken = word[cut:], True
-        current = word
+            word_width = measure(font, word)
+        current, current_width = word, word_width
         if len(lines) >= max_lines:
             return lines[:max_lines], False, broken
     if current:
@@ -149,14 +172,14 @@ def _wrap(text: str, font: Font, width: float, max_lines: int) -> tuple[list[str
 
 
 def _fitting_prefix(text: str, font: Font, width: float) -> int:
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if font.getlength(text[:mid]) <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """How many of the first characters of `text` fit in `width`."""
+    count, total = 0, 0.0
+    for char in text:
+        total += measure(font, char)
+        if total > width:
+            break
+        count += 1
+    return count
 
 
 def fit_text(
@@ -195,7 +218,7 @@ def fit_text(
     else:
         return None
     last = block.lines[-1].rstrip()
-    while last and block.font.getlength(last + "…") > width:
+    while last and measure(block.font, last + "…") > width:
         last = last[:-1].rstrip()
     block.lines[-1] = last + "…"
     return block

@@ -21,17 +21,16 @@ from collections.abc import Sequence
 from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
-import numpy as np
 from PIL import Image
 
 from ._lettering import MIN_FONT, fit_text, font_size, line_spacing, printable
+from ._placeholder_card import MIN_TEXT_SIDE
 
 __all__ = ["glow_count", "markup_region", "shimmer", "svg_card", "svg_picture"]
 
 RGB = tuple[int, int, int]
 _GLOWS = {"low": 2, "medium": 4, "high": 7}
 _FONT_FAMILY = "DejaVu Sans, Verdana, Arial, sans-serif"  # Pillow's bundled font is DejaVu-like
-_MIN_TEXT_SIDE = 48
 
 
 class Colours(Protocol):
@@ -62,6 +61,8 @@ def _unit(seed: int, purpose: str) -> float:
 
 def shimmer(image: Image.Image, count: int) -> list[Image.Image]:
     """`count` frames of `image` with a band of light crossing it from corner to corner."""
+    import numpy as np  # here, not at import: stills are drawn without it
+
     width, height = image.size
     # The band is smooth: drawn small and enlarged, then blended towards white in Pillow's C.
     scale = min(1.0, 256 / max(width, height))
@@ -151,7 +152,7 @@ def svg_card(
     if not transparent:
         parts.append(f'<rect width="{width}" height="{height}" fill="url(#background)"/>')
         parts.extend(shapes)
-    if short >= _MIN_TEXT_SIDE:
+    if short >= MIN_TEXT_SIDE:
         parts.extend(_card(prompt, width, height, colours, transparent))
     elif transparent:
         inset = short // 8
