@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import io
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,32 @@ def test_serve_draws_in_a_process_per_cpu_and_stopping_it_leaves_none() -> None:
         assert len(workers) == usable_cpus()
         everything = set(_children(process.pid))
         _until_drawn_by(workers, url, {"size": "256x256", "seed": 1})
+    assert _gone(everything) == set()
+
+
+def test_stopping_the_server_in_the_middle_of_a_load_stops_every_worker() -> None:
+    stop = threading.Event()
+
+    def keep_asking(url: str) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(httpx2.HTTPError, AssertionError):
+                _generate(url, size="512x512")
+
+    with serving("-o", "processes=2") as (url, process, _):
+        workers = _workers(process.pid)
+        everything = set(_children(process.pid))
+        clients = [threading.Thread(target=keep_asking, args=(url,)) for _ in range(8)]
+        for client in clients:
+            client.start()
+        try:
+            _until_drawn_by(workers, url, {"size": "256x256"})
+        except BaseException:
+            stop.set()
+            raise
+    stop.set()
+    for client in clients:
+        client.join(timeout=60)
+    assert process.returncode == -signal.SIGTERM  # its own shutdown, not the SIGKILL fallback
     assert _gone(everything) == set()
 
 

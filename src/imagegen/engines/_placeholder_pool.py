@@ -20,16 +20,15 @@ its job tried once more on the new one.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import threading
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from .._encoding import encode_result
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnContext, SpawnProcess
 
     from . import Job
@@ -129,6 +128,8 @@ class DrawingPool:
     thread (a thread waits for an idle worker)."""
 
     def __init__(self, kind: type[PlaceholderEngine], processes: int) -> None:
+        import multiprocessing  # here: the in-process CLI, which starts no worker, skips it
+
         self.kind = kind
         self.processes = processes
         self._context = multiprocessing.get_context("spawn")
@@ -161,10 +162,11 @@ class DrawingPool:
             alone = not self._running
             self._running += 1
         try:
-            worker = None if alone or self._closed else self._idle.get()
-            if worker is None:
-                if not alone:
-                    self._idle.put(None)  # closed: for the next thread that waits
+            if alone or self._closed:
+                return draw(self.kind, job)
+            worker = self._idle.get()
+            if worker is None:  # the pool closed while this thread waited
+                self._idle.put(None)  # for the next thread that waits
                 return draw(self.kind, job)
             return self._ask(worker, job)
         finally:
