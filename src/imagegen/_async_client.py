@@ -18,7 +18,7 @@ from ._results import AsyncImageStream, ImagesResult
 from ._transport import AsyncTransport
 
 if TYPE_CHECKING:
-    import httpx2
+    import httpx2  # noqa: F401 - named in a string below, for type checkers only
 
 __all__ = ["AsyncClient"]
 

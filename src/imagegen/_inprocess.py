@@ -140,6 +140,7 @@ class AsyncEngineTransport:
     async def stream(self, call: Call) -> Events[AsyncIterator[WireEvent]]:
         """The engine's events, each awaited from the worker thread that makes it."""
         import anyio.to_thread
+
         opened = await anyio.to_thread.run_sync(self.sync.stream, call)
         events = opened.events
         assert isinstance(events, Generator)
