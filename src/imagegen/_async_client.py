@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, overload
 
@@ -41,6 +42,14 @@ class AsyncClient(_BaseClient["httpx2.AsyncClient", AsyncTransport]):
         return AsyncHTTPTransport
 
     async def aclose(self) -> None:
+        """Close the streams still open, then the connections (and an engine it loaded).
+
+        A stream left by `break` out of `async for` is a chain of suspended async generators
+        (ours and httpx2's); closed here one after the other, they are not left for asyncio to
+        close all at once at exit, where each races the next ("aclose(): asynchronous
+        generator is already running")."""
+        for stream in list(self._streams):
+            await stream.aclose()
         await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncClient:
@@ -58,7 +67,14 @@ class AsyncClient(_BaseClient["httpx2.AsyncClient", AsyncTransport]):
         if not call.stream:
             return self._result(call, await self._transport.send(call))
         events = await self._transport.stream(call)
-        return AsyncImageStream(events.events, **self._stream_options(call, events))
+        stream = AsyncImageStream(events.events, **self._stream_options(call, events))
+        self._streams.add(stream)
+        return stream
+
+    @functools.cached_property
+    def _streams(self) -> weakref.WeakSet[AsyncImageStream]:
+        """The streams this client opened that are still referenced (see `aclose`)."""
+        return weakref.WeakSet()
 
     @overload
     async def generate(

@@ -150,7 +150,8 @@ def connection_error(
     secrets: tuple[str, ...],
 ) -> APIError:
     """httpx2's error for a request to `url` as imagegen's, blaming the proxy when one failed."""
-    detail = redact(str(exc) or type(exc).__name__, *secrets)
+    # "ReadTimeout: timed out", or the name alone where httpx2 gives no text (async timeouts).
+    said = type(exc).__name__ + (f": {redact(str(exc), *secrets)}" if str(exc) else "")
     parsed = httpx2.URL(str(url))
     target = redact(str(parsed.copy_with(query=None)), *secrets)
     proxy = _proxy_for(routes, parsed)
@@ -164,24 +165,23 @@ def connection_error(
         if isinstance(exc, httpx2.ConnectTimeout):
             error = APITimeoutError(
                 f"No answer in time from {where} on the way to {target} "
-                f"({type(exc).__name__}: {detail}). Check that the proxy is running."
+                f"({said}). Check that the proxy is running."
             )
         else:
             error = APIConnectionError(
-                f"Could not reach {where} on the way to {target}: {type(exc).__name__}: "
-                f"{detail}. Check that the proxy is running and its address is right."
+                f"Could not reach {where} on the way to {target}: {said}. Check that the "
+                "proxy is running and its address is right."
             )
     elif proxy is not None and isinstance(exc, httpx2.ProxyError):
         shown = redact(redacted_url(proxy.url), *secrets)
         error = APIConnectionError(
-            f"The proxy {shown} ({proxy.source}) could not connect to {target}: "
-            f"{type(exc).__name__}: {detail}."
+            f"The proxy {shown} ({proxy.source}) could not connect to {target}: {said}."
         )
     elif isinstance(exc, httpx2.TimeoutException):
         error = APITimeoutError(
-            f"No complete answer from {target} in time ({type(exc).__name__}: {detail}). "
+            f"No complete answer from {target} in time ({said}). "
             "Raise the timeout (--timeout) or try again later."
         )
     else:
-        error = APIConnectionError(f"Could not talk to {target}: {type(exc).__name__}: {detail}.")
+        error = APIConnectionError(f"Could not talk to {target}: {said}.")
     return error

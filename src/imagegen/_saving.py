@@ -14,6 +14,8 @@
 - Naming: `name.png`, `name-1.png`, `name-2.png` for the images of one answer (PSOpenAI's
   rule); streamed partial images as `name.partial-0.png`, `name.partial-1.png`. A path without
   an extension gets the one matching the image's real format (sniffed from its first bytes).
+  A folder (an existing one, or a path ending in a separator) is refused: `out` would
+  otherwise become `out.png` beside it.
 - Only images: the first bytes of every image are sniffed before anything is written (PNG,
   JPEG, WebP, GIF or SVG); anything else, an HTML page, a script, text, is refused with an
   `APIResponseError` saying what it looks like, and no file (not even a temporary one) is made.
@@ -267,6 +269,17 @@ def _with_pixel_size(metadata: Mapping[str, str], path: Path) -> Mapping[str, st
     return {**metadata, "size": f"{width}x{height}"}
 
 
+def _refuse_folder(base: str | os.PathLike[str]) -> None:
+    """A folder is no file name: `out` would become `out.png` beside it, not a file in it."""
+    given = os.fspath(base)
+    path = Path(given).expanduser()
+    if given.endswith(("/", os.sep)) or path.is_dir():
+        raise ImagegenError(
+            f"Cannot write {given!r}: it is a folder; give a file name in it, such as "
+            f"{str(path / 'image.png')!r}."
+        )
+
+
 def write_image(
     base: str | os.PathLike[str],
     chunks: Iterable[bytes],
@@ -285,6 +298,7 @@ def write_image(
     nothing is written. The `.json` sidecar of a non-PNG image belongs to the image's name and
     is replaced in any case.
     """
+    _refuse_folder(base)
     image_format, head, stream = image_head(chunks, where)
     path = target_path(base, tag, image_format)
     named = FORMAT_OF_SUFFIX.get(path.suffix.lower())

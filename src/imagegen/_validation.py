@@ -37,7 +37,11 @@ from ._capabilities import (
 )
 from ._errors import InvalidRequestError
 
-__all__ = ["CHECKS", "Problems", "Subject", "validate_params"]
+__all__ = ["CHECKS", "TAKERS_NOTE", "Problems", "Subject", "validate_params"]
+
+# Leads the list of models that take a parameter the request's model refuses (the command
+# line then names no models of its own again).
+TAKERS_NOTE = " Models that take it: "
 
 
 class Problems:
@@ -398,7 +402,7 @@ def _unsupported_hint(name: str, caps: ModelCapabilities) -> str:
             ]
         )
         if takers:
-            return f" Models that take it: {', '.join(takers)}."
+            return f"{TAKERS_NOTE}{', '.join(takers)}."
     if name == "response_format":
         return " GPT image models always return b64_json."
     if name == "style":

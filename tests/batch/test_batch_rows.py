@@ -273,6 +273,11 @@ def test_the_error_message_ends_each_problem_with_one_full_stop() -> None:
             "run() got an unexpected keyword argument 'concurency' (did you mean 'concurrency'?)",
         ),
         ("stop", "run() got an unexpected keyword argument 'stop' (arun() takes stop"),
+        (  # a request parameter, as `generate` takes it: the rows' defaults say it
+            "quality",
+            "run() got an unexpected keyword argument 'quality' (request parameters for every "
+            "row go in defaults={'quality': ...})",
+        ),
     ],
 )
 def test_a_mistyped_keyword_is_named_as_run_s_own(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from cli_helpers import error_line, invoke
 from cli_recorder import Recorder, image_bytes
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -201,12 +202,43 @@ def test_a_retired_model_is_named_only_when_no_current_one_takes_the_value(
     result = invoke("edit", "-i", "in.png", "-p", "x", "--input-fidelity", "high")
     assert result.exit_code == 2
     line = error_line(result)
+    # gpt-image-2 takes no input_fidelity: the message names the models that take it, and the
+    # hint the ones that take "high", without naming them a second time.
     assert line.endswith(
-        " gpt-image-1.5, chatgpt-image-latest and gpt-image-2.5-sunburst take --input-fidelity "
-        "high: use -m gpt-image-1.5, -m chatgpt-image-latest or -m gpt-image-2.5-sunburst, or "
+        " Use -m gpt-image-1.5, -m chatgpt-image-latest or -m gpt-image-2.5-sunburst, or "
         "leave --input-fidelity out."
     )
     assert "gpt-image-1 " not in line and "gpt-image-1," not in line  # retired
+
+
+def _markup(name: str = "m.png") -> str:
+    picture = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    picture.putpixel((3, 3), (255, 0, 0, 255))
+    picture.save(name)
+    return name
+
+
+def test_models_the_message_names_are_not_named_again_by_the_hint(api: Recorder) -> None:
+    _square()
+    result = invoke("edit", "-i", "in.png", "-p", "x", "--markup", _markup())
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line == (
+        "Error: --markup: Parameter markup is not supported by gpt-image-2. Models that take "
+        "it: gpt-image-2.5-sunburst, gpt-image-2.5-flare, gpt-image-2.6-sunburst, "
+        "gpt-image-2.6-flare."
+    )
+
+
+def test_a_markup_every_model_refuses_gets_no_model_hint(api: Recorder) -> None:
+    """A markup without transparent pixels is wrong for every model: the line saying so does
+    not add "gpt-image-2.5-sunburst ... take --markup opaque.png: use -m ..."."""
+    _square()
+    result = invoke("edit", "-i", "in.png", "-p", "x", "--markup", _square("opaque.png"))
+    assert result.exit_code == 2
+    [line] = [line for line in result.stderr.splitlines() if "has no transparent pixels" in line]
+    assert " take " not in line and " takes " not in line and "-m " not in line, line
+    assert not api.requests
 
 
 def test_no_model_hint_where_no_model_takes_the_value(api: Recorder) -> None:
@@ -218,6 +250,20 @@ def test_no_model_hint_where_no_model_takes_the_value(api: Recorder) -> None:
         )
         line = error_line(invoke(*command))
         assert " takes " not in line and " take " not in line, line
+
+
+def test_a_model_refused_by_the_endpoint_is_not_suggested_as_its_own_fix(api: Recorder) -> None:
+    """`-m` names the model, not a value another model takes: no "dall-e-2 takes -m gpt-image-2"."""
+    for command in (
+        ["variation", _square(), "-m", "gpt-image-2"],
+        ["edit", "-i", _square(), "-p", "x", "-m", "dall-e-3"],
+    ):
+        result = invoke(*command)
+        assert result.exit_code == 2
+        line = error_line(result)
+        assert line.startswith("Error: -m/--model: Model "), line
+        assert " takes -m " not in line and " take -m " not in line, line
+    assert not api.requests
 
 
 def test_a_refused_request_gets_no_warning_before_its_error(api: Recorder) -> None:

@@ -204,6 +204,24 @@ def test_a_folder_in_the_way_is_a_clear_error(client: imagegen.Client, tmp_path:
     assert _files(tmp_path) == []
 
 
+@pytest.mark.parametrize("given", ["folder", "folder/", "new-folder/"])
+def test_a_folder_is_not_a_file_name(
+    client: imagegen.Client, server: ScriptedServer, tmp_path: Path, given: str
+) -> None:
+    """`save("out")` with `out` a folder (or `"out/"`) wrote `out.png` beside it, outside the
+    folder asked for; it is refused, naming a file name to give instead."""
+    (tmp_path / "folder").mkdir()
+    server.script(Reply(json=images_body(2)))
+    result = client.generate("a fox", n=2)
+    base = f"{tmp_path}/{given}"
+    with pytest.raises(imagegen.ImagegenError, match="is a folder") as caught:
+        result.save(base)
+    assert "image.png" in str(caught.value)
+    with pytest.raises(imagegen.ImagegenError, match="is a folder"):
+        result[0].save(base)
+    assert _files(tmp_path) == []
+
+
 def test_data_urls_are_decoded(client: imagegen.Client, server: ScriptedServer) -> None:
     picture = image_bytes()
     server.script(Reply(json=images_body(data=[{"url": "data:image/png;base64," + _b64(picture)}])))

@@ -244,6 +244,30 @@ def test_async_stream(server: ScriptedServer, tmp_path: Path) -> None:
     assert server.disconnected.wait(5)
 
 
+def test_an_async_stream_left_with_break_is_closed_with_its_client(
+    server: ScriptedServer,
+) -> None:
+    """`break` out of `async for` leaves the stream's generators suspended; closing the client
+    closes the stream first, in order, so asyncio does not close the chain all at once at exit
+    ("an error occurred during closing of asynchronous generator ... already running")."""
+    server.script(Reply(sse=[_partial(0)], sse_forever=True))
+    reported: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: reported.append(ctx))
+        async with imagegen.AsyncClient(base_url=server.base_url, api_key=API_KEY) as client:
+            stream = await client.generate("a fox", partial_images=1)
+            assert isinstance(stream, imagegen.AsyncImageStream)
+            async for event in stream:
+                assert event.is_partial
+                break
+        assert stream.closed
+
+    asyncio.run(main())
+    assert [ctx["message"] for ctx in reported] == []
+    assert server.disconnected.wait(5)
+
+
 def test_async_result_and_error(server: ScriptedServer) -> None:
     server.script(
         Reply(sse=[_partial(0), _completed(), _completed()]),

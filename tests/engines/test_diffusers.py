@@ -253,6 +253,26 @@ def test_hub_id_not_in_cache_offline() -> None:
 
 
 @pytest.mark.parametrize(
+    ("index", "said"),
+    [
+        ("{}", "_class_name"),  # no pipeline class named
+        ('{"_class_name": "NoSuchPipeline"}', "NoSuchPipeline"),  # one a newer diffusers has
+        ("[]", "model_index.json"),  # not an object
+    ],
+)
+def test_a_model_folder_diffusers_cannot_read_is_a_configuration_error(
+    tmp_path: Path, index: str, said: str
+) -> None:
+    """diffusers raises KeyError, AttributeError or TypeError for these; they were shown as
+    "unexpected KeyError" instead of naming the model folder."""
+    (tmp_path / "model_index.json").write_text(index)
+    with pytest.raises(ConfigurationError, match="Could not load the diffusers model") as caught:
+        DiffusersEngine(model=str(tmp_path)).load()
+    assert said in str(caught.value)
+    assert caught.value.param == "model"
+
+
+@pytest.mark.parametrize(
     ("options", "text"),
     [
         ({"steps": "0"}, "steps='0'"),

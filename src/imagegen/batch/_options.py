@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import TypedDict
 
+from .._capabilities import ENDPOINT_PARAMS
 from .._config import check_max_retries
 from .._errors import ConfigurationError
 
@@ -116,6 +117,8 @@ class RunOptions:
 
 
 _RUN_NAMES = frozenset(field.name for field in fields(RunOptions))
+# What `run(path, quality="low")` may mean: a parameter of the rows' requests.
+_REQUEST_PARAMS = frozenset().union(*ENDPOINT_PARAMS.values()) | {"mask", "markup"}
 
 
 def split(function: str, options: Mapping[str, Any]) -> tuple[RunOptions, dict[str, Any]]:
@@ -129,6 +132,8 @@ def split(function: str, options: Mapping[str, Any]) -> tuple[RunOptions, dict[s
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             if name == "stop":
                 hint = " (arun() takes stop; run() stops on Ctrl-C)"
+            elif name in _REQUEST_PARAMS:
+                hint = f" (request parameters for every row go in defaults={{{name!r}: ...}})"
             raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}")
     run = RunOptions(**{k: v for k, v in options.items() if k in _RUN_NAMES})
     return run, {k: v for k, v in options.items() if k not in _RUN_NAMES}

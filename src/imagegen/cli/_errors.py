@@ -202,13 +202,15 @@ def hints(exc: ImagegenError, ctx: click.Context | None) -> str:
             f" To print {what}, use -f {format_} (PSOpenAI's -Format {value}); "
             "--response-format is what the server sends: url or b64_json."
         )
-    return _model_taking(ctx, exc.param, value)
+    return _model_taking(ctx, exc.param, value, exc.message)
 
 
-def _model_taking(ctx: click.Context, param: str, value: object) -> str:
+def _model_taking(ctx: click.Context, param: str, value: object, message: str) -> str:
     """` dall-e-2 takes -s 256x256: use -m dall-e-2, or leave -s out.`: the models of OpenAI's
-    table that accept the value the run's model refused (the default model first, alone)."""
+    table that accept the value the run's model refused (the default model first, alone);
+    only ` Use -m ...` when `message` already lists the models that take the parameter."""
     from .._capabilities import ENDPOINT_PARAMS, MODELS
+    from .._validation import TAKERS_NOTE
 
     endpoint, model = ctx.meta.get(ENDPOINT_AND_MODEL, (None, None))
     flag = option_flag(ctx, param)
@@ -217,7 +219,8 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
         or model not in MODELS
         or value is None
         or flag is None
-        or param not in ENDPOINT_PARAMS[endpoint] - {"prompt", "image", "mask"}
+        # Files: what is wrong with one (its size, its pixels) is wrong for every model.
+        or param not in ENDPOINT_PARAMS[endpoint] - {"prompt", "image", "mask", "markup", "model"}
     ):
         return ""
     names = _models_taking(endpoint, model, param, value)
@@ -228,6 +231,8 @@ def _model_taking(ctx: click.Context, param: str, value: object) -> str:
     uses = _either([f"-m {name}" for name in names], "or")
     if MODELS[names[0]].retired:
         uses += " (on a server that still has it)"
+    if TAKERS_NOTE in message:
+        return f" Use {uses}, or leave {short} out."
     who = f"{names[0]} takes" if len(names) == 1 else f"{_either(names, 'and')} take"
     return f" {who} {shown}: use {uses}, or leave {short} out."
 

@@ -316,6 +316,15 @@ class DiffusersEngine(Engine):
             raise ConfigurationError(
                 f"Could not load the diffusers model {self.model_path!r}: {exc}", param="model"
             ) from exc
+        except (KeyError, AttributeError, TypeError) as exc:
+            # What diffusers raises for a model_index.json it cannot follow: no `_class_name`,
+            # a pipeline class it does not have (a newer release's), not an object at all.
+            raise ConfigurationError(
+                f"Could not load the diffusers model {self.model_path!r}: its model_index.json "
+                f"names no pipeline diffusers {diffusers.__version__} can build "
+                f"({type(exc).__name__}: {exc}); a newer diffusers may know it.",
+                param="model",
+            ) from exc
         pipe.to(device)
 
         scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
