@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import Self
 
 from ._capabilities import Endpoint
 from ._errors import InvalidRequestError
@@ -58,7 +59,6 @@ __all__ = [
 ]
 
 
-_M = TypeVar("_M", bound="WireModel")
 _R = TypeVar("_R", bound="ImageRequest")
 _SCALARS = (str, int, float, bool)
 
@@ -129,9 +129,11 @@ class WireModel(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     @classmethod
-    def of(cls: type[_M], **values: Any) -> _M:
+    def of(cls, **values: Any) -> Self:
         """`cls(**values)`, without validating values that already are what their fields hold."""
-        return cls.model_construct(**values) if _fit(cls, values) else cls(**values)
+        if _fit(cls, values):
+            return cls.model_construct(**values)  # type: ignore[return-value]  # see `build`
+        return cls(**values)
 
 
 class ImageRequest(WireModel):
@@ -154,7 +156,7 @@ class ImageRequest(WireModel):
         n '2': must be a whole number ...`), as it does for every other mistake.
         """
         if _fit(cls, params):
-            return cls.model_construct(**params)
+            return cls.model_construct(**params)  # type: ignore[return-value]  # as below
         try:
             return cls.model_validate(params, strict=True)
         except ValidationError:
