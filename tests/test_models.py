@@ -239,3 +239,52 @@ def test_error_body_has_openais_shape() -> None:
             "code": None,
         }
     }
+
+
+def _validated(cls: type[Any], params: dict[str, Any]) -> Any:
+    """What `build` gave before its shortcut: strict validation, else the values as given."""
+    from pydantic import ValidationError
+
+    try:
+        return cls.model_validate(params, strict=True)
+    except ValidationError:
+        return cls.model_construct(**params)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"prompt": "A fox", "n": 2, "size": "1024x1024", "stream": False},
+        {"prompt": "A fox", "seed": 7, "steps": [1, 2], "nested": {"a": None}},
+        {"prompt": "A fox", "n": "2", "stream": 1},  # wrong types: kept for validate_params
+        {"prompt": "A fox", "n": True, "output_compression": 1.5},
+        {"prompt": "A fox", "svg": {"model": "m", "reasoning": {"effort": "low"}}},
+        {"prompt": "A fox", "svg": {"model": 3}},
+        {"prompt": "A fox", "size": None, "user": None},
+        {"n": 1},  # no prompt: refused later, by validate_params
+    ],
+)
+def test_building_a_request_without_validating_it_changes_nothing(params: dict[str, Any]) -> None:
+    # Values that already have their fields' types skip pydantic's validator; the request and
+    # what it sends are the same as validation gives.
+    built, validated = GenerateRequest.build(params), _validated(GenerateRequest, params)
+    assert built == validated
+    assert built.model_extra == validated.model_extra
+    assert built.wire_params() == validated.model_dump(exclude_none=True, warnings=False)
+    assert {k: type(v) for k, v in vars(built).items()} == {
+        k: type(v) for k, v in vars(validated).items()
+    }
+
+
+def test_of_validates_only_values_that_need_it() -> None:
+    usage = ImagesUsage(input_tokens=1)
+    made = ImagesResponse.of(created=1, data=[ImageData.of(b64_json="eA==")], usage=usage)
+    assert made == ImagesResponse(created=1, data=[ImageData(b64_json="eA==")], usage=usage)
+    assert made.model_fields_set == {"created", "data", "usage"}
+    # A value of another type is validated (converted, or refused) as the constructor does.
+    converted = ImagesResponse.of(created=1, usage={"input_tokens": 2})
+    assert isinstance(converted.usage, ImagesUsage) and converted.usage.input_tokens == 2
+    with pytest.raises(ValueError, match="created"):
+        ImagesResponse.of(created="soon")
+    with pytest.raises(ValueError, match="created"):
+        ImagesResponse.of(data=[])

@@ -5,33 +5,41 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Mapping
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import anyio.to_thread
-import httpx2
 from typing_extensions import Unpack
 
 from . import _params
-from ._async_http import AsyncHTTPTransport
 from ._capabilities import Endpoint
 from ._client import Images, _BaseClient
 from ._imaging import ImageInput
-from ._inprocess import AsyncEngineTransport
 from ._request import Call
 from ._results import AsyncImageStream, ImagesResult
 from ._transport import AsyncTransport
 
+if TYPE_CHECKING:
+    import httpx2  # noqa: F401 - named in a string below, for type checkers only
+
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(_BaseClient[httpx2.AsyncClient, AsyncTransport]):
+class AsyncClient(_BaseClient["httpx2.AsyncClient", AsyncTransport]):
     """The asynchronous twin of `Client`: the same arguments, `async` methods, and
     `AsyncImageStream` for streams. Close it with `await client.aclose()` or `async with`.
 
     Saving URL results (`result.save()`) downloads synchronously, with the same settings.
     """
 
-    _transports = (AsyncHTTPTransport, AsyncEngineTransport)
+    @staticmethod
+    def _transport_class(in_process: bool) -> type[Any]:
+        if in_process:
+            from ._inprocess import AsyncEngineTransport
+
+            return AsyncEngineTransport
+        from ._async_http import AsyncHTTPTransport
+
+        return AsyncHTTPTransport
 
     async def aclose(self) -> None:
         """Close the streams still open, then the connections (and an engine it loaded).

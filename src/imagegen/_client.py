@@ -34,9 +34,8 @@ sends it, over HTTP (`_http`) or to an in-process engine (`_inprocess`), and its
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import httpx2
 from typing_extensions import Unpack
 
 from ._capabilities import Endpoint
@@ -50,10 +49,7 @@ from ._config import (
     resolve_settings,
 )
 from ._errors import ConfigurationError
-from ._http import HTTPTransport
 from ._imaging import ImageInput
-from ._inprocess import EngineTransport
-from ._network import make_timeout
 from ._params import (
     EditAnyParams,
     EditParams,
@@ -69,22 +65,32 @@ from ._transport import AsyncTransport, Events, Reply, Transport
 from ._types import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:
+    import httpx2
+
     from .engines import Engine
+
+    Timeout = float | httpx2.Timeout | None
 
 __all__ = ["Client"]
 
-Timeout = float | httpx2.Timeout | None
 Images = ImageInput | Sequence[ImageInput]
-_HTTPClient = TypeVar("_HTTPClient", httpx2.Client, httpx2.AsyncClient)
+# httpx2 by name only: a client of an in-process engine never imports it (see `_transport_class`).
+_HTTPClient = TypeVar("_HTTPClient", "httpx2.Client", "httpx2.AsyncClient")
 _Transport = TypeVar("_Transport", Transport, AsyncTransport)
 
 
 class _BaseClient(Generic[_HTTPClient, _Transport]):
     """Construction and everything around a call but its I/O, shared by `Client` and
-    `AsyncClient`; each names its transports: (to a server, to an in-process engine)."""
+    `AsyncClient`; each names its transports in `_transport_class`."""
 
     _transport: _Transport
-    _transports: ClassVar[tuple[type[Any], type[Any]]]
+    _timeout: httpx2.Timeout | None
+
+    @staticmethod
+    def _transport_class(in_process: bool) -> type[Any]:
+        """The transport class to an in-process engine, or to a server. Imported when a client
+        is made, so that one of an engine never loads httpx2 and the HTTP modules."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -111,7 +117,12 @@ class _BaseClient(Generic[_HTTPClient, _Transport]):
         engine_options: Mapping[str, str] | None = None,
         http_client: _HTTPClient | None = None,
     ) -> None:
-        self._timeout = make_timeout(timeout)
+        if engine is not None and isinstance(timeout, NotGiven):
+            self._timeout = None  # made when asked for: nothing an engine does uses it
+        else:
+            from ._network import make_timeout
+
+            self._timeout = make_timeout(timeout)
         self._max_retries = (
             DEFAULT_MAX_RETRIES if isinstance(max_retries, NotGiven) else max_retries
         )
@@ -124,13 +135,13 @@ class _BaseClient(Generic[_HTTPClient, _Transport]):
         )
         self._settings = None
         self._engine_name: str | None = None
-        to_server, to_engine = self._transports
         if engine is not None:
             if base_url or azure_endpoint:
                 raise ConfigurationError(
                     "An in-process engine needs no server: give either engine (--engine) or a "
                     "base URL / Azure endpoint, not both."
                 )
+            to_engine = self._transport_class(in_process=True)
             transport = to_engine(engine, model=engine_model, options=engine_options)
             self._engine_name = transport.name
             self._transport = transport
@@ -145,7 +156,8 @@ class _BaseClient(Generic[_HTTPClient, _Transport]):
             api_version=api_version,
             azure_ad_token=azure_ad_token,
         )
-        self._transport = to_server(
+        assert self._timeout is not None
+        self._transport = self._transport_class(in_process=False)(
             self._settings,
             http_client=http_client,
             timeout=self._timeout,
@@ -167,6 +179,10 @@ class _BaseClient(Generic[_HTTPClient, _Transport]):
 
     @property
     def timeout(self) -> httpx2.Timeout:
+        if self._timeout is None:
+            from ._network import make_timeout
+
+            self._timeout = make_timeout(NOT_GIVEN)
         return self._timeout
 
     def _prepare(self, endpoint: Endpoint, arguments: Mapping[str, Any]) -> Call:
@@ -211,11 +227,19 @@ class _BaseClient(Generic[_HTTPClient, _Transport]):
         )
 
 
-class Client(_BaseClient[httpx2.Client, Transport]):
+class Client(_BaseClient["httpx2.Client", Transport]):
     """A synchronous Images API client; see the module docstring. Use it as a context manager
     or call `close()` to release its connections (and an engine it loaded)."""
 
-    _transports = (HTTPTransport, EngineTransport)
+    @staticmethod
+    def _transport_class(in_process: bool) -> type[Any]:
+        if in_process:
+            from ._inprocess import EngineTransport
+
+            return EngineTransport
+        from ._http import HTTPTransport
+
+        return HTTPTransport
 
     def close(self) -> None:
         self._transport.close()

@@ -21,8 +21,6 @@ import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
 from ._errors import ConfigurationError
 from ._models import WireEvent
 from ._request import Call, Target
@@ -135,10 +133,14 @@ class AsyncEngineTransport:
         self.sync.close()
 
     async def send(self, call: Call) -> Reply:
+        import anyio.to_thread  # here: `Client(engine=...)` never needs it
+
         return await anyio.to_thread.run_sync(self.sync.send, call)
 
     async def stream(self, call: Call) -> Events[AsyncIterator[WireEvent]]:
         """The engine's events, each awaited from the worker thread that makes it."""
+        import anyio.to_thread
+
         opened = await anyio.to_thread.run_sync(self.sync.stream, call)
         events = opened.events
         assert isinstance(events, Generator)

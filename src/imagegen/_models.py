@@ -10,15 +10,26 @@ Input images travel beside the request as `_imaging.InputImage` objects.
 
 Responses parse leniently (OpenAI adds fields; compatible servers omit some), so a newer server
 never breaks an older client.
+
+Each model's validator and serializer are built on first use, not at import (`defer_build`),
+and values that already are what their fields hold are taken without either (`WireModel.of`,
+`ImageRequest.build`, `plain_fields`): building the first one imports most of pydantic and
+reads every installed package's entry points for pydantic plugins, about 40-60 ms, which an
+in-process `Client(engine=...)` call, whose values come typed from the caller and the engine,
+never pays.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import types
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import Self
 
 from ._capabilities import Endpoint
 from ._errors import InvalidRequestError
@@ -41,6 +52,7 @@ __all__ = [
     "SvgUsage",
     "VariationRequest",
     "WireEvent",
+    "WireModel",
     "parse_request",
     "parse_stream_event",
     "request_class",
@@ -48,9 +60,83 @@ __all__ = [
 
 
 _R = TypeVar("_R", bound="ImageRequest")
+_SCALARS = (str, int, float, bool)
 
 
-class ImageRequest(BaseModel):
+def _options(annotation: Any) -> tuple[Any, ...]:
+    """The types a field annotation allows (`str | None`: str and NoneType)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _fits(annotation: Any, value: Any) -> bool:
+    """Whether `value` is already what a field of type `annotation` holds, so that validating
+    it would give it back unchanged: None where None is allowed, a str, int, float or bool of
+    exactly the field's type, an instance of the field's model, a list of such."""
+    options = _options(annotation)
+    if value is None or type(value) in _SCALARS:
+        return type(value) in options
+    for option in options:
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            if isinstance(value, option):
+                return True
+        elif typing.get_origin(option) is list and type(value) is list:
+            (item,) = typing.get_args(option)
+            return all(_fits(item, each) for each in value)
+    return False
+
+
+@functools.cache
+def _required(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, info in cls.model_fields.items() if info.is_required())
+
+
+def _fit(cls: type[BaseModel], values: Mapping[str, Any]) -> bool:
+    """Whether `values` would validate into `cls` unchanged (see `_fits`); unknown names only
+    where the model keeps them as they are (`extra="allow"`)."""
+    fields = cls.model_fields
+    if not _required(cls) <= values.keys():
+        return False
+    allow = cls.model_config.get("extra") == "allow"
+    return all(
+        _fits(fields[name].annotation, value) if name in fields else allow
+        for name, value in values.items()
+    )
+
+
+def plain_fields(model: BaseModel) -> dict[str, Any] | None:
+    """`model.model_dump(exclude_none=True)` without pydantic's serializer, when every value
+    set (extra fields included) is a str, int, float, bool or such a model; None otherwise."""
+    extra = model.__pydantic_extra__ or {}
+    fields: dict[str, Any] = {}
+    for name, value in (*model.__dict__.items(), *extra.items()):
+        if value is None:
+            continue
+        if isinstance(value, BaseModel):
+            value = plain_fields(value)
+            if value is None:
+                return None
+        elif type(value) not in _SCALARS:
+            return None
+        fields[name] = value
+    return fields
+
+
+class WireModel(BaseModel):
+    """Base of the wire models: built on first use (see the module docstring)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    @classmethod
+    def of(cls, **values: Any) -> Self:
+        """`cls(**values)`, without validating values that already are what their fields hold."""
+        if _fit(cls, values):
+            return cls.model_construct(**values)  # type: ignore[return-value]  # see `build`
+        return cls(**values)
+
+
+class ImageRequest(WireModel):
     """The fields every Images API request has; one subclass per endpoint."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -69,6 +155,8 @@ class ImageRequest(BaseModel):
         `validate_params` then names each one in the words of the parameter's rule (`Invalid
         n '2': must be a whole number ...`), as it does for every other mistake.
         """
+        if _fit(cls, params):
+            return cls.model_construct(**params)  # type: ignore[return-value]  # as below
         try:
             return cls.model_validate(params, strict=True)
         except ValidationError:
@@ -77,7 +165,10 @@ class ImageRequest(BaseModel):
     def wire_params(self) -> dict[str, Any]:
         """The parameters that were set, extra fields included, ready to send (or to check:
         a request built from values of the wrong type dumps them as they are)."""
-        return self.model_dump(exclude_none=True, warnings=False)
+        fields = plain_fields(self)
+        if fields is None:
+            fields = self.model_dump(exclude_none=True, warnings=False)
+        return fields
 
     def extra_params(self) -> dict[str, Any]:
         """Only the fields outside OpenAI's schema (engine options such as `seed`)."""
@@ -88,14 +179,14 @@ class VariationRequest(ImageRequest):
     """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
 
 
-class SvgReasoning(BaseModel):
+class SvgReasoning(WireModel):
     """`svg.reasoning`: how much the SVG author reasons (`effort`)."""
 
     model_config = ConfigDict(extra="allow")
     effort: str | None = None
 
 
-class SvgOptions(BaseModel):
+class SvgOptions(WireModel):
     """`svg`, with output_format=svg: the model that writes the SVG, and its reasoning."""
 
     model_config = ConfigDict(extra="allow")
@@ -148,19 +239,19 @@ def request_class(endpoint: Endpoint) -> type[ImageRequest]:
     return _REQUESTS[endpoint]
 
 
-class InputTokensDetails(BaseModel):
+class InputTokensDetails(WireModel):
     model_config = ConfigDict(extra="allow")
     text_tokens: int = 0
     image_tokens: int = 0
 
 
-class OutputTokensDetails(BaseModel):
+class OutputTokensDetails(WireModel):
     model_config = ConfigDict(extra="allow")
     text_tokens: int = 0
     image_tokens: int = 0
 
 
-class SvgUsage(BaseModel):
+class SvgUsage(WireModel):
     """Tokens spent writing an SVG, apart from the rendering's `usage`."""
 
     model_config = ConfigDict(extra="allow")
@@ -171,7 +262,7 @@ class SvgUsage(BaseModel):
     total_tokens: int = 0
 
 
-class ImagesUsage(BaseModel):
+class ImagesUsage(WireModel):
     """Token usage, as GPT image models report it. Engines fill in only figures they have."""
 
     model_config = ConfigDict(extra="allow")
@@ -182,7 +273,7 @@ class ImagesUsage(BaseModel):
     output_tokens_details: OutputTokensDetails | None = None
 
 
-class ImageData(BaseModel):
+class ImageData(WireModel):
     """One image of a response: base64 bytes or a URL, and DALL·E 3's revised prompt."""
 
     model_config = ConfigDict(extra="allow")
@@ -196,7 +287,7 @@ class ImageData(BaseModel):
         return base64.b64decode(self.b64_json)
 
 
-class ImagesResponse(BaseModel):
+class ImagesResponse(WireModel):
     """The body of a successful non-streaming answer."""
 
     model_config = ConfigDict(extra="allow")
@@ -212,7 +303,7 @@ class ImagesResponse(BaseModel):
     svg_usage: SvgUsage | None = None
 
 
-class _ImageEvent(BaseModel):
+class _ImageEvent(WireModel):
     model_config = ConfigDict(extra="allow")
     b64_json: str
     created_at: int = 0
@@ -243,7 +334,11 @@ class CompletedEvent(_ImageEvent):
 
 # One event of an image stream, as the wire carries it (the caller sees it as `StreamEvent`).
 WireEvent = PartialImageEvent | CompletedEvent
-_WIRE_EVENT: TypeAdapter[WireEvent] = TypeAdapter(Annotated[WireEvent, Field(discriminator="type")])
+
+
+@functools.cache
+def _wire_event() -> TypeAdapter[WireEvent]:
+    return TypeAdapter(Annotated[WireEvent, Field(discriminator="type")])
 
 
 def parse_stream_event(data: Any) -> WireEvent | None:
@@ -255,17 +350,17 @@ def parse_stream_event(data: Any) -> WireEvent | None:
         "image_edit.completed",
     ):
         return None
-    return _WIRE_EVENT.validate_python(data)
+    return _wire_event().validate_python(data)
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(WireModel):
     message: str
     type: str = "invalid_request_error"
     param: str | None = None
     code: str | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(WireModel):
     """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
 
     error: ErrorDetail

@@ -84,11 +84,11 @@ class Rendered:
         for index, image in enumerate(self.images):
             revised = self.revised_prompts[index] if index < len(self.revised_prompts) else None
             if urls is not None:
-                data.append(ImageData(url=urls[index], revised_prompt=revised))
+                data.append(ImageData.of(url=urls[index], revised_prompt=revised))
             else:
                 b64 = base64.b64encode(image).decode("ascii") if encoded else None
-                data.append(ImageData(b64_json=b64, revised_prompt=revised))
-        return ImagesResponse(
+                data.append(ImageData.of(b64_json=b64, revised_prompt=revised))
+        return ImagesResponse.of(
             created=self.created, data=data, usage=self.usage, svg_usage=self.svg_usage, **self.echo
         )
 
@@ -125,7 +125,7 @@ def _region(mask: InputImage | None, first: PILImage.Image) -> PILImage.Image | 
 
 def _job_fields(request: ImageRequest) -> dict[str, Any]:
     """The fields of an engine's `Job` that come straight from the request, defaults applied."""
-    fields = request.model_dump(exclude_none=True)
+    fields = request.wire_params()
     output_format = fields.get("output_format", "png")
     gif = output_format == "gif"
     svg = fields.get("svg", {})

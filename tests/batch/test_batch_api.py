@@ -174,10 +174,11 @@ def test_bad_uploads_and_batches_are_refused_in_openais_words(keyed: str) -> Non
 
 
 def test_cancel_ends_a_running_batch_with_what_it_made(data_dir: Path) -> None:
-    release = threading.Event()
+    release, running = threading.Event(), threading.Event()
 
     class Gated(PlaceholderEngine):
         def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+            running.set()
             release.wait(30)
             return super().generate(job, on_partial)
 
@@ -188,6 +189,8 @@ def test_cancel_ends_a_running_batch_with_what_it_made(data_dir: Path) -> None:
             input_file_id=uploaded.id, endpoint="/v1/images/generations", completion_window="24h"
         )
         _wait(sdk, created.id, until=lambda b: b.status == "in_progress")
+        # "in_progress" comes before the first request reaches the engine: cancel while one runs.
+        assert running.wait(30)
         cancelling = sdk.batches.cancel(created.id)
         assert cancelling.status == "cancelling" and cancelling.cancelling_at
         release.set()
@@ -344,10 +347,11 @@ def test_via_batch_api_gives_the_same_folder_as_direct_requests(
 def test_a_client_stopped_while_its_batch_runs_collects_it_later_without_paying_twice(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    release = threading.Event()
+    release, running = threading.Event(), threading.Event()
 
     class Gated(PlaceholderEngine):
         def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+            running.set()
             release.wait(30)
             return super().generate(job, on_partial)
 

@@ -37,6 +37,71 @@ def test_loading_the_command_line_imports_nothing_heavy() -> None:
     assert done.stdout.strip() == b"[]"
 
 
+# What an in-process engine never needs: the HTTP stack, the HTTP side of the client, anyio, and
+# what pydantic imports only to build a validator (its plugin loader reads every installed
+# package's entry points).
+NOT_IN_PROCESS = (
+    "httpx2",
+    "httpcore2",
+    "h11",
+    "anyio",
+    "imagegen._http",
+    "imagegen._http_base",
+    "imagegen._async_http",
+    "imagegen._network",
+    "imagegen._proxies",
+    "imagegen._downloads",
+    "imagegen._answers",
+    "imagegen._retry",
+    "pydantic.plugin._loader",
+)
+# Run in a fresh interpreter; prints the modules of NOT_IN_PROCESS it imported, then the wire
+# models whose pydantic validator was built.
+_SEEN = f"""
+import sys
+from imagegen._models import WireModel
+
+def built(cls):
+    for sub in cls.__subclasses__():
+        if sub.__pydantic_complete__:
+            yield sub.__name__
+        yield from built(sub)
+
+print(sorted(m for m in {NOT_IN_PROCESS!r} if m in sys.modules))
+print(sorted(set(built(WireModel))))
+"""
+
+
+def test_generate_with_an_engine_imports_no_http_stack_and_builds_no_validator(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "lion.png"
+    code = (
+        "from imagegen.cli import main\n"
+        "try:\n"
+        f"    main(['generate', 'A lion', '--engine', 'placeholder', '-o', {str(target)!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n" + _SEEN
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert target.read_bytes().startswith(PNG)
+    assert done.stdout.splitlines()[-2:] == ["[]", "[]"], done.stdout
+
+
+def test_a_client_of_an_engine_imports_no_http_stack_and_builds_no_validator(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "lion.png"
+    code = (
+        "import imagegen\n"
+        "with imagegen.Client(engine='placeholder') as client:\n"
+        f"    client.generate('A lion', size='256x256').save({str(target)!r})\n" + _SEEN
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert target.read_bytes().startswith(PNG)
+    assert done.stdout.splitlines() == ["[]", "[]"], done.stdout
+
+
 def test_exit_codes(api: Recorder, base_url: str) -> None:
     ok = run_process("generate", "x", "--base-url", base_url, "-f", "json")
     assert ok.returncode == 0, ok.stderr

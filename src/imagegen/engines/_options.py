@@ -103,7 +103,8 @@ class EngineOptions(BaseModel):
     with `validation_alias=AliasChoices(name, other)`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Built on first use: most engines are created with no options, which need no validator.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
     # The spellings the unknown-option message mentions besides the field names.
     spellings_note: ClassVar[str] = ""
 
@@ -147,6 +148,8 @@ class EngineOptions(BaseModel):
             if field is None:
                 raise unknown_option_error(engine, raw_name, cls.model_fields, cls._note())
             given[field] = (raw_name, str(raw_value))
+        if not given and _defaults_only(cls):
+            return cls.model_construct()
         try:
             return cls.model_validate({field: value for field, (_, value) in given.items()})
         except ValidationError as exc:
@@ -158,6 +161,19 @@ class EngineOptions(BaseModel):
         raise bad_option(
             engine, raw_name, value.strip(), rule or value_rule(cls.model_fields[field])
         )
+
+
+@functools.cache
+def _defaults_only(options: type[EngineOptions]) -> bool:
+    """Whether validating no values at all gives the fields' defaults: no field is required and
+    no validator of the model's own could refuse them."""
+    decorators = options.__pydantic_decorators__
+    return not any(info.is_required() for info in options.model_fields.values()) and not (
+        decorators.validators
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.model_validators
+    )
 
 
 @functools.cache
