@@ -5,8 +5,8 @@ draws a gradient in two colours of the prompt, a frosted rounded card, the promp
 and the size line under it with Pillow for every request, in a worker thread, encodes a PNG at
 zlib level 1 and answers OpenAI's JSON (`b64_json`, or `url` to the file it wrote). Both run as
 subprocesses of this script under uvicorn with the same settings (h11, one worker, no access
-log); `imagegen serve` runs as users start it, with an engine slot per CPU and a queue long
-enough that no request is refused (the peer refuses none either).
+log); `imagegen serve` runs as users start it (a drawing process per CPU, two engine slots
+each), with a queue long enough that no request is refused (the peer refuses none either).
 
 One asyncio client in this process drives both over loopback keep-alive connections, in
 interleaved rounds (imagegen, peer, imagegen, ...), so load from elsewhere on the machine slows

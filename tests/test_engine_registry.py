@@ -160,16 +160,35 @@ def test_an_undeclared_option_is_refused_with_the_declared_ones(
         )
 
 
-def test_the_placeholder_engine_takes_no_options() -> None:
+def test_the_placeholder_engine_takes_only_processes() -> None:
     placeholder = engines.get_engine_class("placeholder")
-    assert placeholder.option_help == {}
-    assert placeholder(options={}).options == {}
-    with pytest.raises(ConfigurationError) as caught:
-        engines.create_engine("placeholder", options={"steps": "abc"})
-    assert caught.value.param == "options"
-    assert caught.value.message == (
-        "Unknown option 'steps': the placeholder engine takes no options; leave it out."
-    )
+    assert list(placeholder.option_help or {}) == ["processes"]
+    assert placeholder(options={}).processes == 0  # the library draws in the calling thread
+    assert placeholder(options={"processes": "3"}).processes == 3
+    for options, message in (
+        (
+            {"steps": "abc"},
+            "Unknown option 'steps' for the placeholder engine, which takes processes.",
+        ),
+        (
+            {"processes": "-1"},
+            "Invalid option processes='-1' for the placeholder engine: must be a whole number "
+            "from 0 to 1024.",
+        ),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            engines.create_engine("placeholder", options=options)
+        assert caught.value.param == "options"
+        assert caught.value.message == message
+
+
+def test_serve_gives_the_placeholder_a_process_per_cpu() -> None:
+    from imagegen.engines._placeholder_pool import usable_cpus
+
+    placeholder = engines.get_engine_class("placeholder")
+    cpus = usable_cpus()
+    assert placeholder.serve_options() == ({"processes": str(cpus)} if cpus > 1 else {})
+    assert _Anything.serve_options() == {}
 
 
 def test_an_engine_that_declares_nothing_is_given_every_option() -> None:

@@ -25,6 +25,7 @@ from ._capabilities import (
     get_capabilities,
     parse_size,
 )
+from ._encoding import encode_result, keeps_alpha, made
 from ._errors import EngineError, ImagegenError, InvalidRequestError
 from ._imaging import (
     PNG_COMPRESS_LEVEL,
@@ -32,10 +33,8 @@ from ._imaging import (
     check_edit_inputs,
     check_variation_input,
     edit_region,
-    encode_gif,
     encode_image,
     open_image,
-    sniff_format,
 )
 from ._models import (
     CompletedEvent,
@@ -101,29 +100,6 @@ def _rgba(image: PILImage.Image) -> PILImage.Image:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _keeps_alpha(job: Job, image: PILImage.Image) -> bool:
-    """Whether an image is encoded with its alpha channel: always for `background=transparent`,
-    and for `auto` when the engine returned real transparency (an edit of a transparent image
-    keeps its transparent pixels). JPEG has no alpha."""
-    if job.output_format == "jpeg":
-        return False
-    if job.transparent:
-        return True
-    if job.background != "auto" or image.mode not in ("RGBA", "LA"):
-        return False
-    lowest = image.getchannel("A").getextrema()[0]
-    return isinstance(lowest, int) and lowest < 255
-
-
-def _made(job: Job, result: EngineResult) -> Sequence[object] | None:
-    """The images of `result` in the form `job` asked for; None if they are not there."""
-    if job.output_format == "gif":
-        return result.frames
-    if job.output_format == "svg":
-        return result.svgs
-    return result.images
 
 
 def _seed(seed: Any) -> int | None:
@@ -242,6 +218,7 @@ class ImageService:
                 else None
             ),
             options=options,
+            png_compress_level=self.png_compress_level,
             **_job_fields(request),
         )
         self.engine.check(job)
@@ -332,7 +309,7 @@ class ImageService:
         identity = {"safety_identifier": job.safety_identifier} if job.safety_identifier else {}
         if self.capabilities(job.model).family == "dall-e":
             return identity  # DALL·E answers carry no other echo fields
-        transparent = job.transparent or any(_keeps_alpha(job, image) for image in images)
+        transparent = job.transparent or any(keeps_alpha(job, image) for image in images)
         return {
             "background": "transparent" if transparent else "opaque",
             "output_format": job.output_format,
@@ -340,43 +317,6 @@ class ImageService:
             "quality": _RESOLVED_QUALITY.get(job.quality, "high"),
             **identity,
         }
-
-    def _check_size(self, job: Job, image: PILImage.Image) -> None:
-        if image.size != (job.width, job.height):
-            raise EngineError(
-                f"Engine {self.engine.name!r} returned a {image.width}x{image.height} image for a "
-                f"{job.size} request."
-            )
-
-    def _encode_gif(self, job: Job, frames: list[PILImage.Image]) -> bytes:
-        for frame in frames:
-            self._check_size(job, frame)
-        if len(frames) != job.frame_count:
-            raise EngineError(
-                f"Engine {self.engine.name!r} returned {len(frames)} frames for "
-                f"frame_count={job.frame_count}."
-            )
-        transparent = any(_keeps_alpha(job, frame) for frame in frames)
-        return encode_gif(frames, duration_ms=job.frame_duration_ms, transparent=transparent)
-
-    def _encode_svg(self, document: str) -> bytes:
-        data = document.encode("utf-8")
-        if sniff_format(data[:4096]) != "svg":
-            raise EngineError(
-                f"Engine {self.engine.name!r} returned text that is not an SVG document for an "
-                "SVG request."
-            )
-        return data
-
-    def _encode(self, job: Job, image: PILImage.Image) -> bytes:
-        self._check_size(job, image)
-        return encode_image(
-            image,
-            job.output_format,
-            compression=job.output_compression,
-            transparent=_keeps_alpha(job, image),
-            png_level=self.png_compress_level,
-        )
 
     def _call(self, job: Job, on_partial: PartialCallback | None) -> EngineResult:
         started = time.perf_counter()
@@ -393,16 +333,16 @@ class ImageService:
             raise EngineError(
                 f"Engine {self.engine.name!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        made = _made(job, result)
-        if made is None:
+        returned = made(job, result)
+        if returned is None:
             kind = {"gif": "frames (EngineResult.frames)", "svg": "SVG documents (.svgs)"}
             raise EngineError(
                 f"Engine {self.engine.name!r} returned no {kind.get(job.output_format, 'images')} "
                 f"for output_format={job.output_format}."
             )
-        if len(made) != job.n:
+        if len(returned) != job.n:
             raise EngineError(
-                f"Engine {self.engine.name!r} returned {len(made)} images for n={job.n}."
+                f"Engine {self.engine.name!r} returned {len(returned)} images for n={job.n}."
             )
         seconds = time.perf_counter() - started
         for observer in self.observers:
@@ -419,15 +359,9 @@ class ImageService:
 
     def finish(self, job: Job, result: EngineResult) -> Rendered:
         """The rest of `run`: encode the images (CPU work that needs no engine slot)."""
-        if job.output_format == "gif" and result.frames is not None:
-            encoded = [self._encode_gif(job, frames) for frames in result.frames]
-            shown = [frames[0] for frames in result.frames if frames]
-        elif job.output_format == "svg" and result.svgs is not None:
-            encoded = [self._encode_svg(document) for document in result.svgs]
-            shown = []
-        else:
-            encoded = [self._encode(job, image) for image in result.images]
-            shown = result.images
+        encoded, shown = encode_result(
+            job, result, engine=self.engine.name, png_level=self.png_compress_level
+        )
         return Rendered(
             created=int(time.time()),
             images=encoded,
@@ -457,7 +391,7 @@ class ImageService:
                 image,
                 job.output_format,
                 compression=job.output_compression,
-                transparent=_keeps_alpha(job, image),
+                transparent=keeps_alpha(job, image),
                 png_level=self.png_compress_level,
             )
             events.put(

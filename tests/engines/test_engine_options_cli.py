@@ -41,24 +41,24 @@ def _error_line(result: Result) -> str:
     return lines[0]
 
 
-NO_OPTIONS = "the placeholder engine takes no options; leave it out."
+NO_OPTIONS = "for the placeholder engine, which takes processes."
 
 
 @pytest.mark.parametrize(
     ("option", "name"), [("foo=bar", "foo"), ("steps=abc", "steps"), ("seed=1", "seed")]
 )
-def test_generate_refuses_any_option_of_the_placeholder_engine(
+def test_generate_refuses_an_unknown_option_of_the_placeholder_engine(
     tmp_path: Path, option: str, name: str
 ) -> None:
     result = _invoke("generate", "x", "--engine", "placeholder", "-O", option, "-o", "a.png")
     assert result.exit_code == 2
     assert _error_line(result) == (
-        f"Error: -O/--engine-option: Unknown option {name!r}: {NO_OPTIONS}"
+        f"Error: -O/--engine-option: Unknown option {name!r} {NO_OPTIONS}"
     )
     assert not (tmp_path / "a.png").exists()
 
 
-def test_serve_refuses_any_option_of_the_placeholder_engine() -> None:
+def test_serve_refuses_an_unknown_option_of_the_placeholder_engine() -> None:
     # A real process, so that a server which wrongly starts is stopped by the timeout (a
     # failure) instead of blocking the run; port 0: nothing can be in use.
     done = subprocess.run(
@@ -70,7 +70,7 @@ def test_serve_refuses_any_option_of_the_placeholder_engine() -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert done.stderr.strip() == f"Error: -o/--option: Unknown option 'foo': {NO_OPTIONS}"
+    assert done.stderr.strip() == f"Error: -o/--option: Unknown option 'foo' {NO_OPTIONS}"
 
 
 def test_a_declared_option_passes_and_another_is_refused_with_the_list(tmp_path: Path) -> None:

@@ -257,6 +257,7 @@ def serve_command(
         if on_ray or ray_address or replicas:
             _serve_on_ray(settings, on_ray, ray_address, replicas, log_level)
             return
+        settings = _with_serve_options(settings)
         # Before the engine loads (which may take minutes): a port in use is one line, not
         # uvicorn's log lines and exit code 3 after the wait.
         _check_listen(settings.host, settings.port)
@@ -326,6 +327,17 @@ def _with_engine_flags(settings: Any, flags: dict[str, object]) -> Any:
                 "option (it runs on no device of its own and makes each request alone)."
             )
     return settings.model_copy(update={"engine_options": {**settings.engine_options, **given}})
+
+
+def _with_serve_options(settings: Any) -> Any:
+    """`settings` with the options the engine asks a server for (the placeholder's worker
+    processes), under those the command line and the environment set."""
+    from ..engines import get_engine_class
+
+    wanted = get_engine_class(settings.engine).serve_options()
+    if not wanted:
+        return settings
+    return settings.model_copy(update={"engine_options": {**wanted, **settings.engine_options}})
 
 
 def _serve_on_ray(

@@ -29,6 +29,9 @@ f1, ...], ...])` (`job.frame_count` PIL images of `job.width` x `job.height` eac
 encodes them (GIF frames shown `job.frame_duration_ms` each). An engine that lists `markup` in
 `accepts` gets an edit's markup, an RGBA drawing the size of the first image, as `job.markup`.
 Requests for what an engine does not list are refused with a 400 before they reach it.
+An engine may also return its images encoded, `EngineResult(encoded=[b"...", ...])`, in the
+job's format and settings (see `imagegen._encoding.encode_result`, which makes them as the
+caller would): the placeholder does so when it draws in worker processes.
 
 An engine whose `load()` imports optional libraries names them in `requires` (and the command
 that installs them in `install_hint`): `imagegen engines` and `load_engine` then tell what is
@@ -59,6 +62,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, MissingDependencyError
+from .._imaging import PNG_COMPRESS_LEVEL
 from .._models import ImagesUsage, SvgUsage
 from ._options import EngineOptions, listed, options_from_help, unknown_option_error
 
@@ -115,6 +119,9 @@ class Job:
     safety_identifier: str | None = None  # the end user's id: `safety_identifier`, else `user`
     # Fields the request carried outside OpenAI's schema (`extra_body`), minus `seed`.
     options: dict[str, Any] = field(default_factory=dict)
+    # zlib's level for a PNG answer (the server's --png-compress-level): for an engine that
+    # encodes its images itself (`EngineResult.encoded`).
+    png_compress_level: int = PNG_COMPRESS_LEVEL
 
     @property
     def size(self) -> str:
@@ -130,7 +137,10 @@ class EngineResult:
     """What an engine made: `n` images, and usage only if the engine really counted it.
 
     The images come as PIL images (`images`), as the frames of each GIF (`frames`, for
-    output_format=gif) or as SVG documents (`svgs`, for output_format=svg)."""
+    output_format=gif) or as SVG documents (`svgs`, for output_format=svg), or already encoded
+    as the job asks (`encoded`: its output_format, output_compression and png_compress_level,
+    with an alpha channel only for background=transparent), which the caller sends as they
+    are: what an engine that draws in worker processes returns."""
 
     images: list[PILImage.Image] = field(default_factory=list)
     usage: ImagesUsage | None = None
@@ -138,6 +148,7 @@ class EngineResult:
     frames: list[list[PILImage.Image]] | None = None
     svgs: list[str] | None = None
     svg_usage: SvgUsage | None = None
+    encoded: list[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,13 @@ class Engine(ABC):
         if cls.Options is None:
             return None
         return cls.Options.parse(options, cls.name or cls.__name__)
+
+    @classmethod
+    def serve_options(cls) -> dict[str, str]:
+        """Options `imagegen serve` gives the engine unless its command line (or
+        IMAGEGEN_ENGINE_OPTIONS) sets them: what pays in a long-running server but not in one
+        call of the library or the CLI, such as worker processes that take a while to start."""
+        return {}
 
     @classmethod
     def check_options(cls, options: Mapping[str, str]) -> None:

@@ -19,6 +19,12 @@ image `i` of a request uses `seed + i`, and without a seed one is derived from t
 the input pixels). The text uses Pillow's bundled font, so output is the same on every machine;
 that font covers ASCII only, so accents are folded (`é` → `e`) and other characters become `?`.
 The engine counts no tokens, so results carry no usage.
+
+With `-o processes=N` (which `imagegen serve` sets to the number of CPUs) generations are drawn
+and encoded in N worker processes, started by `load()` and stopped by `close()`, so that a
+server uses every CPU (see `_placeholder_pool`); the images are the same to the byte. Edits and
+variations, whose input images would cross to the worker and back, and streams with partial
+images stay in the calling thread.
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from PIL import Image
+from pydantic import Field
 
 from .._capabilities import FLEXIBLE_MAX_PIXELS, Endpoint, ModelCapabilities
 from . import Engine, EngineOptions, EngineResult, Job, PartialCallback
 from ._placeholder_card import Palette, digest, placeholder
 from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
+from ._placeholder_pool import DrawingPool, usable_cpus
 
 if TYPE_CHECKING:
     from ._inpaint import Mask
@@ -59,6 +68,18 @@ def _opaque(image: Image.Image) -> Image.Image:
     return image
 
 
+class PlaceholderOptions(EngineOptions):
+    processes: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description=(
+            "worker processes that draw generations, so a server uses every CPU (0: the "
+            "calling thread; imagegen serve starts one per CPU)"
+        ),
+    )
+
+
 class PlaceholderEngine(Engine):
     """Deterministic images with no model: see the module docstring for what each call does."""
 
@@ -66,10 +87,36 @@ class PlaceholderEngine(Engine):
     description: ClassVar[str] = (
         "Built-in, no model: prompt placeholders, real inpainting edits, seeded variations."
     )
-    Options = EngineOptions  # it reads no -o option
+    Options = PlaceholderOptions
     default_size = (1024, 1024)
     output_formats: ClassVar[frozenset[str]] = frozenset({"png", "jpeg", "webp", "gif", "svg"})
     accepts: ClassVar[frozenset[str]] = frozenset({"markup"})
+
+    def __init__(self, *, model: str | None = None, options: Mapping[str, str] | None = None):
+        super().__init__(model=model, options=options)
+        parsed = self.parse_options(self.options)
+        self.processes: int = getattr(parsed, "processes", 0)  # a subclass may not read it
+        self._pool: DrawingPool | None = None
+
+    @classmethod
+    def serve_options(cls) -> dict[str, str]:
+        # A process per CPU where there are several (with one, a worker would only add a
+        # trip); not for a subclass that does not read the option.
+        cpus = usable_cpus()
+        return (
+            {"processes": str(cpus)} if cpus > 1 and "processes" in (cls.option_help or {}) else {}
+        )
+
+    def load(self) -> None:
+        if self.processes and self._pool is None:
+            pool = DrawingPool(type(self), self.processes)
+            pool.start()
+            self._pool = pool
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def models(self) -> list[ModelCapabilities]:
         # Generic rules: any size up to the server's cap, every parameter of every endpoint;
@@ -82,7 +129,10 @@ class PlaceholderEngine(Engine):
         ]
 
     def capacity(self) -> int:
-        # Pillow draws and encodes with the GIL released: one job per CPU keeps them all busy.
+        if self._pool is not None:
+            # Two jobs a worker: one drawn while the request of the one before writes its
+            # answer (base64, JSON), so no worker waits for the next job.
+            return 2 * self.processes
         return os.cpu_count() or 1
 
     def resolve_auto_size(
@@ -131,7 +181,15 @@ class PlaceholderEngine(Engine):
         return EngineResult(images=images)
 
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
-        seed = self._seed(job, job.prompt)
+        pool = self._pool
+        if pool is None or (on_partial is not None and job.partial_images > 0):
+            return self.draw(job, on_partial)
+        return EngineResult(encoded=pool.run(job))
+
+    @classmethod
+    def draw(cls, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
+        """A generation drawn in this thread (in a worker process when there is a pool)."""
+        seed = cls._seed(job, job.prompt)
         glows = glow_count(job.complexity)
         if job.output_format == "svg":  # drawn as vectors, not as a picture of the still
             return EngineResult(
@@ -153,9 +211,9 @@ class PlaceholderEngine(Engine):
             image = placeholder(
                 job.prompt, job.width, job.height, seed + index, job.transparent, glows
             )
-            self._partials(job, index, image, on_partial)
+            cls._partials(job, index, image, on_partial)
             images.append(image)
-        return self._result(job, images)
+        return cls._result(job, images)
 
     def edit(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         import numpy as np
