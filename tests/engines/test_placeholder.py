@@ -526,3 +526,17 @@ def test_each_threads_font_cache_stays_bounded_across_many_image_sizes() -> None
     assert sizes and sizes[0] <= _lettering.FONTS_PER_THREAD
     # Fonts still come out right after evictions.
     assert _lettering.get_font(30).size == 30
+
+
+def test_dall_e_3_answers_carry_a_revised_prompt_as_upstream() -> None:
+    """dall-e-3 always rewrites the prompt and says how; the stand-in does too (one per image),
+    and models that do not revise leave the field out."""
+    from imagegen import Client
+
+    with Client(engine="placeholder") as client:
+        revised = client.generate("a red fox", model="dall-e-3", response_format="b64_json")
+        plain = client.generate("a red fox", model="gpt-image-1-mini")
+    text = revised[0].revised_prompt
+    assert text is not None and "a red fox" in text
+    assert text != "a red fox"
+    assert plain[0].revised_prompt is None

@@ -18,8 +18,8 @@ import hashlib
 import io
 import math
 from collections.abc import Sequence
+from html import escape
 from typing import Protocol
-from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image
 
@@ -97,7 +97,7 @@ def _xml_text(text: str) -> str:
     kept = "".join(
         ch for ch in text if ch in "\t\n\r" or (ord(ch) >= 0x20 and not 0xD800 <= ord(ch) < 0xE000)
     )
-    return escape(kept.replace("\ufffe", "").replace("\uffff", ""))
+    return escape(kept.replace("\ufffe", "").replace("\uffff", ""), quote=False)
 
 
 def svg_card(
@@ -218,7 +218,7 @@ def svg_picture(image: Image.Image, prompt: str) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}">\n'
         f"<title>{_xml_text(prompt)}</title>\n"
-        f'<image width="{width}" height="{height}" href={quoteattr(href)}/>\n'
+        f'<image width="{width}" height="{height}" href="{escape(href)}"/>\n'
         "</svg>\n"
     )
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 from PIL import Image
 from pydantic import Field
 
-from .._capabilities import FLEXIBLE_MAX_PIXELS, Endpoint, ModelCapabilities
+from .._capabilities import FLEXIBLE_MAX_PIXELS, Endpoint, ModelCapabilities, get_capabilities
 from . import Engine, EngineOptions, EngineResult, Job, PartialCallback
 from ._placeholder_card import Palette, digest, placeholder
 from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
@@ -183,8 +183,15 @@ class PlaceholderEngine(Engine):
     def generate(self, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
         pool = self._pool
         if pool is None or (on_partial is not None and job.partial_images > 0):
-            return self.draw(job, on_partial)
-        return EngineResult(encoded=pool.run(job))
+            result = self.draw(job, on_partial)
+        else:
+            result = EngineResult(encoded=pool.run(job))
+        if get_capabilities(job.model).revised_prompt:
+            # dall-e-3 answers with the prompt it drew from, rewritten; so does its stand-in, so
+            # that code reading `revised_prompt` has one to read offline.
+            revised = f"A placeholder card on a two-colour gradient, reading: {job.prompt}"
+            result.revised_prompts = [revised] * job.n
+        return result
 
     @classmethod
     def draw(cls, job: Job, on_partial: PartialCallback | None = None) -> EngineResult:
