@@ -33,6 +33,7 @@ sends it, over HTTP (`_http`) or to an in-process engine (`_inprocess`), and its
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -79,7 +80,7 @@ _HTTPClient = TypeVar("_HTTPClient", "httpx2.Client", "httpx2.AsyncClient")
 _Transport = TypeVar("_Transport", Transport, AsyncTransport)
 
 
-class _BaseClient(Generic[_HTTPClient, _Transport]):
+class _BaseClient(ABC, Generic[_HTTPClient, _Transport]):
     """Construction and everything around a call but its I/O, shared by `Client` and
     `AsyncClient`; each names its transports in `_transport_class`."""
 
@@ -87,10 +88,10 @@ class _BaseClient(Generic[_HTTPClient, _Transport]):
     _timeout: httpx2.Timeout | None
 
     @staticmethod
+    @abstractmethod
     def _transport_class(in_process: bool) -> type[Any]:
         """The transport class to an in-process engine, or to a server. Imported when a client
         is made, so that one of an engine never loads httpx2 and the HTTP modules."""
-        raise NotImplementedError
 
     def __init__(
         self,

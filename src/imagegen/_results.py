@@ -16,6 +16,7 @@ import contextlib
 import io
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -162,16 +163,16 @@ class _Source:
         return image_bytes(self.chunks(), self.where)
 
 
-class _Image:
+class _Image(ABC):
     """What an image of a result and an image of a stream can do: give its bytes, open it in
     Pillow, save it."""
 
     @property
-    def metadata(self) -> dict[str, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def metadata(self) -> dict[str, str]: ...
 
-    def _source(self) -> _Source:
-        raise NotImplementedError
+    @abstractmethod
+    def _source(self) -> _Source: ...
 
     def bytes(self) -> bytes:
         """The encoded image (PNG, JPEG, WebP, GIF or SVG), decoded from base64 or downloaded;
@@ -420,7 +421,7 @@ class StreamEvent(_Image):
         return f"StreamEvent(type={self.type!r}, index={self.index})"
 
 
-class _StreamState(Generic[_Events]):
+class _StreamState(ABC, Generic[_Events]):
     """What sync and async streams share: counting, collecting completed images, the result;
     they differ only in how the events are read and the connection closed."""
 
@@ -445,9 +446,9 @@ class _StreamState(Generic[_Events]):
         self._closed = False
         self._iterator = self._iterate()
 
+    @abstractmethod
     def _iterate(self) -> Any:
         """The events as `StreamEvent`s (a generator: sync or async)."""
-        raise NotImplementedError
 
     @property
     def closed(self) -> bool:
