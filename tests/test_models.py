@@ -4,6 +4,7 @@ responses and stream events parse leniently."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from imagegen._models import (
     ImagesResponse,
     ImagesUsage,
     PartialImageEvent,
+    SvgOptions,
+    SvgReasoning,
     VariationRequest,
     parse_request,
     parse_stream_event,
@@ -241,50 +244,64 @@ def test_error_body_has_openais_shape() -> None:
     }
 
 
-def _validated(cls: type[Any], params: dict[str, Any]) -> Any:
-    """What `build` gave before its shortcut: strict validation, else the values as given."""
-    from pydantic import ValidationError
-
-    try:
-        return cls.model_validate(params, strict=True)
-    except ValidationError:
-        return cls.model_construct(**params)
-
-
 @pytest.mark.parametrize(
-    "params",
+    ("params", "sent"),
     [
-        {"prompt": "A fox", "n": 2, "size": "1024x1024", "stream": False},
-        {"prompt": "A fox", "seed": 7, "steps": [1, 2], "nested": {"a": None}},
-        {"prompt": "A fox", "n": "2", "stream": 1},  # wrong types: kept for validate_params
-        {"prompt": "A fox", "n": True, "output_compression": 1.5},
-        {"prompt": "A fox", "svg": {"model": "m", "reasoning": {"effort": "low"}}},
-        {"prompt": "A fox", "svg": {"model": 3}},
-        {"prompt": "A fox", "size": None, "user": None},
-        {"n": 1},  # no prompt: refused later, by validate_params
+        ({"prompt": "A fox", "n": 2, "size": "1024x1024", "stream": False}, None),
+        ({"prompt": "A fox", "seed": 7, "steps": [1, 2], "nested": {"a": None}}, None),
+        ({"prompt": "A fox", "n": "2", "stream": 1}, None),  # wrong types: for validate_params
+        ({"prompt": "A fox", "n": True, "output_compression": 1.5}, None),
+        ({"prompt": "A fox", "svg": {"model": "m", "reasoning": {"effort": "low"}}}, None),
+        ({"prompt": "A fox", "svg": {"model": 3}}, None),
+        ({"prompt": "A fox", "size": None, "user": None}, {"prompt": "A fox"}),
+        ({"n": 1}, None),  # no prompt: refused later, by validate_params
     ],
 )
-def test_building_a_request_without_validating_it_changes_nothing(params: dict[str, Any]) -> None:
-    # Values that already have their fields' types skip pydantic's validator; the request and
-    # what it sends are the same as validation gives.
-    built, validated = GenerateRequest.build(params), _validated(GenerateRequest, params)
-    assert built == validated
-    assert built.model_extra == validated.model_extra
-    assert built.wire_params() == validated.model_dump(exclude_none=True, warnings=False)
-    assert {k: type(v) for k, v in vars(built).items()} == {
-        k: type(v) for k, v in vars(validated).items()
+def test_a_request_holds_its_arguments_as_given(
+    params: dict[str, Any], sent: dict[str, Any] | None
+) -> None:
+    # No value is converted or refused by `build`: validate_params names every mistake.
+    built = GenerateRequest.build(params)
+    assert built.wire_params() == (params if sent is None else sent)
+    assert built.extra_params() == {
+        k: v for k, v in params.items() if k in ("seed", "steps", "nested")
     }
+    for name, value in params.items():
+        held = getattr(built, name)
+        if name == "svg":  # nested objects become their models, their values as given
+            assert isinstance(held, SvgOptions) and held.model_dump(exclude_none=True) == value
+            assert ("reasoning" in value) == isinstance(held.reasoning, SvgReasoning)
+        else:
+            assert held == value and type(held) is type(value)
 
 
-def test_of_validates_only_values_that_need_it() -> None:
+def test_of_holds_values_and_builds_nested_models() -> None:
     usage = ImagesUsage(input_tokens=1)
     made = ImagesResponse.of(created=1, data=[ImageData.of(b64_json="eA==")], usage=usage)
     assert made == ImagesResponse(created=1, data=[ImageData(b64_json="eA==")], usage=usage)
-    assert made.model_fields_set == {"created", "data", "usage"}
-    # A value of another type is validated (converted, or refused) as the constructor does.
     converted = ImagesResponse.of(created=1, usage={"input_tokens": 2})
     assert isinstance(converted.usage, ImagesUsage) and converted.usage.input_tokens == 2
+    # Values from outside go through pydantic, which converts or refuses them.
+    assert ImagesResponse.model_validate({"created": "5"}).created == 5
     with pytest.raises(ValueError, match="created"):
-        ImagesResponse.of(created="soon")
+        ImagesResponse.model_validate({"created": "soon"})
     with pytest.raises(ValueError, match="created"):
-        ImagesResponse.of(data=[])
+        ImagesResponse.model_validate({"data": []})
+
+
+def test_dumps_keep_extra_fields_and_drop_only_what_is_asked() -> None:
+    response = ImagesResponse.model_validate(
+        {"created": 1, "data": [{"b64_json": "eA==", "new": [1]}], "moderation": "low"}
+    )
+    assert response.model_dump(exclude_none=True) == {
+        "created": 1,
+        "data": [{"b64_json": "eA==", "new": [1]}],
+        "moderation": "low",
+    }
+    assert json.loads(response.model_dump_json()) == response.model_dump()
+    assert response.model_dump()["usage"] is None
+    # An error body drops what OpenAI's error shape does not have.
+    body = ErrorBody.model_validate({"error": {"message": "m", "x": 1}, "y": 2})
+    assert body.model_dump() == {
+        "error": {"message": "m", "type": "invalid_request_error", "param": None, "code": None}
+    }

@@ -56,7 +56,7 @@ def test_the_arguments_are_declared_once_as_the_request_models_fields(
     of the endpoint's request model: the one representation from the call to the engine."""
     keys = [form.__required_keys__ | form.__optional_keys__ for form in forms]
     assert all(each == keys[0] for each in keys)
-    fields = set(request_class(endpoint).model_fields) - {"prompt"}
+    fields = set(request_class(endpoint).field_types()) - {"prompt"}
     not_fields = RequestOptions.__optional_keys__ | {"mask", "markup"}
     assert keys[0] - not_fields == fields
 

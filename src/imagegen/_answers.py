@@ -171,7 +171,7 @@ def images_as_events(endpoint: str, answer: Answer, secrets: tuple[str, ...]) ->
     parsed = images(answer, secrets)
     kind = "image_edit.completed" if endpoint == "edits" else "image_generation.completed"
     return [
-        CompletedEvent(
+        CompletedEvent.of(
             type=kind,
             b64_json=item.b64_json or "",
             created_at=parsed.created,

@@ -4,35 +4,37 @@ A request model is the one form a request takes from the caller to the engine: `
 it from a method's arguments (`ImageRequest.build`), sends its set fields as JSON or a form,
 the server parses it back (`parse_request`), and `ImageService` makes an engine `Job` of it.
 It holds only the non-file parameters, in OpenAI's wire names; every field defaults to `None`,
-meaning "not set, not sent". Unknown fields are kept (`extra="allow"`): they are the
-`extra_body` options that compatible servers understand (`seed`, `num_inference_steps`, ...).
-Input images travel beside the request as `_imaging.InputImage` objects.
+meaning "not set, not sent". Unknown fields are kept, as attributes beside the fields
+(`model_extra`): they are the `extra_body` options that compatible servers understand (`seed`,
+`num_inference_steps`, ...). Input images travel beside the request as `_imaging.InputImage`
+objects.
 
-Responses parse leniently (OpenAI adds fields; compatible servers omit some), so a newer server
-never breaks an older client.
-
-Each model's validator and serializer are built on first use, not at import (`defer_build`),
-and values that already are what their fields hold are taken without either (`WireModel.of`,
-`ImageRequest.build`, `plain_fields`): building the first one imports most of pydantic and
-reads every installed package's entry points for pydantic plugins, about 40-60 ms, which an
-in-process `Client(engine=...)` call, whose values come typed from the caller and the engine,
-never pays.
+The models are standard dataclasses, so that a call that never parses foreign data (an
+in-process `Client(engine=...)`, whose values come typed from the caller and the engine) never
+imports pydantic, about 100 ms of start-up. pydantic validates them where data comes from
+outside, on first use: the responses of a server (`model_validate`, lenient: OpenAI adds fields,
+compatible servers omit some, so a newer server never breaks an older client) and multipart
+forms (`parse_request`). JSON bodies are checked strictly by `_strict_problems`, since pydantic
+has no strict mode that takes a dict for a dataclass. The names `model_validate`, `model_dump`,
+`model_dump_json` and `model_extra` are pydantic's, so code written against them keeps working.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
+import json
 import types
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import Self
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from ._capabilities import Endpoint
 from ._errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+    from typing_extensions import Self
 
 __all__ = [
     "CompletedEvent",
@@ -53,6 +55,7 @@ __all__ = [
     "VariationRequest",
     "WireEvent",
     "WireModel",
+    "json_type",
     "parse_request",
     "parse_stream_event",
     "request_class",
@@ -70,76 +73,198 @@ def _options(annotation: Any) -> tuple[Any, ...]:
     return (annotation,)
 
 
+def _model_of(annotation: Any) -> type[WireModel] | None:
+    """The wire model a field holds (`svg: SvgOptions | None`: SvgOptions), if any."""
+    for option in _options(annotation):
+        if isinstance(option, type) and issubclass(option, WireModel):
+            return option
+    return None
+
+
 def _fits(annotation: Any, value: Any) -> bool:
-    """Whether `value` is already what a field of type `annotation` holds, so that validating
-    it would give it back unchanged: None where None is allowed, a str, int, float or bool of
-    exactly the field's type, an instance of the field's model, a list of such."""
+    """Whether `value` is already what a field of type `annotation` holds: None where None is
+    allowed, a str, int, float or bool of exactly the field's type (so never True for an int),
+    an instance of the field's model, a list of such, one of a `Literal`'s values."""
     options = _options(annotation)
-    if value is None or type(value) in _SCALARS:
-        return type(value) in options
+    if (value is None or type(value) in _SCALARS) and type(value) in options:
+        return True
     for option in options:
-        if isinstance(option, type) and issubclass(option, BaseModel):
+        if isinstance(option, type) and issubclass(option, WireModel):
             if isinstance(value, option):
                 return True
         elif typing.get_origin(option) is list and type(value) is list:
             (item,) = typing.get_args(option)
             return all(_fits(item, each) for each in value)
+        elif typing.get_origin(option) is Literal and value in typing.get_args(option):
+            return type(value) is str
     return False
 
 
-@functools.cache
-def _required(cls: type[BaseModel]) -> frozenset[str]:
-    return frozenset(name for name, info in cls.model_fields.items() if info.is_required())
+@dataclass(kw_only=True)
+class WireModel:
+    """Base of the wire models: a dataclass whose unknown fields are kept or dropped
+    (`extra`), validated and dumped as pydantic's models are (see the module docstring)."""
 
+    # "allow": unknown names are kept (`model_extra`) and sent on; "ignore": dropped.
+    extra: ClassVar[str] = "allow"
 
-def _fit(cls: type[BaseModel], values: Mapping[str, Any]) -> bool:
-    """Whether `values` would validate into `cls` unchanged (see `_fits`); unknown names only
-    where the model keeps them as they are (`extra="allow"`)."""
-    fields = cls.model_fields
-    if not _required(cls) <= values.keys():
-        return False
-    allow = cls.model_config.get("extra") == "allow"
-    return all(
-        _fits(fields[name].annotation, value) if name in fields else allow
-        for name, value in values.items()
-    )
-
-
-def plain_fields(model: BaseModel) -> dict[str, Any] | None:
-    """`model.model_dump(exclude_none=True)` without pydantic's serializer, when every value
-    set (extra fields included) is a str, int, float, bool or such a model; None otherwise."""
-    extra = model.__pydantic_extra__ or {}
-    fields: dict[str, Any] = {}
-    for name, value in (*model.__dict__.items(), *extra.items()):
-        if value is None:
-            continue
-        if isinstance(value, BaseModel):
-            value = plain_fields(value)
-            if value is None:
-                return None
-        elif type(value) not in _SCALARS:
-            return None
-        fields[name] = value
-    return fields
-
-
-class WireModel(BaseModel):
-    """Base of the wire models: built on first use (see the module docstring)."""
-
-    model_config = ConfigDict(defer_build=True)
+    @classmethod
+    def field_types(cls) -> Mapping[str, Any]:
+        """`{name: annotation}` of the model's fields, in their order."""
+        return _field_types(cls)
 
     @classmethod
     def of(cls, **values: Any) -> Self:
-        """`cls(**values)`, without validating values that already are what their fields hold."""
-        if _fit(cls, values):
-            return cls.model_construct(**values)  # type: ignore[return-value]  # see `build`
-        return cls(**values)
+        """The model holding `values` as they are, unknown names kept (`extra="allow"`) or
+        dropped; nested models given as mappings are built the same way. No value is
+        checked: see `build` and `model_validate` for values from outside."""
+        known = _field_types(cls)
+        given: dict[str, Any] = {}
+        unknown: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                unknown[name] = value
+                continue
+            nested = _model_of(known[name])
+            if nested is not None and isinstance(value, Mapping):
+                value = nested.of(**value)
+            given[name] = value
+        made = cls(**given)
+        if cls.extra == "allow":
+            made.__dict__.update(unknown)
+        return made
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        """`data` validated by pydantic into the model, leniently: text converted as forms
+        send it ("3", "true"). Raises pydantic's `ValidationError`."""
+        result: Self = _adapter(cls).validate_python(data)
+        return result
+
+    @property
+    def model_extra(self) -> dict[str, Any]:
+        """The fields outside the model's schema, as they were given."""
+        known = _field_types(type(self))
+        return {name: value for name, value in self.__dict__.items() if name not in known}
+
+    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """The fields and extra fields as plain data, nested models as dicts: JSON's types
+        already (values of another type, which only `build` lets in, are given as held)."""
+        return _dump(self, exclude_none)
+
+    def model_dump_json(self, *, exclude_none: bool = False) -> str:
+        return json.dumps(_dump(self, exclude_none), ensure_ascii=False, separators=(",", ":"))
 
 
+# What each model class holds, worked out on first use (models are not hashable: a class is).
+_FIELD_TYPES: dict[type[WireModel], Mapping[str, Any]] = {}
+_REQUIRED: dict[type[WireModel], frozenset[str]] = {}
+_ADAPTERS: dict[type[WireModel], TypeAdapter[Any]] = {}
+
+
+def _field_types(cls: type[WireModel]) -> Mapping[str, Any]:
+    found = _FIELD_TYPES.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELD_TYPES[cls] = {each.name: hints[each.name] for each in fields(cls)}
+    return found
+
+
+def _required(cls: type[WireModel]) -> frozenset[str]:
+    found = _REQUIRED.get(cls)
+    if found is None:
+        found = _REQUIRED[cls] = frozenset(
+            each.name
+            for each in fields(cls)
+            if each.default is MISSING and each.default_factory is MISSING
+        )
+    return found
+
+
+def _plain(value: Any, exclude_none: bool) -> Any:
+    if isinstance(value, WireModel):
+        return _dump(value, exclude_none)
+    if isinstance(value, list):
+        return [_plain(each, exclude_none) for each in value]
+    return value
+
+
+def _dump(model: WireModel, exclude_none: bool) -> dict[str, Any]:
+    return {
+        name: _plain(value, exclude_none)
+        for name, value in model.__dict__.items()
+        if not (exclude_none and value is None)
+    }
+
+
+def _adapter(cls: type[WireModel]) -> TypeAdapter[Any]:
+    """pydantic's validator of `cls`, built on first use, unknown fields per `cls.extra`."""
+    found = _ADAPTERS.get(cls)
+    if found is None:
+        from pydantic import TypeAdapter
+
+        _configure(cls)
+        found = _ADAPTERS[cls] = TypeAdapter(cls)
+    return found
+
+
+def _configure(cls: type[WireModel]) -> None:
+    """Tell pydantic how `cls` and the models its fields hold treat unknown fields."""
+    if "__pydantic_config__" not in cls.__dict__:
+        cls.__pydantic_config__ = {"extra": cls.extra}  # type: ignore[attr-defined]
+    for annotation in _field_types(cls).values():
+        for option in _options(annotation):
+            if typing.get_origin(option) is list:
+                option = typing.get_args(option)[0]
+            if isinstance(option, type) and issubclass(option, WireModel):
+                _configure(option)
+
+
+def _strict_problems(
+    cls: type[WireModel], data: Any, at: tuple[str | int, ...] = ()
+) -> list[dict[str, Any]]:
+    """pydantic's strict errors (`type`, `loc`, `input`) for `data` as a `cls`: a missing
+    required field, or a value that is not exactly of its field's type. Nested models are
+    checked in turn; unknown fields are not checked."""
+    if not isinstance(data, Mapping):
+        return [{"type": "dataclass_type", "loc": at, "input": data}]
+    problems: list[dict[str, Any]] = []
+    required = _required(cls)
+    for name, annotation in _field_types(cls).items():
+        loc = (*at, name)
+        if name not in data:
+            if name in required:
+                problems.append({"type": "missing", "loc": loc, "input": dict(data)})
+            continue
+        value = data[name]
+        nested = _model_of(annotation)
+        if nested is not None and isinstance(value, Mapping):
+            problems += _strict_problems(nested, value, loc)
+        elif not _fits(annotation, value):
+            problems.append({"type": _type_error(annotation), "loc": loc, "input": value})
+    return problems
+
+
+def _type_error(annotation: Any) -> str:
+    """pydantic's error type for a value of the wrong type in a field of `annotation`."""
+    for option in _options(annotation):
+        if option is type(None):
+            continue
+        if isinstance(option, type) and issubclass(option, WireModel):
+            return "dataclass_type"
+        if typing.get_origin(option) is list:
+            return "list_type"
+        if typing.get_origin(option) is Literal:
+            return "literal_error"
+        return {str: "string_type", int: "int_type", float: "float_type", bool: "bool_type"}.get(
+            option, "is_instance_of"
+        )
+    return "none_required"
+
+
+@dataclass(kw_only=True)
 class ImageRequest(WireModel):
     """The fields every Images API request has; one subclass per endpoint."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     model: str | None = None
     n: int | None = None
@@ -153,47 +278,42 @@ class ImageRequest(WireModel):
 
         Values of the wrong type are kept as given rather than converted or refused here:
         `validate_params` then names each one in the words of the parameter's rule (`Invalid
-        n '2': must be a whole number ...`), as it does for every other mistake.
+        n '2': must be a whole number ...`), as it does for every other mistake; so is a
+        missing `prompt`, which is held as None (unset).
         """
-        if _fit(cls, params):
-            return cls.model_construct(**params)  # type: ignore[return-value]  # as below
-        try:
-            return cls.model_validate(params, strict=True)
-        except ValidationError:
-            return cls.model_construct(**params)  # type: ignore[return-value]  # pydantic types it as the base class
+        return cls.of(**{**dict.fromkeys(_required(cls)), **params})
 
     def wire_params(self) -> dict[str, Any]:
         """The parameters that were set, extra fields included, ready to send (or to check:
-        a request built from values of the wrong type dumps them as they are)."""
-        fields = plain_fields(self)
-        if fields is None:
-            fields = self.model_dump(exclude_none=True, warnings=False)
-        return fields
+        a request built from values of the wrong type holds them as they are)."""
+        return _dump(self, exclude_none=True)
 
     def extra_params(self) -> dict[str, Any]:
         """Only the fields outside OpenAI's schema (engine options such as `seed`)."""
-        return dict(self.model_extra or {})
+        return self.model_extra
 
 
+@dataclass(kw_only=True)
 class VariationRequest(ImageRequest):
     """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
 
 
+@dataclass(kw_only=True)
 class SvgReasoning(WireModel):
     """`svg.reasoning`: how much the SVG author reasons (`effort`)."""
 
-    model_config = ConfigDict(extra="allow")
     effort: str | None = None
 
 
+@dataclass(kw_only=True)
 class SvgOptions(WireModel):
     """`svg`, with output_format=svg: the model that writes the SVG, and its reasoning."""
 
-    model_config = ConfigDict(extra="allow")
     model: str | None = None
     reasoning: SvgReasoning | None = None
 
 
+@dataclass(kw_only=True)
 class _PromptRequest(ImageRequest):
     prompt: str
     quality: str | None = None
@@ -216,12 +336,14 @@ class _PromptRequest(ImageRequest):
         return self.safety_identifier or self.user or None
 
 
+@dataclass(kw_only=True)
 class GenerateRequest(_PromptRequest):
     """`POST /images/generations` (JSON)."""
 
     style: str | None = None
 
 
+@dataclass(kw_only=True)
 class EditRequest(_PromptRequest):
     """`POST /images/edits` (multipart, or JSON with `images` references)."""
 
@@ -239,22 +361,22 @@ def request_class(endpoint: Endpoint) -> type[ImageRequest]:
     return _REQUESTS[endpoint]
 
 
+@dataclass(kw_only=True)
 class InputTokensDetails(WireModel):
-    model_config = ConfigDict(extra="allow")
     text_tokens: int = 0
     image_tokens: int = 0
 
 
+@dataclass(kw_only=True)
 class OutputTokensDetails(WireModel):
-    model_config = ConfigDict(extra="allow")
     text_tokens: int = 0
     image_tokens: int = 0
 
 
+@dataclass(kw_only=True)
 class SvgUsage(WireModel):
     """Tokens spent writing an SVG, apart from the rendering's `usage`."""
 
-    model_config = ConfigDict(extra="allow")
     model: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -262,21 +384,21 @@ class SvgUsage(WireModel):
     total_tokens: int = 0
 
 
+@dataclass(kw_only=True)
 class ImagesUsage(WireModel):
     """Token usage, as GPT image models report it. Engines fill in only figures they have."""
 
-    model_config = ConfigDict(extra="allow")
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
-    input_tokens_details: InputTokensDetails = Field(default_factory=InputTokensDetails)
+    input_tokens_details: InputTokensDetails = field(default_factory=InputTokensDetails)
     output_tokens_details: OutputTokensDetails | None = None
 
 
+@dataclass(kw_only=True)
 class ImageData(WireModel):
     """One image of a response: base64 bytes or a URL, and DALL·E 3's revised prompt."""
 
-    model_config = ConfigDict(extra="allow")
     b64_json: str | None = None
     url: str | None = None
     revised_prompt: str | None = None
@@ -287,12 +409,12 @@ class ImageData(WireModel):
         return base64.b64decode(self.b64_json)
 
 
+@dataclass(kw_only=True)
 class ImagesResponse(WireModel):
     """The body of a successful non-streaming answer."""
 
-    model_config = ConfigDict(extra="allow")
     created: int
-    data: list[ImageData] = Field(default_factory=list)
+    data: list[ImageData] = field(default_factory=list)
     background: str | None = None
     output_format: str | None = None
     size: str | None = None
@@ -303,8 +425,8 @@ class ImagesResponse(WireModel):
     svg_usage: SvgUsage | None = None
 
 
+@dataclass(kw_only=True)
 class _ImageEvent(WireModel):
-    model_config = ConfigDict(extra="allow")
     b64_json: str
     created_at: int = 0
     size: str | None = None
@@ -318,6 +440,7 @@ class _ImageEvent(WireModel):
         return str(getattr(self, "type", "")).startswith("image_edit.")
 
 
+@dataclass(kw_only=True)
 class PartialImageEvent(_ImageEvent):
     """`image_generation.partial_image` / `image_edit.partial_image`."""
 
@@ -325,6 +448,7 @@ class PartialImageEvent(_ImageEvent):
     partial_image_index: int = 0
 
 
+@dataclass(kw_only=True)
 class CompletedEvent(_ImageEvent):
     """`image_generation.completed` / `image_edit.completed`: one final image."""
 
@@ -334,35 +458,34 @@ class CompletedEvent(_ImageEvent):
 
 # One event of an image stream, as the wire carries it (the caller sees it as `StreamEvent`).
 WireEvent = PartialImageEvent | CompletedEvent
-
-
-@functools.cache
-def _wire_event() -> TypeAdapter[WireEvent]:
-    return TypeAdapter(Annotated[WireEvent, Field(discriminator="type")])
+_EVENTS: dict[str, type[WireEvent]] = {
+    kind: cls
+    for cls in (PartialImageEvent, CompletedEvent)
+    for kind in typing.get_args(_field_types(cls)["type"])
+}
 
 
 def parse_stream_event(data: Any) -> WireEvent | None:
-    """Parse one SSE `data:` object; `None` for event types this version does not know."""
-    if not isinstance(data, dict) or data.get("type") not in (
-        "image_generation.partial_image",
-        "image_edit.partial_image",
-        "image_generation.completed",
-        "image_edit.completed",
-    ):
-        return None
-    return _wire_event().validate_python(data)
+    """Parse one SSE `data:` object; `None` for event types this version does not know.
+    Raises pydantic's `ValidationError` for a known type with bad fields."""
+    cls = _EVENTS.get(str(data.get("type"))) if isinstance(data, dict) else None
+    return None if cls is None else cls.model_validate(data)
 
 
+@dataclass(kw_only=True)
 class ErrorDetail(WireModel):
+    extra: ClassVar[str] = "ignore"
     message: str
     type: str = "invalid_request_error"
     param: str | None = None
     code: str | None = None
 
 
+@dataclass(kw_only=True)
 class ErrorBody(WireModel):
     """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
 
+    extra: ClassVar[str] = "ignore"
     error: ErrorDetail
 
 
@@ -378,8 +501,16 @@ def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> Ima
     cls = _REQUESTS[endpoint]
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.", param=None)
+    if strict:
+        problems = _strict_problems(cls, data)
+        if problems:
+            raise InvalidRequestError.combine([_request_error(each) for each in problems])
+        return cls.of(**data)
+    from pydantic import ValidationError
+
     try:
-        return cls.model_validate(data, strict=strict)
+        request: ImageRequest = _adapter(cls).validate_python(data)
+        return request
     except ValidationError as exc:
         errors = [_request_error(error) for error in exc.errors()]
         raise InvalidRequestError.combine(errors) from None
@@ -388,6 +519,7 @@ def parse_request(endpoint: Endpoint, data: Any, *, strict: bool = False) -> Ima
 # What each kind of field expects, by the prefix of pydantic's error type (`int_parsing`, ...).
 _EXPECTED = {
     "int": "an integer",
+    "dataclass": "an object",
     "string": "a string",
     "bool": "a boolean",
     "model": "an object",

@@ -500,7 +500,7 @@ def _sum_usage(usages: list[ImagesUsage]) -> ImagesUsage | None:
             total[key] += getattr(usage, key)
         for key in ("text_tokens", "image_tokens"):
             total["input_tokens_details"][key] += getattr(usage.input_tokens_details, key)
-    return ImagesUsage.model_validate(total)
+    return ImagesUsage.of(**total)
 
 
 class ImageStream(_StreamState[Iterable[WireEvent]]):

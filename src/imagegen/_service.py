@@ -397,7 +397,7 @@ class ImageService:
             events.put(
                 (
                     "partial",
-                    PartialImageEvent(
+                    PartialImageEvent.of(
                         type=f"{prefix}.partial_image",
                         b64_json=_b64(data),
                         created_at=int(time.time()),
@@ -425,7 +425,7 @@ class ImageService:
                 rendered: Rendered = payload
                 last = len(rendered.images) - 1
                 for index, image in enumerate(rendered.images):
-                    yield CompletedEvent(
+                    yield CompletedEvent.of(
                         type=f"{prefix}.completed",
                         b64_json=_b64(image),
                         created_at=rendered.created,

@@ -56,19 +56,13 @@ NOT_IN_PROCESS = (
     "pydantic.plugin._loader",
 )
 # Run in a fresh interpreter; prints the modules of NOT_IN_PROCESS it imported, then the wire
-# models whose pydantic validator was built.
+# models that pydantic validated.
 _SEEN = f"""
 import sys
-from imagegen._models import WireModel
-
-def built(cls):
-    for sub in cls.__subclasses__():
-        if sub.__pydantic_complete__:
-            yield sub.__name__
-        yield from built(sub)
+from imagegen import _models
 
 print(sorted(m for m in {NOT_IN_PROCESS!r} if m in sys.modules))
-print(sorted(set(built(WireModel))))
+print(sorted(cls.__name__ for cls in _models._ADAPTERS))
 """
 
 

@@ -26,7 +26,7 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 
 def generate(**params: Any) -> tuple[list[bytes], dict[str, Any]]:
     params.setdefault("prompt", "A cute baby lion")
-    job = SERVICE.prepare("generations", GenerateRequest(**params))
+    job = SERVICE.prepare("generations", GenerateRequest.build(params))
     response = SERVICE.run(job).to_response()
     return [base64.b64decode(item.b64_json or "") for item in response.data], response.model_dump()
 

@@ -55,8 +55,8 @@ def _fields_of_type(*kinds: type) -> frozenset[str]:
 
     found = set()
     for endpoint in ENDPOINT_PARAMS:
-        for name, info in request_class(endpoint).model_fields.items():
-            args = getattr(info.annotation, "__args__", (info.annotation,))
+        for name, annotation in request_class(endpoint).field_types().items():
+            args = getattr(annotation, "__args__", (annotation,))
             if any(
                 isinstance(arg, type) and issubclass(arg, kinds) and arg is not bool for arg in args
             ):
@@ -227,14 +227,14 @@ def _typed(key: str, value: Any, *, from_text: bool) -> Any:
     """CSV cells are text: integer and object parameters are converted; JSON keeps its types."""
     if not from_text or not isinstance(value, str):
         return value
-    from pydantic import BaseModel
+    from .._models import WireModel
 
     text = value.strip()
     if key in _fields_of_type(int):
         if text.lstrip("-").isdigit():
             return int(text)
         raise ValueError(f"must be a whole number (got {value!r})")
-    if key in _fields_of_type(BaseModel, dict):
+    if key in _fields_of_type(WireModel, dict):
         try:
             return json.loads(text)
         except ValueError:

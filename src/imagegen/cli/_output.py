@@ -329,7 +329,7 @@ class Writer:
     def result(self, result: Any) -> None:
         """A whole `ImagesResult`: every image, or the response as JSON."""
         if self.format == "json":
-            self.console.out(result.response.model_dump_json(exclude_unset=True))
+            self.console.out(result.response.model_dump_json(exclude_none=True))
         for image in result.images:
             self._final(image, image.b64_json, result.output_format)
 
@@ -405,7 +405,7 @@ class Writer:
 
 def _event_json(event: Any) -> str:
     model = getattr(event, "event", event)
-    text: str = model.model_dump_json(exclude_unset=True)
+    text: str = model.model_dump_json(exclude_none=True)
     return text
 
 

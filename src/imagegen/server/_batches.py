@@ -370,7 +370,7 @@ async def _execute(state: ServerState, endpoint: Endpoint, body: Any) -> tuple[i
             if held:
                 state.pixels.give(held)
         response = rendered.to_response(None)
-        return 200, response.model_dump(mode="json", exclude_none=True)
+        return 200, response.model_dump(exclude_none=True)
     except InvalidRequestError as exc:
         status = _STATUS_BY_CODE.get(exc.code or "", 400)
         return status, error_body(

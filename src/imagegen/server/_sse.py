@@ -15,11 +15,11 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .._errors import InvalidRequestError
+from .._models import WireModel
 from .._service import ImageService
 from ..engines import Job
 from ._errors import error_body, internal_error_message
@@ -34,7 +34,7 @@ def _frame(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def encode_event(event: BaseModel) -> bytes:
+def encode_event(event: WireModel) -> bytes:
     data = event.model_dump(exclude_none=True)
     return _frame(str(data["type"]), data)
 
@@ -45,7 +45,7 @@ def _error_frame(message: str, *, type: str, param: str | None, code: str | None
     return _frame("error", {"type": "error", **body})
 
 
-def _next_frame(events: Iterator[BaseModel]) -> bytes | None:
+def _next_frame(events: Iterator[WireModel]) -> bytes | None:
     # Serializing an event copies its base64 image twice (dump, then JSON): 9 ms for a
     # 1024x1024 PNG, 60 ms at 3840x2160, so it runs here, off the event loop, with `next`.
     event = next(events, None)
