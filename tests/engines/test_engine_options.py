@@ -144,11 +144,11 @@ class _Mosaic(engines.Engine):
     name = "mosaic"
 
     class Options(EngineOptions):
-        block: int = option(32, "tile size in pixels", ge=4, le=256)
-        palette: Literal["sea", "earth"] = option("sea", "colour palette")
-        gap: int | None = option(None, "px", ge=0, le=8, aliases=("spacing",))
-        title: str = option("", "caption", max_length=20)
-        scale: float = option(1.0, "zoom", ge=0.5, le=4)
+        block: int = option(default=32, help="tile size in pixels", ge=4, le=256)
+        palette: Literal["sea", "earth"] = option(default="sea", help="colour palette")
+        gap: int | None = option(default=None, help="px", ge=0, le=8, aliases=("spacing",))
+        title: str = option(default="", help="caption", max_length=20)
+        scale: float = option(default=1.0, help="zoom", ge=0.5, le=4)
 
     def generate(self, job: engines.Job, on_partial: Any = None) -> engines.EngineResult:
         raise AssertionError("never called")

@@ -125,42 +125,48 @@ def _variant(value: str | None) -> str | None:
 class DiffusersOptions(EngineOptions):
     """The server's options (`-o name=value`, names in any case, `-` for `_`), parsed."""
 
-    device: Annotated[str, BeforeValidator(_device)] = option("auto", _DEVICE_HELP)
+    device: Annotated[str, BeforeValidator(_device)] = option(default="auto", help=_DEVICE_HELP)
     dtype: Annotated[Literal["auto", "float16", "bfloat16", "float32"], BeforeValidator(_dtype)] = (
-        option("auto", "auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32")
+        option(
+            default="auto",
+            help="auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
+        )
     )
     variant: Annotated[str | None, BeforeValidator(_variant)] = option(
-        None, "weights variant to load, e.g. fp16 (files named *.fp16.safetensors)"
+        default=None, help="weights variant to load, e.g. fp16 (files named *.fp16.safetensors)"
     )
     max_size: int = option(
-        DEFAULT_MAX_SIZE,
-        f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
+        default=DEFAULT_MAX_SIZE,
+        help=f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
         ge=64,
         le=16384,
     )
     steps: Steps | None = option(
-        None,
-        "num_inference_steps for every request (default: per model family)",
+        default=None,
+        help="num_inference_steps for every request (default: per model family)",
         aliases=("num_inference_steps",),
     )
     guidance: Guidance | None = option(
-        None,
-        "guidance_scale for every request (default: per model family)",
+        default=None,
+        help="guidance_scale for every request (default: per model family)",
         aliases=("guidance_scale",),
     )
-    negative_prompt: NegativePrompt | None = option(None, "negative prompt for every request")
+    negative_prompt: NegativePrompt | None = option(
+        default=None, help="negative prompt for every request"
+    )
     strength: Strength | None = option(
-        None, "strength of image-to-image edits, masked edits and variations"
+        default=None, help="strength of image-to-image edits, masked edits and variations"
     )
     max_batch_size: int = option(
-        1,
-        "images one pipeline call may make for several requests together (default 1: no batching)",
+        default=1,
+        help="images one pipeline call may make for several requests together "
+        "(default 1: no batching)",
         ge=1,
         le=256,
     )
     batch_wait_ms: int = option(
-        DEFAULT_BATCH_WAIT_MS,
-        "how long a request may wait for others to share its pipeline call "
+        default=DEFAULT_BATCH_WAIT_MS,
+        help="how long a request may wait for others to share its pipeline call "
         f"(default {DEFAULT_BATCH_WAIT_MS})",
         ge=0,
         le=10_000,

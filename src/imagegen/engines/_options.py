@@ -4,7 +4,7 @@ An engine declares the options it reads as a subclass of `EngineOptions`, one fi
 
 ```python
 class Options(EngineOptions):
-    block: int = option(32, "tile size in pixels", ge=4, le=256, aliases=("tile",))
+    block: int = option(default=32, help="tile size in pixels", ge=4, le=256, aliases=("tile",))
 ```
 
 The subclass is made a frozen, keyword-only dataclass (`EngineOptions.__init_subclass__`),
@@ -135,9 +135,9 @@ def value_rule(field: FieldInfo) -> str:
 
 
 def option(
-    default: T,
-    help: str = "",
     *,
+    default: T,
+    help: str,
     ge: float | None = None,
     le: float | None = None,
     max_length: int | None = None,
@@ -316,6 +316,8 @@ def _validator(options: type[EngineOptions]) -> type[BaseModel]:
 def options_from_help(engine: str, help_lines: Mapping[str, str]) -> type[EngineOptions]:
     """The options class of an engine that lists its options as `{name: help line}`: each a
     text value, read by the engine from `self.options`."""
-    namespace: dict[str, Any] = {name: option(None, line) for name, line in help_lines.items()}
+    namespace: dict[str, Any] = {
+        name: option(default=None, help=line) for name, line in help_lines.items()
+    }
     namespace["__annotations__"] = dict.fromkeys(help_lines, str | None)
     return type(f"{engine}Options", (EngineOptions,), namespace)

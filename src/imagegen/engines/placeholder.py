@@ -69,9 +69,9 @@ def _opaque(image: Image.Image) -> Image.Image:
 
 class PlaceholderOptions(EngineOptions):
     processes: int = option(
-        0,
-        "worker processes that draw generations, so a server uses every CPU (0: the calling "
-        "thread; imagegen serve starts one per CPU)",
+        default=0,
+        help="worker processes that draw generations, so a server uses every CPU (0: the "
+        "calling thread; imagegen serve starts one per CPU)",
         ge=0,
         le=1024,
     )
