@@ -34,7 +34,6 @@ import errno
 import json
 import logging
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -135,7 +134,7 @@ def atomic_write(path: Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".imagegen-{secrets.token_hex(4)}.tmp")
+        temp = path.with_name(f".imagegen-{os.urandom(4).hex()}.tmp")
         # Created like a normal file (mode 0o666 minus the umask), unlike mkstemp's 0o600.
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:

@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from typing_extensions import TypedDict
-
 from .._capabilities import ENDPOINT_PARAMS
 from .._config import check_max_retries
 from .._errors import ConfigurationError
+from .._types import TypedDict
 
 if TYPE_CHECKING:
     import httpx2
