@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, overload
 
 import anyio.to_thread
-from typing_extensions import Unpack
 
 from . import _params
 from ._capabilities import Endpoint
@@ -17,6 +16,7 @@ from ._imaging import ImageInput
 from ._request import Call
 from ._results import AsyncImageStream, ImagesResult
 from ._transport import AsyncTransport
+from ._types import Unpack
 
 if TYPE_CHECKING:
     import httpx2  # noqa: F401 - named in a string below, for type checkers only

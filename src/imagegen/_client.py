@@ -37,8 +37,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from typing_extensions import Unpack
-
 from ._capabilities import Endpoint
 from ._config import (
     DEFAULT_MAX_IMAGE_SIZE,
@@ -63,7 +61,7 @@ from ._params import (
 from ._request import Call, prepare_call
 from ._results import ImagesResult, ImageStream
 from ._transport import AsyncTransport, Events, Reply, Transport
-from ._types import NOT_GIVEN, NotGiven
+from ._types import NOT_GIVEN, NotGiven, Unpack
 
 if TYPE_CHECKING:
     import httpx2

@@ -100,13 +100,25 @@ def _fits(annotation: Any, value: Any) -> bool:
     return False
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class WireModel:
     """Base of the wire models: a dataclass whose unknown fields are kept or dropped
     (`extra`), validated and dumped as pydantic's models are (see the module docstring)."""
 
     # "allow": unknown names are kept (`model_extra`) and sent on; "ignore": dropped.
     extra: ClassVar[str] = "allow"
+
+    # One `__eq__` and `__repr__` for all (extra fields included), so that `dataclass` writes
+    # only each model's `__init__`: compiling three methods a model was most of this module's
+    # import time.
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.__dict__ == self.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.__dict__.items())
+        return f"{type(self).__name__}({shown})"
 
     @classmethod
     def field_types(cls) -> Mapping[str, Any]:
@@ -262,7 +274,7 @@ def _type_error(annotation: Any) -> str:
     return "none_required"
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ImageRequest(WireModel):
     """The fields every Images API request has; one subclass per endpoint."""
 
@@ -293,19 +305,19 @@ class ImageRequest(WireModel):
         return self.model_extra
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class VariationRequest(ImageRequest):
     """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class SvgReasoning(WireModel):
     """`svg.reasoning`: how much the SVG author reasons (`effort`)."""
 
     effort: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class SvgOptions(WireModel):
     """`svg`, with output_format=svg: the model that writes the SVG, and its reasoning."""
 
@@ -313,7 +325,7 @@ class SvgOptions(WireModel):
     reasoning: SvgReasoning | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class _PromptRequest(ImageRequest):
     prompt: str
     quality: str | None = None
@@ -336,14 +348,14 @@ class _PromptRequest(ImageRequest):
         return self.safety_identifier or self.user or None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class GenerateRequest(_PromptRequest):
     """`POST /images/generations` (JSON)."""
 
     style: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class EditRequest(_PromptRequest):
     """`POST /images/edits` (multipart, or JSON with `images` references)."""
 
@@ -361,19 +373,23 @@ def request_class(endpoint: Endpoint) -> type[ImageRequest]:
     return _REQUESTS[endpoint]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class InputTokensDetails(WireModel):
+    """`usage.input_tokens_details`: the input tokens of text and of images."""
+
     text_tokens: int = 0
     image_tokens: int = 0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class OutputTokensDetails(WireModel):
+    """`usage.output_tokens_details`: the output tokens of text and of images."""
+
     text_tokens: int = 0
     image_tokens: int = 0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class SvgUsage(WireModel):
     """Tokens spent writing an SVG, apart from the rendering's `usage`."""
 
@@ -384,7 +400,7 @@ class SvgUsage(WireModel):
     total_tokens: int = 0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ImagesUsage(WireModel):
     """Token usage, as GPT image models report it. Engines fill in only figures they have."""
 
@@ -395,7 +411,7 @@ class ImagesUsage(WireModel):
     output_tokens_details: OutputTokensDetails | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ImageData(WireModel):
     """One image of a response: base64 bytes or a URL, and DALL·E 3's revised prompt."""
 
@@ -409,7 +425,7 @@ class ImageData(WireModel):
         return base64.b64decode(self.b64_json)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ImagesResponse(WireModel):
     """The body of a successful non-streaming answer."""
 
@@ -425,8 +441,10 @@ class ImagesResponse(WireModel):
     svg_usage: SvgUsage | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class _ImageEvent(WireModel):
+    """The fields of every image event of a stream."""
+
     b64_json: str
     created_at: int = 0
     size: str | None = None
@@ -440,7 +458,7 @@ class _ImageEvent(WireModel):
         return str(getattr(self, "type", "")).startswith("image_edit.")
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class PartialImageEvent(_ImageEvent):
     """`image_generation.partial_image` / `image_edit.partial_image`."""
 
@@ -448,7 +466,7 @@ class PartialImageEvent(_ImageEvent):
     partial_image_index: int = 0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class CompletedEvent(_ImageEvent):
     """`image_generation.completed` / `image_edit.completed`: one final image."""
 
@@ -472,8 +490,10 @@ def parse_stream_event(data: Any) -> WireEvent | None:
     return None if cls is None else cls.model_validate(data)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ErrorDetail(WireModel):
+    """`error`: what went wrong, the parameter to blame, OpenAI's code for it."""
+
     extra: ClassVar[str] = "ignore"
     message: str
     type: str = "invalid_request_error"
@@ -481,7 +501,7 @@ class ErrorDetail(WireModel):
     code: str | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ErrorBody(WireModel):
     """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from typing_extensions import Required, TypedDict
-
-from ._types import NotGiven
+from ._types import NotGiven, Required, TypedDict
 
 if TYPE_CHECKING:
     import httpx2

@@ -34,7 +34,6 @@ import errno
 import json
 import logging
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -135,9 +134,8 @@ def atomic_write(path: Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".imagegen-{secrets.token_hex(4)}.tmp")
-        # Created like a normal file (mode 0o666 minus the umask), unlike mkstemp's 0o600.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        temp = path.with_name(f".imagegen-{os.urandom(4).hex()}.tmp")
+        fd = _create(temp)
     except OSError as exc:
         raise ImagegenError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
     try:
@@ -157,6 +155,21 @@ def atomic_write(path: Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
         if isinstance(exc, OSError):
             raise ImagegenError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from exc
         raise
+
+
+def _create(temp: Path) -> int:
+    # Made like a normal file (mode 0o666 minus the umask), unlike mkstemp's 0o600; by hand
+    # rather than with `tempfile`, whose import (shutil, bz2, lzma, random) costs more than the
+    # whole rest of saving.
+    return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+
+
+def check_writable(folder: Path) -> None:
+    """Raise `OSError` unless a file can be made in `folder` (which exists), as `atomic_write`
+    makes its temporary file there."""
+    temp = folder / f".imagegen-{os.urandom(4).hex()}.tmp"
+    os.close(_create(temp))
+    os.unlink(temp)
 
 
 def _move_new(temp: Path, path: Path) -> None:

@@ -1,10 +1,18 @@
-"""Small shared types of the client: the "not given" sentinel and input aliases."""
+"""Small shared types of the client: the "not given" sentinel, and the typing names that
+Python 3.10 lacks."""
 
 from __future__ import annotations
 
+import sys
 from typing import Final, Literal
 
-__all__ = ["NOT_GIVEN", "NotGiven"]
+# From `typing` where it has them: typing_extensions costs about 5 ms of every start.
+if sys.version_info >= (3, 11):
+    from typing import Required, TypedDict, Unpack
+else:
+    from typing_extensions import Required, TypedDict, Unpack
+
+__all__ = ["NOT_GIVEN", "NotGiven", "Required", "TypedDict", "Unpack"]
 
 
 class NotGiven:

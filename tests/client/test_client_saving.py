@@ -14,7 +14,7 @@ from PIL import Image
 from scripted import API_KEY, Reply, ScriptedServer, image_bytes, images_body
 
 import imagegen
-from imagegen._saving import b64_chunks, png_text_chunks
+from imagegen._saving import b64_chunks, check_writable, png_text_chunks
 
 
 def _noise_png(size: tuple[int, int] = (96, 64)) -> bytes:
@@ -442,3 +442,15 @@ def test_a_whole_result_can_refuse_to_replace_files(
         result.save(tmp_path / "fox.png", overwrite=False)
     assert (tmp_path / "fox-1.png").read_bytes() == b"mine"
     assert [p.name for p in result.save(tmp_path / "fox.png")] == ["fox.png", "fox-1.png"]
+
+
+def test_check_writable_makes_a_file_and_leaves_none(tmp_path: Path) -> None:
+    # The command line's probe before it generates: a file is made the way a save makes its
+    # temporary file, then removed; a folder that cannot take one raises OSError.
+    check_writable(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        check_writable(tmp_path / "missing")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        check_writable(tmp_path / "file")

@@ -7,17 +7,15 @@ the client's). `split` turns them into the checked `RunOptions` and the client's
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from typing_extensions import TypedDict
-
 from .._capabilities import ENDPOINT_PARAMS
 from .._config import check_max_retries
 from .._errors import ConfigurationError
+from .._types import TypedDict
 
 if TYPE_CHECKING:
     import httpx2
@@ -128,6 +126,8 @@ def split(function: str, options: Mapping[str, Any]) -> tuple[RunOptions, dict[s
     known = set(BatchOptions.__annotations__)
     for name in options:
         if name not in known:
+            import difflib  # only for a misspelt name
+
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             if name == "stop":

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from typing_extensions import Unpack
 
 from .._capabilities import get_capabilities
 from .._errors import ImagegenError
+from .._types import Unpack
 from ._context import RunContext
 from ._direct import send_rows
 from ._gallery import GALLERY_NAME, GalleryRow, relative_to, write_gallery

@@ -12,6 +12,7 @@ the traceback.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -165,4 +166,11 @@ def cli() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the `imagegen` console script, `python -m imagegen`)."""
-    cli.main(args=argv, prog_name="imagegen")
+    try:
+        cli.main(args=argv, prog_name="imagegen")
+    finally:
+        if argv is None:  # the process ends with the command (a caller's argv: it may not)
+            # The interpreter's last garbage collection walks every object the run made,
+            # about 20 ms of a one-image command, to free memory the process is about to give
+            # back whole. Frozen objects are skipped; every file is closed by now.
+            gc.freeze()

@@ -28,7 +28,6 @@ import base64
 import binascii
 import importlib
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,13 @@ import click
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ImagegenError
 from .._imaging import CONTENT_TYPES, EXTENSIONS, sniff_format
-from .._saving import FORMAT_OF_SUFFIX, b64_chunks, image_head, split_image_suffix
+from .._saving import (
+    FORMAT_OF_SUFFIX,
+    b64_chunks,
+    check_writable,
+    image_head,
+    split_image_suffix,
+)
 from ._progress import Console
 
 # Extensions that name an image format, for inferring `output_format` from `-o`.
@@ -123,8 +128,7 @@ def check_out_file(
     if not auto:
         _check_targets(path, images, output_format, flag)
     try:
-        with tempfile.TemporaryFile(dir=probe, prefix=".imagegen-"):
-            pass
+        check_writable(probe)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if out_file is None:

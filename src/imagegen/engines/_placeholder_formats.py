@@ -18,7 +18,6 @@ import hashlib
 import io
 import math
 from collections.abc import Sequence
-from html import escape
 from typing import Protocol
 
 from PIL import Image
@@ -97,7 +96,16 @@ def _xml_text(text: str) -> str:
     kept = "".join(
         ch for ch in text if ch in "\t\n\r" or (ord(ch) >= 0x20 and not 0xD800 <= ord(ch) < 0xE000)
     )
+    from html import escape  # here, as below: only SVG answers need it
+
     return escape(kept.replace("\ufffe", "").replace("\uffff", ""), quote=False)
+
+
+def _attribute(value: str) -> str:
+    """`value` escaped for an XML attribute in double quotes."""
+    from html import escape
+
+    return escape(value)
 
 
 def svg_card(
@@ -218,7 +226,7 @@ def svg_picture(image: Image.Image, prompt: str) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}">\n'
         f"<title>{_xml_text(prompt)}</title>\n"
-        f'<image width="{width}" height="{height}" href="{escape(href)}"/>\n'
+        f'<image width="{width}" height="{height}" href="{_attribute(href)}"/>\n'
         "</svg>\n"
     )
 
