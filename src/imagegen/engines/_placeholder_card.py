@@ -171,18 +171,32 @@ def _f32(value: float) -> float:
     return array("f", (value,))[0]
 
 
+def _cover(radius: int, x: int, dy: float) -> int:
+    distance = _f32(math.hypot(radius - (x + 0.5), dy))
+    cover = min(max(_f32(_f32(radius - distance) + 0.5), 0.0), 1.0)
+    return round(_f32(cover * 255))
+
+
 @lru_cache(maxsize=64)
 def _corner(radius: int) -> bytes:
     """The top left corner of a rounded rectangle, anti-aliased by the distance to the arc,
     in 32-bit floats as numpy computed it before (`np.hypot` on float32 values), so masks are
-    the same to the bit."""
+    the same to the bit. Only pixels near the arc are computed: those more than a pixel and a
+    half inside it are opaque, those as far outside clear (about 3 % of a 62-pixel corner are
+    left to compute, which took 3-4 ms a card in Python)."""
     out = bytearray(radius * radius)
     for y in range(radius):
         dy = radius - (y + 0.5)
-        for x in range(radius):
-            distance = _f32(math.hypot(radius - (x + 0.5), dy))
-            cover = min(max(_f32(_f32(radius - distance) + 0.5), 0.0), 1.0)
-            out[y * radius + x] = round(_f32(cover * 255))
+        row = y * radius
+        # Columns whose centre is within 1.5 px of the arc: the arc crosses this row between
+        # `outer` (distance radius + 1.5) and `inner` (radius - 1.5) from the corner's right.
+        outer = math.sqrt(max(0.0, (radius + 1.5) ** 2 - dy * dy))
+        inner = math.sqrt(max(0.0, (radius - 1.5) ** 2 - dy * dy)) if radius > 1.5 + dy else 0.0
+        start = max(0, math.floor(radius - 0.5 - outer))
+        stop = min(radius, math.ceil(radius - 0.5 - inner) + 1)
+        out[row + stop : row + radius] = b"\xff" * (radius - stop)
+        for x in range(start, stop):
+            out[row + x] = _cover(radius, x, dy)
     return bytes(out)
 
 
