@@ -20,8 +20,9 @@ that imports pydantic anyway: it is evaluated (`typing.get_type_hints`) only the
 A field may also be declared the way options were declared when `EngineOptions` was a pydantic
 model, `block: int = Field(32, ge=4, description=..., validation_alias=AliasChoices(...))`,
 with `field_validator`s: the `Field` is taken apart when the class is made (its default, its
-description as the help line, the other spellings of its alias), and handed to pydantic whole
-when options are parsed.
+description as the help line, the other spellings of its alias), and its rules and the
+validators are handed to pydantic when options are parsed. With no options given, the defaults
+are taken as declared, unvalidated (as pydantic does), unless the class has such validators.
 
 An unknown name, or a value that breaks its field's rule, is one
 `ConfigurationError(param="options")` in the words of `unknown_option_error` and `bad_option`.
