@@ -287,16 +287,3 @@ def test_typed_options_refuse_in_the_engines_words(options: dict[str, str], mess
         _Mosaic(options=options)
     assert caught.value.message == message
     assert caught.value.param == "options"
-
-
-def test_the_built_in_engines_are_registered_as_plugins_are() -> None:
-    """No list in the code: `placeholder` and `diffusers` come from the package's metadata, in
-    the same entry-point group as third-party engines."""
-    from importlib.metadata import entry_points
-
-    group = {ep.name: ep for ep in entry_points(group=engines.ENTRY_POINT_GROUP)}
-    assert group["placeholder"].dist is not None and group["placeholder"].dist.name == "imagegen"
-    available = engines.available_engines()
-    assert available["placeholder"] == "imagegen.engines.placeholder:PlaceholderEngine"
-    assert available["diffusers"] == "imagegen.engines.diffusers:DiffusersEngine"
-    assert not hasattr(engines, "_BUILTIN")

@@ -1,13 +1,17 @@
 """Engines: what makes the pixels behind `imagegen serve` and `Client(engine=...)`.
 
-An engine is a class registered under the entry-point group `imagegen.engines`; the built-in
-ones (`placeholder`, `diffusers`) register through the same group as third-party ones, in
-`pyproject.toml`:
+The built-in engines (`placeholder`, `diffusers`) are listed in `BUILT_IN`, so that naming one
+reads no package metadata (`importlib.metadata` and its scan of every installed distribution
+cost more than drawing a small image). Any other engine is a class registered under the
+entry-point group `imagegen.engines`, in its package's `pyproject.toml`:
 
 ```toml
 [project.entry-points."imagegen.engines"]
 myengine = "my_package.engine:MyEngine"
 ```
+
+The entry points are read only for a name that is not built in, or to list every engine. The
+built-in names are reserved: a plugin registered under one is never loaded (nor listed).
 
 The contract is small. The server (or the in-process client) has already validated the
 request against the model's rules, resolved `auto` sizes and decoded the inputs, so an engine
@@ -37,8 +41,8 @@ An engine whose `load()` imports optional libraries names them in `requires` (an
 that installs them in `install_hint`): `imagegen engines` and `load_engine` then tell what is
 missing without importing any of them.
 
-An engine declares the options it reads (`-o name=value`) as a pydantic model, `Options`, a
-subclass of `EngineOptions` with a field per option (or, for options read as text, as
+An engine declares the options it reads (`-o name=value`) as `Options`, a subclass of
+`EngineOptions` (a dataclass) with a field per option (or, for options read as text, as
 `option_help = {name: help line}`); any other name, or a value its field refuses, is refused
 when the engine is created; `parse_options` gives the values parsed. An engine that declares
 nothing (what a subclass that declares nothing of its own gets) is given every option.
@@ -53,23 +57,22 @@ is one call.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, MissingDependencyError
 from .._imaging import PNG_COMPRESS_LEVEL
 from .._models import ImagesUsage, SvgUsage
-from ._options import EngineOptions, listed, options_from_help, unknown_option_error
+from ._options import EngineOptions, listed, option, options_from_help, unknown_option_error
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
+    "BUILT_IN",
     "ENTRY_POINT_GROUP",
     "Engine",
     "EngineOptions",
@@ -82,10 +85,16 @@ __all__ = [
     "get_engine_class",
     "load_engine",
     "missing_dependencies_message",
+    "option",
     "unknown_option_error",
 ]
 
 ENTRY_POINT_GROUP = "imagegen.engines"
+# The engines that come with imagegen, by name: found without reading any package's metadata.
+BUILT_IN: Mapping[str, str] = {
+    "diffusers": "imagegen.engines.diffusers:DiffusersEngine",
+    "placeholder": "imagegen.engines.placeholder:PlaceholderEngine",
+}
 
 PartialCallback = Callable[[int, int, "PILImage.Image"], None]
 
@@ -301,6 +310,8 @@ class Engine(ABC):
 
 
 def _installed(module: str) -> bool:
+    import importlib.util
+
     try:
         return importlib.util.find_spec(module) is not None
     except ImportError:  # a dotted name whose parent is missing
@@ -320,19 +331,23 @@ def missing_dependencies_message(cls: type[Engine], name: str) -> str | None:
     return f"Engine {name!r} needs {names}, which {verb} not installed: {hint}"
 
 
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def _plugins() -> dict[str, str]:
+    """`{name: "module:Class"}` of the engines installed packages register, but for the names
+    of built-in engines, which they cannot take."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {name: target for name, target in found.items() if name not in BUILT_IN}
 
 
 def available_engines() -> dict[str, str]:
-    """`{name: "module:Class"}` for every installed engine, built-in ones included (they are
-    registered in the package's metadata like any plugin)."""
-    return {name: ep.value for name, ep in sorted(_entry_points().items())}
+    """`{name: "module:Class"}` for every installed engine, built-in ones included, by name."""
+    return dict(sorted({**_plugins(), **BUILT_IN}.items()))
 
 
 def get_engine_class(name: str) -> type[Engine]:
     """The engine class registered as `name`; a clear error if unknown or its extra is missing."""
-    target = available_engines().get(name)
+    target = BUILT_IN.get(name) or _plugins().get(name)
     if target is None:
         known = ", ".join(available_engines()) or "none"
         raise ConfigurationError(f"Unknown engine {name!r}. Installed engines: {known}.")

@@ -21,18 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .._errors import InvalidRequestError
-from ._options import EngineOptions, value_rule
+from ._options import EngineOptions, option, value_rule
 
 __all__ = [
     "DEFAULT_BATCH_WAIT_MS",
@@ -114,76 +106,75 @@ _DEVICE_HELP = (
 )
 
 
+def _device(value: str) -> str:
+    names = [part.strip() for part in value.strip().lower().split(",")]
+    single = len(names) == 1
+    if not all(_DEVICE_RE.match(part) and (single or part != "auto") for part in names):
+        raise ValueError(f"use {_DEVICE_HELP}")
+    return ",".join(names)
+
+
+def _dtype(value: str) -> str:
+    return value.strip().lower()
+
+
+def _variant(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
 class DiffusersOptions(EngineOptions):
     """The server's options (`-o name=value`, names in any case, `-` for `_`), parsed."""
 
-    device: str = Field("auto", description=_DEVICE_HELP)
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
-        "auto",
-        description="auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
+    device: Annotated[str, BeforeValidator(_device)] = option(default="auto", help=_DEVICE_HELP)
+    dtype: Annotated[Literal["auto", "float16", "bfloat16", "float32"], BeforeValidator(_dtype)] = (
+        option(
+            default="auto",
+            help="auto (float16 on a GPU, float32 on the CPU), float16, bfloat16 or float32",
+        )
     )
-    variant: str | None = Field(
-        None, description="weights variant to load, e.g. fp16 (files named *.fp16.safetensors)"
+    variant: Annotated[str | None, BeforeValidator(_variant)] = option(
+        default=None, help="weights variant to load, e.g. fp16 (files named *.fp16.safetensors)"
     )
-    max_size: int = Field(
-        DEFAULT_MAX_SIZE,
+    max_size: int = option(
+        default=DEFAULT_MAX_SIZE,
+        help=f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
         ge=64,
         le=16384,
-        description=f"largest width or height served, in pixels (default {DEFAULT_MAX_SIZE})",
     )
-    steps: Steps | None = Field(
-        None,
-        validation_alias=AliasChoices("steps", "num_inference_steps"),
-        description="num_inference_steps for every request (default: per model family)",
+    steps: Steps | None = option(
+        default=None,
+        help="num_inference_steps for every request (default: per model family)",
+        aliases=("num_inference_steps",),
     )
-    guidance: Guidance | None = Field(
-        None,
-        validation_alias=AliasChoices("guidance", "guidance_scale"),
-        description="guidance_scale for every request (default: per model family)",
+    guidance: Guidance | None = option(
+        default=None,
+        help="guidance_scale for every request (default: per model family)",
+        aliases=("guidance_scale",),
     )
-    negative_prompt: NegativePrompt | None = Field(
-        None, description="negative prompt for every request"
+    negative_prompt: NegativePrompt | None = option(
+        default=None, help="negative prompt for every request"
     )
-    strength: Strength | None = Field(
-        None, description="strength of image-to-image edits, masked edits and variations"
+    strength: Strength | None = option(
+        default=None, help="strength of image-to-image edits, masked edits and variations"
     )
-    max_batch_size: int = Field(
-        1,
+    max_batch_size: int = option(
+        default=1,
+        help="images one pipeline call may make for several requests together "
+        "(default 1: no batching)",
         ge=1,
         le=256,
-        description="images one pipeline call may make for several requests together "
-        "(default 1: no batching)",
     )
-    batch_wait_ms: int = Field(
-        DEFAULT_BATCH_WAIT_MS,
+    batch_wait_ms: int = option(
+        default=DEFAULT_BATCH_WAIT_MS,
+        help="how long a request may wait for others to share its pipeline call "
+        f"(default {DEFAULT_BATCH_WAIT_MS})",
         ge=0,
         le=10_000,
-        description="how long a request may wait for others to share its pipeline call "
-        f"(default {DEFAULT_BATCH_WAIT_MS})",
     )
 
     @classmethod
     def option_name(cls, name: str) -> str:
         return name.strip().lower().replace("-", "_")
-
-    @field_validator("device", mode="before")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        names = [part.strip() for part in value.strip().lower().split(",")]
-        single = len(names) == 1
-        if not all(_DEVICE_RE.match(part) and (single or part != "auto") for part in names):
-            raise ValueError(f"use {_DEVICE_HELP}")
-        return ",".join(names)
-
-    @field_validator("dtype", mode="before")
-    @classmethod
-    def _dtype(cls, value: str) -> str:
-        return value.strip().lower()
-
-    @field_validator("variant", mode="before")
-    @classmethod
-    def _variant(cls, value: str | None) -> str | None:
-        return (value or "").strip() or None
 
     @property
     def devices(self) -> tuple[str, ...]:

@@ -1,34 +1,71 @@
-"""Engine options (`-o name=value`): a pydantic model per engine, and the errors that name them.
+"""Engine options (`-o name=value`): a dataclass per engine, and the errors that name them.
 
-An engine declares the options it reads as a subclass of `EngineOptions`, one field each; the
-field's `description` is the option's line of help, its type and constraints the rule for its
-value. Values arrive as text (the command line, `IMAGEGEN_ENGINE_OPTIONS`) and are parsed by
-the field's type. An unknown name, or a value that breaks its field's rule, is one
+An engine declares the options it reads as a subclass of `EngineOptions`, one field each:
+
+```python
+class Options(EngineOptions):
+    block: int = option(default=32, help="tile size in pixels", ge=4, le=256, aliases=("tile",))
+```
+
+The subclass is made a frozen, keyword-only dataclass (`EngineOptions.__init_subclass__`),
+so its defaults, its help and its names are plain Python: creating an engine with no options,
+reading the defaults and listing the help (`imagegen engines`) import no pydantic, whose import
+alone costs several times a bare Python start. Only when options are given does pydantic come
+in: on the first parse, the fields are turned into a pydantic model (`_validator`, built once
+per class), with `ge`, `le` and `max_length` as the `Field` constraints. Values arrive as text
+(the command line, `IMAGEGEN_ENGINE_OPTIONS`) and are parsed by the field's type, so a field's
+annotation may also carry pydantic metadata (`Annotated[str, BeforeValidator(...)]`) in a module
+that imports pydantic anyway: it is evaluated (`typing.get_type_hints`) only then.
+
+A field may also be declared the way options were declared when `EngineOptions` was a pydantic
+model, `block: int = Field(32, ge=4, description=..., validation_alias=AliasChoices(...))`,
+with `field_validator`s: the `Field` is taken apart when the class is made (its default, its
+description as the help line, the other spellings of its alias), and its rules and the
+validators are handed to pydantic when options are parsed. With no options given, the defaults
+are taken as declared, unvalidated (as pydantic does), unless the class has such validators.
+
+An unknown name, or a value that breaks its field's rule, is one
 `ConfigurationError(param="options")` in the words of `unknown_option_error` and `bad_option`.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import sys
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Literal, Union
-
-from annotated_types import Ge, Le, MaxLen
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic.fields import FieldInfo
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from .._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
+    from typing_extensions import dataclass_transform
+else:  # only type checkers read it; typing_extensions costs a few milliseconds to import
+
+    def dataclass_transform(**_: Any) -> Any:
+        return lambda cls: cls
+
 
 __all__ = [
     "EngineOptions",
     "bad_option",
     "listed",
+    "option",
     "options_from_help",
     "unknown_option_error",
     "value_rule",
 ]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Keys of a field's `metadata`.
+_HELP = "imagegen.help"  # the option's line of help
+_ALIASES = "imagegen.aliases"  # other spellings of its name
+_FIELD = "imagegen.field"  # what pydantic is given: a FieldInfo, or Field's keyword arguments
 
 
 def listed(names: list[str]) -> str:
@@ -79,6 +116,8 @@ def _parts(annotation: Any) -> tuple[list[Any], list[Any]]:
 
 def value_rule(field: FieldInfo) -> str:
     """A field's rule in words: `must be a whole number from 1 to 500`, `use one of a, b`."""
+    from annotated_types import Ge, Le, MaxLen
+
     kinds, metadata = _parts(field.annotation)
     metadata += field.metadata
     low = next((m.ge for m in metadata if isinstance(m, Ge)), None)
@@ -96,17 +135,79 @@ def value_rule(field: FieldInfo) -> str:
     return "must be text"
 
 
-class EngineOptions(BaseModel):
-    """Base of an engine's options: one field per option, its `description` the help line.
+def option(
+    *,
+    default: T,
+    help: str,
+    ge: float | None = None,
+    le: float | None = None,
+    max_length: int | None = None,
+    aliases: tuple[str, ...] = (),
+) -> T:
+    """One option of an `EngineOptions` class: its default, its line of help, the bounds of its
+    value (`ge`, `le`; `max_length` for text) and other spellings of its name."""
+    bounds = {"ge": ge, "le": le, "max_length": max_length}
+    field: T = dataclasses.field(
+        default=default,
+        metadata={
+            _HELP: help,
+            _ALIASES: aliases,
+            _FIELD: {key: value for key, value in bounds.items() if value is not None},
+        },
+    )
+    return field
 
-    Names match exactly unless `option_name` says otherwise; a field may take other spellings
-    with `validation_alias=AliasChoices(name, other)`.
+
+def _per_class(make: Callable[[type[EngineOptions]], R]) -> Callable[[type[EngineOptions]], R]:
+    """`make(options)`, made once per options class."""
+    made: dict[type[EngineOptions], R] = {}
+
+    def get(options: type[EngineOptions]) -> R:
+        if options not in made:
+            made[options] = make(options)
+        return made[options]
+
+    return get
+
+
+def _pydantic(name: str) -> Any:
+    """Class `name` of pydantic if pydantic is imported: an object of it can only exist then,
+    and testing for one must not import pydantic."""
+    module, _, attr = name.rpartition(".")
+    return getattr(sys.modules.get(module), attr, None)
+
+
+def _from_pydantic_field(info: Any) -> Any:
+    """The dataclass field for a pydantic `Field(...)` given as a default."""
+    alias = info.validation_alias
+    choices = [str(choice) for choice in getattr(alias, "choices", ())]
+    metadata = {_HELP: info.description or "", _ALIASES: tuple(choices), _FIELD: info}
+    if info.default_factory is not None:
+        return dataclasses.field(default_factory=info.default_factory, metadata=metadata)
+    return dataclasses.field(default=info.default, metadata=metadata)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(option,))
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """Base of an engine's options: one field per option (see the module docstring).
+
+    Names match exactly unless `option_name` says otherwise; `option(..., aliases=(...))`
+    gives a field other spellings.
     """
 
-    # Built on first use: most engines are created with no options, which need no validator.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
-    # The spellings the unknown-option message mentions besides the field names.
-    spellings_note: ClassVar[str] = ""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        field_info = _pydantic("pydantic.fields.FieldInfo")
+        if field_info is not None:
+            for name in cls.__dict__.get("__annotations__", {}):
+                value = cls.__dict__.get(name)
+                if isinstance(value, field_info):
+                    setattr(cls, name, _from_pydantic_field(value))
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        for each in dataclasses.fields(cls):
+            if each.default is dataclasses.MISSING and each.default_factory is dataclasses.MISSING:
+                raise TypeError(f"Option {each.name} of {cls.__qualname__} needs a default.")
 
     @classmethod
     def option_name(cls, name: str) -> str:
@@ -121,11 +222,10 @@ class EngineOptions(BaseModel):
     @classmethod
     def _names(cls) -> dict[str, str]:
         """Every accepted spelling (field names and aliases) -> its field."""
-        names = {name: name for name in cls.model_fields}
-        for name, field in cls.model_fields.items():
-            alias = field.validation_alias
-            if isinstance(alias, AliasChoices):
-                names.update({str(choice): name for choice in alias.choices})
+        fields = dataclasses.fields(cls)
+        names = {each.name: each.name for each in fields}
+        for each in fields:
+            names.update({alias: each.name for alias in each.metadata.get(_ALIASES, ())})
         return names
 
     @classmethod
@@ -146,45 +246,79 @@ class EngineOptions(BaseModel):
         for raw_name, raw_value in options.items():
             field = names.get(cls.option_name(raw_name))
             if field is None:
-                raise unknown_option_error(engine, raw_name, cls.model_fields, cls._note())
+                raise unknown_option_error(engine, raw_name, _help(cls), cls._note())
             given[field] = (raw_name, str(raw_value))
-        if not given and _defaults_only(cls):
-            return cls.model_construct()
+        if not given and not _validators(cls):
+            return cls()  # the defaults, as declared: no pydantic
+        from pydantic import ValidationError
+
+        model = _validator(cls)
         try:
-            return cls.model_validate({field: value for field, (_, value) in given.items()})
+            parsed = model.model_validate({field: value for field, (_, value) in given.items()})
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0])
+        else:
+            return cls(**{field: getattr(parsed, field) for field in model.model_fields})
         raw_name, value = given[field]
         cause = (error.get("ctx") or {}).get("error")
         rule = str(cause) if isinstance(cause, ValueError) and str(cause) else None
         raise bad_option(
-            engine, raw_name, value.strip(), rule or value_rule(cls.model_fields[field])
+            engine, raw_name, value.strip(), rule or value_rule(model.model_fields[field])
         )
 
 
-@functools.cache
-def _defaults_only(options: type[EngineOptions]) -> bool:
-    """Whether validating no values at all gives the fields' defaults: no field is required and
-    no validator of the model's own could refuse them."""
-    decorators = options.__pydantic_decorators__
-    return not any(info.is_required() for info in options.model_fields.values()) and not (
-        decorators.validators
-        or decorators.field_validators
-        or decorators.root_validators
-        or decorators.model_validators
+@_per_class
+def _help(options: type[EngineOptions]) -> Mapping[str, str]:
+    return {each.name: each.metadata.get(_HELP, "") for each in dataclasses.fields(options)}
+
+
+@_per_class
+def _validators(options: type[EngineOptions]) -> dict[str, Any]:
+    """The pydantic validators (`field_validator`, `model_validator`) of an options class
+    declared the pydantic way, by name."""
+    proxy = _pydantic("pydantic._internal._decorators.PydanticDescriptorProxy")
+    if proxy is None:
+        return {}
+    found: dict[str, Any] = {}
+    for each in reversed(options.__mro__):
+        found.update({k: v for k, v in vars(each).items() if isinstance(v, proxy)})
+    return found
+
+
+@_per_class
+def _validator(options: type[EngineOptions]) -> type[BaseModel]:
+    """The pydantic model that parses the values of `options` (by field name), built once."""
+    from pydantic import ConfigDict, Field, create_model
+
+    hints = typing.get_type_hints(options, include_extras=True)
+    fields: dict[str, Any] = {}
+    for each in dataclasses.fields(options):
+        kind, declared = hints[each.name], each.metadata.get(_FIELD, {})
+        default = (
+            each.default if each.default_factory is dataclasses.MISSING else each.default_factory()
+        )
+        if isinstance(declared, dict):  # option(...)'s bounds
+            fields[each.name] = (kind, Field(default, **declared))
+        else:  # a pydantic Field: its rules, without its aliases (values come by field name)
+            if declared.metadata:
+                annotated = (kind, *declared.metadata)
+                kind = Annotated[annotated]
+            fields[each.name] = (kind, Field(default))
+    return create_model(
+        f"{options.__name__}Model",
+        __config__=ConfigDict(allow_inf_nan=False),
+        __validators__=_validators(options),
+        __module__=options.__module__,
+        **fields,
     )
 
 
-@functools.cache
-def _help(options: type[EngineOptions]) -> Mapping[str, str]:
-    return {name: field.description or "" for name, field in options.model_fields.items()}
-
-
 def options_from_help(engine: str, help_lines: Mapping[str, str]) -> type[EngineOptions]:
-    """The options model of an engine that lists its options as `{name: help line}`: each a
+    """The options class of an engine that lists its options as `{name: help line}`: each a
     text value, read by the engine from `self.options`."""
-    fields: dict[str, Any] = {
-        name: (str | None, Field(None, description=line)) for name, line in help_lines.items()
+    namespace: dict[str, Any] = {
+        name: option(default=None, help=line) for name, line in help_lines.items()
     }
-    return create_model(f"{engine}Options", __base__=EngineOptions, **fields)
+    namespace["__annotations__"] = dict.fromkeys(help_lines, str | None)
+    return type(f"{engine}Options", (EngineOptions,), namespace)

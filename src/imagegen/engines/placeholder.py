@@ -36,10 +36,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from PIL import Image
-from pydantic import Field
 
 from .._capabilities import FLEXIBLE_MAX_PIXELS, Endpoint, ModelCapabilities, get_capabilities
-from . import Engine, EngineOptions, EngineResult, Job, PartialCallback
+from . import Engine, EngineOptions, EngineResult, Job, PartialCallback, option
 from ._placeholder_card import Palette, digest, placeholder
 from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
 from ._placeholder_pool import DrawingPool, usable_cpus
@@ -69,14 +68,12 @@ def _opaque(image: Image.Image) -> Image.Image:
 
 
 class PlaceholderOptions(EngineOptions):
-    processes: int = Field(
-        0,
+    processes: int = option(
+        default=0,
+        help="worker processes that draw generations, so a server uses every CPU (0: the "
+        "calling thread; imagegen serve starts one per CPU)",
         ge=0,
         le=1024,
-        description=(
-            "worker processes that draw generations, so a server uses every CPU (0: the "
-            "calling thread; imagegen serve starts one per CPU)"
-        ),
     )
 
 
