@@ -61,11 +61,11 @@ def decode(data: bytes) -> Image.Image:
 
 
 def generate(**fields: Any) -> Job:
-    return SERVICE.prepare("generations", GenerateRequest(prompt="A fox", **fields))
+    return SERVICE.prepare("generations", GenerateRequest.of(prompt="A fox", **fields))
 
 
 def edit(images: list[InputImage], mask: InputImage | None = None, **fields: Any) -> Job:
-    return SERVICE.prepare("edits", EditRequest(prompt="a window", **fields), images, mask)
+    return SERVICE.prepare("edits", EditRequest.of(prompt="a window", **fields), images, mask)
 
 
 def refused(call: Any, *args: Any, **kwargs: Any) -> InvalidRequestError:
@@ -141,7 +141,7 @@ def test_generation_sizes(model: str | None, size: str | None, expected: tuple[i
 )
 def test_edit_sizes(model: str | None, size: str | None, expected: tuple[int, int]) -> None:
     service = BARE if model == "bare-1" else SERVICE
-    request = EditRequest(prompt="a window", model=model, size=size)
+    request = EditRequest.of(prompt="a window", model=model, size=size)
     job = service.prepare("edits", request, [png((64, 48))])
     assert (job.width, job.height) == expected
 
@@ -149,9 +149,9 @@ def test_edit_sizes(model: str | None, size: str | None, expected: tuple[int, in
 @pytest.mark.parametrize(
     ("endpoint", "request_", "images"),
     [
-        ("generations", GenerateRequest(prompt="x", model="no-such-model"), []),
-        ("edits", EditRequest(prompt="x", model="no-such-model"), [png()]),
-        ("variations", VariationRequest(model="no-such-model"), [png((64, 64))]),
+        ("generations", GenerateRequest.of(prompt="x", model="no-such-model"), []),
+        ("edits", EditRequest.of(prompt="x", model="no-such-model"), [png()]),
+        ("variations", VariationRequest.of(model="no-such-model"), [png((64, 64))]),
     ],
 )
 def test_an_unknown_model_is_model_not_found(
@@ -176,9 +176,9 @@ def test_known_models_are_those_the_engine_declares_and_openais() -> None:
 
 
 def test_variation_sizes() -> None:
-    job = SERVICE.prepare("variations", VariationRequest(), [png((64, 64))])
+    job = SERVICE.prepare("variations", VariationRequest.of(), [png((64, 64))])
     assert (job.width, job.height) == (64, 64)  # the placeholder keeps the input's size
-    job = SERVICE.prepare("variations", VariationRequest(model="dall-e-2"), [png((64, 64))])
+    job = SERVICE.prepare("variations", VariationRequest.of(model="dall-e-2"), [png((64, 64))])
     assert (job.width, job.height) == (1024, 1024)
 
 
@@ -190,13 +190,13 @@ def test_auto_size_of_a_huge_input_is_scaled_under_the_cap() -> None:
 
 def test_auto_size_is_scaled_under_a_servers_lower_cap() -> None:
     service = ImageService(PlaceholderEngine(), max_output_pixels=100_000)
-    edited = service.prepare("edits", EditRequest(prompt="a hat"), [png((640, 480))])
-    varied = service.prepare("variations", VariationRequest(), [png((640, 480))])
+    edited = service.prepare("edits", EditRequest.of(prompt="a hat"), [png((640, 480))])
+    varied = service.prepare("variations", VariationRequest.of(), [png((640, 480))])
     for job in (edited, varied):
         assert job.width * job.height <= 100_000
         assert abs(job.width / job.height - 4 / 3) < 0.02
     # A size the caller named is still refused, not changed.
-    asked = EditRequest(prompt="a hat", size="640x480")
+    asked = EditRequest.of(prompt="a hat", size="640x480")
     refused(service.prepare, "edits", asked, [png((640, 480))])
 
 
@@ -205,8 +205,8 @@ def test_output_size_cap() -> None:
     error = refused(generate, size="3000x3000")
     assert error.param == "size" and "8,294,400" in error.message
     small = ImageService(PlaceholderEngine(), max_output_pixels=10_000)
-    small.prepare("generations", GenerateRequest(prompt="x", size="100x100"))
-    error = refused(small.prepare, "generations", GenerateRequest(prompt="x", size="101x100"))
+    small.prepare("generations", GenerateRequest.of(prompt="x", size="100x100"))
+    error = refused(small.prepare, "generations", GenerateRequest.of(prompt="x", size="101x100"))
     assert error.param == "size" and "10,000" in error.message
 
 
@@ -214,7 +214,7 @@ def test_validation_runs_before_anything_else() -> None:
     assert refused(generate, model="gpt-image-2", size="1000x1000").param == "size"
     assert refused(generate, model="dall-e-3", n=2).param == "n"
     assert refused(edit, [png()], model="dall-e-3").param == "model"
-    error = refused(SERVICE.prepare, "edits", EditRequest(prompt="x"), [], None)
+    error = refused(SERVICE.prepare, "edits", EditRequest.of(prompt="x"), [], None)
     assert error.param == "image"
 
 
@@ -227,7 +227,7 @@ def test_a_truncated_input_is_a_bad_request() -> None:
 
 def test_variations_need_exactly_one_image() -> None:
     for images in ([], [png(), png()]):
-        error = refused(SERVICE.prepare, "variations", VariationRequest(), images)
+        error = refused(SERVICE.prepare, "variations", VariationRequest.of(), images)
         assert error.param == "image" and "exactly one" in error.message
 
 
@@ -410,7 +410,7 @@ class Faulty(PlaceholderEngine):
 
 def test_an_engine_crash_becomes_an_engine_error_with_its_cause() -> None:
     service = ImageService(Faulty("crash"))
-    job = service.prepare("generations", GenerateRequest(prompt="x", size="32x32"))
+    job = service.prepare("generations", GenerateRequest.of(prompt="x", size="32x32"))
     with pytest.raises(EngineError) as caught:
         service.run(job)
     assert "'faulty' failed: RuntimeError: out of cheese" in caught.value.message
@@ -419,7 +419,7 @@ def test_an_engine_crash_becomes_an_engine_error_with_its_cause() -> None:
 
 def test_our_own_errors_pass_through_unchanged() -> None:
     service = ImageService(Faulty("refuse"))
-    job = service.prepare("generations", GenerateRequest(prompt="x", size="32x32"))
+    job = service.prepare("generations", GenerateRequest.of(prompt="x", size="32x32"))
     with pytest.raises(InvalidRequestError) as caught:
         service.run(job)
     assert caught.value.param == "steps"
@@ -430,7 +430,7 @@ def test_our_own_errors_pass_through_unchanged() -> None:
 )
 def test_wrong_results_are_engine_errors(fault: str, text: str) -> None:
     service = ImageService(Faulty(fault))
-    job = service.prepare("generations", GenerateRequest(prompt="x", size="32x32", n=2))
+    job = service.prepare("generations", GenerateRequest.of(prompt="x", size="32x32", n=2))
     with pytest.raises(EngineError, match=text):
         service.run(job)
 
@@ -469,7 +469,7 @@ def test_stream_without_partials_sends_only_the_images() -> None:
 
 def test_stream_raises_the_engines_failure() -> None:
     service = ImageService(Faulty("crash"))
-    job = service.prepare("generations", GenerateRequest(prompt="x", size="32x32", stream=True))
+    job = service.prepare("generations", GenerateRequest.of(prompt="x", size="32x32", stream=True))
     with pytest.raises(EngineError, match="out of cheese"):
         list(service.stream(job))
 
@@ -491,10 +491,10 @@ def test_engine_check_refuses_before_the_engine_runs() -> None:
 
     service = ImageService(Picky())
     with pytest.raises(InvalidRequestError) as info:
-        service.prepare("generations", GenerateRequest(prompt="a", n=2, size="64x64"))
+        service.prepare("generations", GenerateRequest.of(prompt="a", n=2, size="64x64"))
     assert info.value.param == "n"
     assert Picky.ran == 0
-    service.run(service.prepare("generations", GenerateRequest(prompt="a", n=1, size="64x64")))
+    service.run(service.prepare("generations", GenerateRequest.of(prompt="a", n=1, size="64x64")))
     assert Picky.ran == 1
 
 

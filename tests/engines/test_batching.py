@@ -164,11 +164,11 @@ def test_concurrent_generations_share_one_call_and_match_their_lone_runs(
     service: ImageService, batching: DiffusersEngine, calls: list[ModelCall]
 ) -> None:
     requests = [
-        GenerateRequest(prompt="a red fox", seed=1, size="32x32"),
-        GenerateRequest(prompt="the owl", n=3, seed=2, size="32x32"),
-        GenerateRequest(prompt="a red fox", seed=3, size="32x32", negative_prompt="blur"),
-        GenerateRequest(prompt="on the moon", n=2, seed=4, size="32x32"),
-        GenerateRequest(prompt="a red fox", seed=1, size="32x32"),  # a twin of the first
+        GenerateRequest.of(prompt="a red fox", seed=1, size="32x32"),
+        GenerateRequest.of(prompt="the owl", n=3, seed=2, size="32x32"),
+        GenerateRequest.of(prompt="a red fox", seed=3, size="32x32", negative_prompt="blur"),
+        GenerateRequest.of(prompt="on the moon", n=2, seed=4, size="32x32"),
+        GenerateRequest.of(prompt="a red fox", seed=1, size="32x32"),  # a twin of the first
     ]
     jobs = [job_of(service, "generations", request) for request in requests]
     batched = together(batching, [made(service, job) for job in jobs], images=8)
@@ -190,9 +190,9 @@ def test_negative_prompt_or_none_do_not_mix(
     """Without a negative prompt some models encode none at all (SDXL zeroes it), so jobs
     with and without one never share a call; with one each, they do, each keeping its own."""
     requests = [
-        GenerateRequest(prompt="a fox", seed=5, size="24x24", negative_prompt="blur"),
-        GenerateRequest(prompt="a fox", seed=5, size="24x24", negative_prompt="dark"),
-        GenerateRequest(prompt="a fox", seed=5, size="24x24"),
+        GenerateRequest.of(prompt="a fox", seed=5, size="24x24", negative_prompt="blur"),
+        GenerateRequest.of(prompt="a fox", seed=5, size="24x24", negative_prompt="dark"),
+        GenerateRequest.of(prompt="a fox", seed=5, size="24x24"),
     ]
     jobs = [job_of(service, "generations", request) for request in requests]
     batched = together(batching, [made(service, job) for job in jobs], images=3)
@@ -206,11 +206,11 @@ def test_different_settings_never_share_a_call(
     service: ImageService, batching: DiffusersEngine, calls: list[ModelCall]
 ) -> None:
     requests = [
-        GenerateRequest(prompt="a fox", seed=1, size="32x32"),
-        GenerateRequest(prompt="a fox", seed=1, size="32x24"),  # another size
-        GenerateRequest(prompt="a fox", seed=1, size="32x32", num_inference_steps=3),
-        GenerateRequest(prompt="a fox", seed=1, size="32x32", guidance_scale=2.0),
-        GenerateRequest(prompt="a fox", seed=1, size="32x32"),  # joins the first
+        GenerateRequest.of(prompt="a fox", seed=1, size="32x32"),
+        GenerateRequest.of(prompt="a fox", seed=1, size="32x24"),  # another size
+        GenerateRequest.of(prompt="a fox", seed=1, size="32x32", num_inference_steps=3),
+        GenerateRequest.of(prompt="a fox", seed=1, size="32x32", guidance_scale=2.0),
+        GenerateRequest.of(prompt="a fox", seed=1, size="32x32"),  # joins the first
     ]
     jobs = [job_of(service, "generations", request) for request in requests]
     together(batching, [made(service, job) for job in jobs], images=5)
@@ -221,7 +221,9 @@ def test_batches_stop_at_max_batch_size(
     service: ImageService, batching: DiffusersEngine, calls: list[ModelCall]
 ) -> None:
     jobs = [
-        job_of(service, "generations", GenerateRequest(prompt="a fox", n=n, seed=i, size="16x16"))
+        job_of(
+            service, "generations", GenerateRequest.of(prompt="a fox", n=n, seed=i, size="16x16")
+        )
         for i, n in enumerate([3, 3, 3, 2, 9])  # 9 > 8: still made, alone, as one call
     ]
     together(batching, [made(service, job) for job in jobs], images=20)
@@ -237,12 +239,12 @@ def test_edits_and_variations_are_batched_too(
     mask.paste((0, 0, 0, 0), box)
     first, second = noise(size, 1), noise(size, 2)
     jobs = [
-        job_of(service, "edits", EditRequest(prompt="a cat", seed=1), first, mask=mask),
-        job_of(service, "edits", EditRequest(prompt="a dog", n=2, seed=2), second, mask=mask),
-        job_of(service, "edits", EditRequest(prompt="a cat", seed=3), first),  # image to image
-        job_of(service, "edits", EditRequest(prompt="an owl", seed=4), second),
-        job_of(service, "variations", VariationRequest(seed=5), first),
-        job_of(service, "variations", VariationRequest(n=2, seed=6), second),
+        job_of(service, "edits", EditRequest.of(prompt="a cat", seed=1), first, mask=mask),
+        job_of(service, "edits", EditRequest.of(prompt="a dog", n=2, seed=2), second, mask=mask),
+        job_of(service, "edits", EditRequest.of(prompt="a cat", seed=3), first),  # image to image
+        job_of(service, "edits", EditRequest.of(prompt="an owl", seed=4), second),
+        job_of(service, "variations", VariationRequest.of(seed=5), first),
+        job_of(service, "variations", VariationRequest.of(n=2, seed=6), second),
     ]
     batched = together(batching, [made(service, job) for job in jobs], images=8)
     # Inpainting, image to image with the edit strength, and with the variation strength.
@@ -261,7 +263,7 @@ def test_the_image_variation_pipeline_is_batched(model_folders: dict[str, Path])
         engine.watch(seen.append)
         sources = [noise((40, 40), 20), noise((40, 40), 21)]
         jobs = [
-            job_of(service, "variations", VariationRequest(n=2, seed=i, size="24x24"), source)
+            job_of(service, "variations", VariationRequest.of(n=2, seed=i, size="24x24"), source)
             for i, source in enumerate(sources)
         ]
         batched = together(engine, [made(service, job) for job in jobs], images=4)
@@ -279,10 +281,10 @@ def test_streams_in_one_call_each_get_their_own_partial_images(
 ) -> None:
     four = {"num_inference_steps": 4, "size": "24x24"}
     requests = [
-        GenerateRequest(prompt="a fox", n=2, seed=1, partial_images=2, **four),
-        GenerateRequest(prompt="an owl", seed=2, partial_images=1, **{**four, "size": "32x32"}),
-        GenerateRequest(prompt="a cat", seed=3, partial_images=3, **four),
-        GenerateRequest(prompt="a dog", seed=4, **four),  # not streamed, in the same call
+        GenerateRequest.of(prompt="a fox", n=2, seed=1, partial_images=2, **four),
+        GenerateRequest.of(prompt="an owl", seed=2, partial_images=1, **{**four, "size": "32x32"}),
+        GenerateRequest.of(prompt="a cat", seed=3, partial_images=3, **four),
+        GenerateRequest.of(prompt="a dog", seed=4, **four),  # not streamed, in the same call
     ]
     jobs = [job_of(service, "generations", request) for request in requests]
     streams: list[Callable[[], Any]] = [
@@ -365,7 +367,7 @@ def test_two_cpu_workers_share_the_load(model_folders: dict[str, Path]) -> None:
         service = ImageService(engine)
         seen: list[ModelCall] = []
         engine.watch(seen.append)
-        requests = [GenerateRequest(prompt="a fox", seed=i, size="24x24") for i in range(4)]
+        requests = [GenerateRequest.of(prompt="a fox", seed=i, size="24x24") for i in range(4)]
         jobs = [job_of(service, "generations", request) for request in requests]
         batched = together(engine, [made(service, job) for job in jobs], images=4)
         # Least loaded first: the jobs alternate, each worker merges its two.

@@ -236,7 +236,7 @@ def test_hub_id_loads_from_the_hub_cache_offline(
         "engine = DiffusersEngine(model='imagegen-tests/tiny-sd', options={'steps': '1'})\n"
         "engine.load()\n"
         "service = ImageService(engine)\n"
-        "job = service.prepare('generations', GenerateRequest(prompt='a fox', size='16x8'))\n"
+        "job = service.prepare('generations', GenerateRequest.of(prompt='a fox', size='16x8'))\n"
         "print(engine.models()[0].name, len(service.run(job).images))\n"
     )
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
@@ -319,13 +319,13 @@ def test_auto_size_of_a_large_input_is_scaled_under_max_size() -> None:
     service = ImageService(engine)
     photo = load_input(png(Image.new("RGB", (600, 400), (90, 120, 200))))
     for endpoint, request in (
-        ("edits", EditRequest(prompt="a hat")),
-        ("variations", VariationRequest()),
+        ("edits", EditRequest.of(prompt="a hat")),
+        ("variations", VariationRequest.of()),
     ):
         job = service.prepare(endpoint, request, [photo])  # type: ignore[arg-type]
         assert (job.width, job.height) == (256, 170)
     with pytest.raises(InvalidRequestError, match="at most 256 pixels per side"):
-        service.prepare("edits", EditRequest(prompt="a hat", size="600x400"), [photo])
+        service.prepare("edits", EditRequest.of(prompt="a hat", size="600x400"), [photo])
 
 
 @pytest.mark.parametrize(
@@ -417,7 +417,7 @@ def test_models_declare_what_the_pipeline_serves(
 def test_generation_sizes_are_exact(
     sd: ImageService, size: str | None, expected: tuple[int, int]
 ) -> None:
-    job, rendered = run(sd, "generations", GenerateRequest(prompt="a red fox", size=size))
+    job, rendered = run(sd, "generations", GenerateRequest.of(prompt="a red fox", size=size))
     assert (job.width, job.height) == expected
     (image,) = rendered.images
     assert Image.open(io.BytesIO(image)).size == expected
@@ -425,9 +425,9 @@ def test_generation_sizes_are_exact(
 
 def test_n_seed_and_usage(sd: ImageService) -> None:
     prompt = "the fox"
-    _, first = run(sd, "generations", GenerateRequest(prompt=prompt, n=2, seed=7))
-    _, again = run(sd, "generations", GenerateRequest(prompt=prompt, n=2, seed=7))
-    _, other = run(sd, "generations", GenerateRequest(prompt=prompt, n=2, seed=8))
+    _, first = run(sd, "generations", GenerateRequest.of(prompt=prompt, n=2, seed=7))
+    _, again = run(sd, "generations", GenerateRequest.of(prompt=prompt, n=2, seed=7))
+    _, other = run(sd, "generations", GenerateRequest.of(prompt=prompt, n=2, seed=8))
     assert len(first.images) == 2
     assert first.images == again.images  # same seed: the same bytes
     assert first.images[0] != first.images[1]
@@ -441,15 +441,15 @@ def test_n_seed_and_usage(sd: ImageService) -> None:
 
 
 def test_prompt_tokens_are_cut_at_the_model_limit(sd: ImageService) -> None:
-    _, rendered = run(sd, "generations", GenerateRequest(prompt="the " * 200, seed=1))
+    _, rendered = run(sd, "generations", GenerateRequest.of(prompt="the " * 200, seed=1))
     assert rendered.usage is not None and rendered.usage.input_tokens == 77
 
 
 def test_request_fields_change_the_image(sd: ImageService) -> None:
-    base = GenerateRequest(prompt="a fox", seed=3)
+    base = GenerateRequest.of(prompt="a fox", seed=3)
     _, plain = run(sd, "generations", base)
     fields = {"num_inference_steps": "3", "guidance_scale": 2.5, "negative_prompt": "blur"}
-    _, tuned = run(sd, "generations", GenerateRequest(prompt="a fox", seed=3, **fields))
+    _, tuned = run(sd, "generations", GenerateRequest.of(prompt="a fox", seed=3, **fields))
     assert plain.images != tuned.images
 
 
@@ -470,12 +470,12 @@ def test_request_fields_change_the_image(sd: ImageService) -> None:
 )
 def test_bad_request_fields(sd: ImageService, fields: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
-        run(sd, "generations", GenerateRequest(prompt="a fox", **fields))
+        run(sd, "generations", GenerateRequest.of(prompt="a fox", **fields))
     assert caught.value.param == param
 
 
 def test_transparent_background_is_refused(sd: ImageService) -> None:
-    request = GenerateRequest(prompt="a fox", background="transparent")
+    request = GenerateRequest.of(prompt="a fox", background="transparent")
     with pytest.raises(InvalidRequestError, match="opaque images only") as caught:
         run(sd, "generations", request)
     assert caught.value.param == "background"
@@ -484,12 +484,12 @@ def test_transparent_background_is_refused(sd: ImageService) -> None:
 def test_sizes_above_the_cap_are_refused(model_folders: dict[str, Path]) -> None:
     engine = DiffusersEngine(model=str(model_folders["sd"]), options={"max_size": "64"})
     with pytest.raises(InvalidRequestError, match="at most 64 pixels per side") as caught:
-        run(ImageService(engine), "generations", GenerateRequest(prompt="x", size="72x64"))
+        run(ImageService(engine), "generations", GenerateRequest.of(prompt="x", size="72x64"))
     assert caught.value.param == "size"
 
 
 def test_partial_images_stream_from_the_denoising_steps(sd: ImageService) -> None:
-    request = GenerateRequest(
+    request = GenerateRequest.of(
         prompt="a fox", n=2, size="40x24", partial_images=2, num_inference_steps=3, seed=1
     )
     job = sd.prepare("generations", request)
@@ -506,7 +506,7 @@ def test_partial_images_stream_from_the_denoising_steps(sd: ImageService) -> Non
 
 
 def test_requests_from_several_threads_match_serial_runs(sd: ImageService) -> None:
-    requests = [GenerateRequest(prompt=f"a fox {i}", seed=i, size="32x32") for i in range(3)]
+    requests = [GenerateRequest.of(prompt=f"a fox {i}", seed=i, size="32x32") for i in range(3)]
     serial = [run(sd, "generations", request)[1].images for request in requests]
     results: dict[int, list[bytes]] = {}
 
@@ -534,7 +534,7 @@ def test_masked_edit_keeps_every_pixel_outside_the_mask(sd: ImageService) -> Non
         previews.append(preview)
         threads.append(threading.current_thread().name)
 
-    request = EditRequest(prompt="a cat", partial_images=1, seed=4)
+    request = EditRequest.of(prompt="a cat", partial_images=1, seed=4)
     inputs = [load_input(png(original)), load_input(png(second))]  # the first one is edited
     job = sd.prepare("edits", request, inputs, load_input(png(alpha_mask(size, box)), param="mask"))
     rendered = sd.run(job, on_partial)
@@ -554,7 +554,7 @@ def test_transparent_pixels_are_the_region_without_a_mask(sd: ImageService) -> N
     size, box = (48, 48), (0, 0, 24, 48)
     image = noise(size, 5).convert("RGBA")
     image.paste((0, 0, 0, 0), box)
-    _, rendered = run(sd, "edits", EditRequest(prompt="sky", seed=2), image)
+    _, rendered = run(sd, "edits", EditRequest.of(prompt="sky", seed=2), image)
     out, region = pixels(rendered.images[0]), box_region(size, box)
     assert np.array_equal(out[~region], np.asarray(image.convert("RGB"))[~region])
     assert (out[region] != 0).any()  # painted, not left as the input's transparent black
@@ -566,7 +566,7 @@ def test_masked_edit_at_another_size_preserves_the_resized_input(sd: ImageServic
     job, rendered = run(
         sd,
         "edits",
-        EditRequest(prompt="a cat", size="32x32", seed=1),
+        EditRequest.of(prompt="a cat", size="32x32", seed=1),
         original,
         mask=alpha_mask(size, box),
     )
@@ -580,7 +580,7 @@ def test_masked_edit_at_another_size_preserves_the_resized_input(sd: ImageServic
 def test_edit_without_a_region_is_image_to_image(sd: ImageService) -> None:
     size = (40, 32)
     first, second = noise(size, 7), noise(size, 8)
-    request = EditRequest(prompt="a cat", seed=5, strength="0.5")
+    request = EditRequest.of(prompt="a cat", seed=5, strength="0.5")
     job, from_first = run(sd, "edits", request, first)
     assert job.mask is None and (job.width, job.height) == size
     _, from_second = run(sd, "edits", request, second)
@@ -592,7 +592,7 @@ def test_edit_without_a_region_is_image_to_image(sd: ImageService) -> None:
 
 @pytest.mark.parametrize(("strength", "ok"), [("0.005", False), (1.5, False), ("0.99", True)])
 def test_edit_strength_is_checked(sd: ImageService, strength: Any, ok: bool) -> None:
-    request = EditRequest(prompt="a cat", strength=strength, size="16x16")
+    request = EditRequest.of(prompt="a cat", strength=strength, size="16x16")
     if ok:
         run(sd, "edits", request, noise((16, 16)))
         return
@@ -606,8 +606,8 @@ def test_edit_strength_is_checked(sd: ImageService, strength: Any, ok: bool) -> 
 
 def test_variations_by_image_to_image(sd: ImageService) -> None:
     source = noise((48, 40), 9)
-    job, first = run(sd, "variations", VariationRequest(n=2, seed=11), source)
-    _, again = run(sd, "variations", VariationRequest(n=2, seed=11), source)
+    job, first = run(sd, "variations", VariationRequest.of(n=2, seed=11), source)
+    _, again = run(sd, "variations", VariationRequest.of(n=2, seed=11), source)
     assert (job.width, job.height) == (48, 40)
     assert [Image.open(io.BytesIO(i)).size for i in first.images] == [(48, 40)] * 2
     assert first.images[0] != first.images[1] and first.images == again.images
@@ -617,19 +617,19 @@ def test_variations_by_image_to_image(sd: ImageService) -> None:
 def test_variations_by_the_image_variation_pipeline(variation_engine: DiffusersEngine) -> None:
     service = ImageService(variation_engine)
     source = noise((40, 40), 10)
-    _, first = run(service, "variations", VariationRequest(n=2, seed=1, size="24x40"), source)
-    _, again = run(service, "variations", VariationRequest(n=2, seed=1, size="24x40"), source)
+    _, first = run(service, "variations", VariationRequest.of(n=2, seed=1, size="24x40"), source)
+    _, again = run(service, "variations", VariationRequest.of(n=2, seed=1, size="24x40"), source)
     _, other = run(
-        service, "variations", VariationRequest(n=2, seed=1, size="24x40"), noise((40, 40), 11)
+        service, "variations", VariationRequest.of(n=2, seed=1, size="24x40"), noise((40, 40), 11)
     )
     assert [Image.open(io.BytesIO(i)).size for i in first.images] == [(24, 40)] * 2
     assert first.images[0] != first.images[1] and first.images == again.images
     assert first.images != other.images  # conditioned on the input image
     with pytest.raises(InvalidRequestError, match="does not support the generations") as caught:
-        service.prepare("generations", GenerateRequest(prompt="a fox"))
+        service.prepare("generations", GenerateRequest.of(prompt="a fox"))
     assert caught.value.param == "model"
     with pytest.raises(InvalidRequestError) as caught:
-        run(service, "variations", VariationRequest(negative_prompt="x"), source)
+        run(service, "variations", VariationRequest.of(negative_prompt="x"), source)
     assert caught.value.param == "negative_prompt"
 
 

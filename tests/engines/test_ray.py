@@ -143,7 +143,7 @@ def test_the_tiny_model_on_ray_answers_the_sdk(
     try:
         here = ImageService(engine)
         job = here.prepare(
-            "generations", GenerateRequest(prompt="a red fox", n=2, size="40x24", seed=7)
+            "generations", GenerateRequest.of(prompt="a red fox", n=2, size="40x24", seed=7)
         )
         local = here.run(job).images
     finally:
