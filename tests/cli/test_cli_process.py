@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from cli_helpers import FakeViewer, error_line, run_process
 from cli_recorder import Recorder, image_bytes
 
@@ -327,3 +328,36 @@ def test_runs_started_together_never_share_an_auto_name(
     assert len(printed) == len(set(printed)) == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(printed)
     assert not [name for name in printed if Path(name).stat().st_size == 0]
+
+
+# The console script's entry, run as it runs it; prints its exit code and whether the
+# garbage collector is running when it is done.
+_ENTRY = """
+import gc, sys
+from imagegen.__main__ import main
+sys.argv = ["imagegen", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    print(exc.code, gc.isenabled())
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["generate", "A lion", "--engine", "placeholder", "-o", "{tmp}/a.png"], "0 True"),
+        (["batch", "{tmp}/rows.txt", "--engine", "placeholder", "-s", "256x256"], "0 True"),
+        # Refused by the command line before the command ran: never resumed (the pause is real).
+        (["generate", "A lion", "--engine", "placeholder", "--no-such-flag"], "2 False"),
+    ],
+)
+def test_the_collector_paused_for_start_up_runs_again_for_the_work(
+    args: list[str], shown: str, tmp_path: Path
+) -> None:
+    # Paused while modules load (imagegen.__main__), resumed before the images are made: a
+    # batch, or a long list of prompts, must not pile up garbage for hours.
+    (tmp_path / "rows.txt").write_text("A lion\nA fox\n")
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    done = subprocess.run([sys.executable, "-c", _ENTRY, *argv], capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == shown, (done.stdout, done.stderr)

@@ -164,6 +164,15 @@ def cli() -> None:
     """
 
 
+def start_up_done() -> None:
+    """Resume the garbage collector that the console script paused for the start-up (see
+    `imagegen.__main__`): called by each command once it has loaded what it needs, before its
+    work. What was loaded is frozen first, so that no collection walks it again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the `imagegen` console script, `python -m imagegen`)."""
     try:

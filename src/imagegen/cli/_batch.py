@@ -250,10 +250,12 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
       imagegen batch prompts.txt --engine placeholder -s 256x256
     """
     from .. import batch as batch_api
+    from . import start_up_done
     from ._errors import debug_enabled, handle_errors, known_secrets
     from ._log import log_to
     from ._run import _check_connection_flags, _client_options, _quiet_model_libraries
 
+    start_up_done()  # a batch may run for hours: collect its garbage
     p = ctx.params
     if p.get("engine") and not debug_enabled(ctx):
         _quiet_model_libraries()  # an engine such as diffusers loads them: no bars on stderr

@@ -32,6 +32,7 @@ from .._capabilities import (
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
 from .._validation import validate_params
+from . import start_up_done
 from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
 from ._log import log_to, logger
 from ._options import canonical_values, svg_param
@@ -159,6 +160,7 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Inputs]) -> None:
             loading = console.spinner(f"Loading engine {p['engine']}") if p.get("engine") else None
             with loading or contextlib.nullcontext():
                 client = Client(**_client_options(p))
+            start_up_done()
             with client:
                 _send_all(client, p, endpoint, requests, params, extras, model, writer)
 

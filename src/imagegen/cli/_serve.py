@@ -214,8 +214,11 @@ def serve_command(
       imagegen serve --engine diffusers --model ./sd-turbo --ray --replicas 1-4
     """
     from .._errors import ConfigurationError
+    from . import start_up_done
     from ._errors import debug_enabled, handle_errors
     from ._run import _quiet_model_libraries
+
+    start_up_done()  # a server runs for hours: collect its garbage
 
     if not (debug_enabled(ctx) or log_level == "debug"):
         _quiet_model_libraries()  # before an engine imports them; the log carries no bars
