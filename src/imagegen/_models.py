@@ -26,11 +26,12 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from ._capabilities import Endpoint
 from ._errors import InvalidRequestError
+from ._types import dataclass_transform
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -100,17 +101,38 @@ def _fits(annotation: Any, value: Any) -> bool:
     return False
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
+@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
 class WireModel:
     """Base of the wire models: a dataclass whose unknown fields are kept or dropped
     (`extra`), validated and dumped as pydantic's models are (see the module docstring)."""
 
     # "allow": unknown names are kept (`model_extra`) and sent on; "ignore": dropped.
     extra: ClassVar[str] = "allow"
+    if TYPE_CHECKING:
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
-    # One `__eq__` and `__repr__` for all (extra fields included), so that `dataclass` writes
-    # only each model's `__init__`: compiling three methods a model was most of this module's
-    # import time.
+    # Every subclass is made a dataclass (its fields, for `dataclasses.fields` and pydantic),
+    # with one `__init__`, `__eq__` and `__repr__` for all, here: `dataclass` would compile the
+    # three for each model, which was most of this module's import time (about 5 ms).
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(kw_only=True, init=False, repr=False, eq=False)(cls)
+
+    def __init__(self, **values: Any) -> None:
+        for name, default, factory in _defaults(type(self)):
+            if name in values:
+                self.__dict__[name] = values.pop(name)
+            elif default is not MISSING:
+                self.__dict__[name] = default
+            elif factory is not MISSING:
+                self.__dict__[name] = factory()
+            else:
+                raise TypeError(f"{type(self).__name__}() is missing the field {name!r}")
+        if values:
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {next(iter(values))!r}"
+            )
+
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.__dict__ == self.__dict__
 
@@ -172,6 +194,19 @@ class WireModel:
 _FIELD_TYPES: dict[type[WireModel], Mapping[str, Any]] = {}
 _REQUIRED: dict[type[WireModel], frozenset[str]] = {}
 _ADAPTERS: dict[type[WireModel], TypeAdapter[Any]] = {}
+
+
+_DEFAULTS: dict[type[WireModel], tuple[tuple[str, Any, Any], ...]] = {}
+
+
+def _defaults(cls: type[WireModel]) -> tuple[tuple[str, Any, Any], ...]:
+    """(name, default, default factory) of each field of `cls`, in order."""
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        found = _DEFAULTS[cls] = tuple(
+            (each.name, each.default, each.default_factory) for each in fields(cls)
+        )
+    return found
 
 
 def _field_types(cls: type[WireModel]) -> Mapping[str, Any]:
@@ -274,7 +309,6 @@ def _type_error(annotation: Any) -> str:
     return "none_required"
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class ImageRequest(WireModel):
     """The fields every Images API request has; one subclass per endpoint."""
 
@@ -305,19 +339,16 @@ class ImageRequest(WireModel):
         return self.model_extra
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class VariationRequest(ImageRequest):
     """`POST /images/variations` (multipart): image, model, n, response_format, size, user."""
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class SvgReasoning(WireModel):
     """`svg.reasoning`: how much the SVG author reasons (`effort`)."""
 
     effort: str | None = None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class SvgOptions(WireModel):
     """`svg`, with output_format=svg: the model that writes the SVG, and its reasoning."""
 
@@ -325,7 +356,6 @@ class SvgOptions(WireModel):
     reasoning: SvgReasoning | None = None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class _PromptRequest(ImageRequest):
     prompt: str
     quality: str | None = None
@@ -348,14 +378,12 @@ class _PromptRequest(ImageRequest):
         return self.safety_identifier or self.user or None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class GenerateRequest(_PromptRequest):
     """`POST /images/generations` (JSON)."""
 
     style: str | None = None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class EditRequest(_PromptRequest):
     """`POST /images/edits` (multipart, or JSON with `images` references)."""
 
@@ -373,7 +401,6 @@ def request_class(endpoint: Endpoint) -> type[ImageRequest]:
     return _REQUESTS[endpoint]
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class InputTokensDetails(WireModel):
     """`usage.input_tokens_details`: the input tokens of text and of images."""
 
@@ -381,7 +408,6 @@ class InputTokensDetails(WireModel):
     image_tokens: int = 0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class OutputTokensDetails(WireModel):
     """`usage.output_tokens_details`: the output tokens of text and of images."""
 
@@ -389,7 +415,6 @@ class OutputTokensDetails(WireModel):
     image_tokens: int = 0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class SvgUsage(WireModel):
     """Tokens spent writing an SVG, apart from the rendering's `usage`."""
 
@@ -400,7 +425,6 @@ class SvgUsage(WireModel):
     total_tokens: int = 0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class ImagesUsage(WireModel):
     """Token usage, as GPT image models report it. Engines fill in only figures they have."""
 
@@ -411,7 +435,6 @@ class ImagesUsage(WireModel):
     output_tokens_details: OutputTokensDetails | None = None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class ImageData(WireModel):
     """One image of a response: base64 bytes or a URL, and DALL·E 3's revised prompt."""
 
@@ -425,7 +448,6 @@ class ImageData(WireModel):
         return base64.b64decode(self.b64_json)
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class ImagesResponse(WireModel):
     """The body of a successful non-streaming answer."""
 
@@ -441,7 +463,6 @@ class ImagesResponse(WireModel):
     svg_usage: SvgUsage | None = None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class _ImageEvent(WireModel):
     """The fields of every image event of a stream."""
 
@@ -458,7 +479,6 @@ class _ImageEvent(WireModel):
         return str(getattr(self, "type", "")).startswith("image_edit.")
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class PartialImageEvent(_ImageEvent):
     """`image_generation.partial_image` / `image_edit.partial_image`."""
 
@@ -466,7 +486,6 @@ class PartialImageEvent(_ImageEvent):
     partial_image_index: int = 0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class CompletedEvent(_ImageEvent):
     """`image_generation.completed` / `image_edit.completed`: one final image."""
 
@@ -490,7 +509,6 @@ def parse_stream_event(data: Any) -> WireEvent | None:
     return None if cls is None else cls.model_validate(data)
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class ErrorDetail(WireModel):
     """`error`: what went wrong, the parameter to blame, OpenAI's code for it."""
 
@@ -501,7 +519,6 @@ class ErrorDetail(WireModel):
     code: str | None = None
 
 
-@dataclass(kw_only=True, repr=False, eq=False)
 class ErrorBody(WireModel):
     """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
 

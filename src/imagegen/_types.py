@@ -8,11 +8,11 @@ from typing import Final, Literal
 
 # From `typing` where it has them: typing_extensions costs about 5 ms of every start.
 if sys.version_info >= (3, 11):
-    from typing import Required, TypedDict, Unpack
+    from typing import Required, TypedDict, Unpack, dataclass_transform
 else:
-    from typing_extensions import Required, TypedDict, Unpack
+    from typing_extensions import Required, TypedDict, Unpack, dataclass_transform
 
-__all__ = ["NOT_GIVEN", "NotGiven", "Required", "TypedDict", "Unpack"]
+__all__ = ["NOT_GIVEN", "NotGiven", "Required", "TypedDict", "Unpack", "dataclass_transform"]
 
 
 class NotGiven:
