@@ -4,8 +4,10 @@ reaching users as a 404."""
 
 from __future__ import annotations
 
+import sys
 import typing
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -138,3 +140,48 @@ def test_like_copies_rules_but_not_retirement() -> None:
 def test_a_broken_catalogue_is_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(CatalogueError):
         _resolve(raw)
+
+
+def test_the_parsed_catalogue_is_cached_beside_the_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read as Python reads a module: parsed once, then loaded from the cache while the file
+    # keeps its time and size; a changed file, or a cache that is not one, is parsed again.
+    from imagegen import _capabilities as capabilities
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    source = tmp_path / "catalogue.toml"
+    source.write_text('[gif]\nmin_frames = 2\n# a comment\nnames = ["a", "b"]\n')
+    first = capabilities._read_catalogue(str(source))
+    assert first == {"gif": {"min_frames": 2, "names": ["a", "b"]}}
+    cache = Path(capabilities._cache_path(str(source)))
+    assert cache.parent == tmp_path / "__pycache__" and cache.exists()
+
+    def no_parse(text: str) -> dict[str, Any]:
+        raise AssertionError("parsed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(capabilities, "_parse", no_parse)
+        assert capabilities._read_catalogue(str(source)) == first
+    source.write_text('[gif]\nmin_frames = 3\nnames = ["a"]\n')
+    assert capabilities._read_catalogue(str(source)) == {"gif": {"min_frames": 3, "names": ["a"]}}
+    cache.write_bytes(b"not marshal data")
+    assert capabilities._read_catalogue(str(source))["gif"]["min_frames"] == 3
+
+
+def test_no_cache_is_written_where_python_writes_no_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagegen import _capabilities as capabilities
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    source = tmp_path / "catalogue.toml"
+    source.write_text("[gif]\nmin_frames = 2\n")
+    assert capabilities._read_catalogue(str(source)) == {"gif": {"min_frames": 2}}
+    assert not (tmp_path / "__pycache__").exists()
+    # A folder that cannot take one (here: a file where the cache folder would be) is no error.
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    (tmp_path / "__pycache__").write_text("")
+    assert capabilities._read_catalogue(str(source)) == {"gif": {"min_frames": 2}}
