@@ -18,10 +18,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from ._errors import InvalidRequestError
+from ._records import record
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -63,7 +64,7 @@ _SIZE_RE = re.compile(r"^(\d{1,6})x(\d{1,6})$")
 FILE_PARAMS = frozenset({"image", "mask", "markup"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelCapabilities:
     """The rules of one model. `None` in a field means "no rule beyond the generic one"."""
 
@@ -108,7 +109,7 @@ class ModelCapabilities:
         return "1024x1024"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GifRules:
     """output_format=gif: how many frames, and how long each is shown."""
 

@@ -51,11 +51,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError, redact
 from ._headers import header_value_problem
+from ._records import record
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -103,7 +103,7 @@ _ENV_PROJECT = ("OPENAI_PROJECT_ID",)
 _AZURE_EXAMPLE = "https://NAME.openai.azure.com"
 
 
-@dataclass(frozen=True, repr=False)
+@record(frozen=True)
 class AzureSettings:
     """Azure OpenAI: where the resource is and how to sign in."""
 
@@ -121,7 +121,7 @@ class AzureSettings:
         )
 
 
-@dataclass(frozen=True, repr=False)
+@record(frozen=True)
 class Settings:
     """Resolved connection settings. The repr never shows a secret."""
 
@@ -173,7 +173,7 @@ class Settings:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """What one call may cost beyond its timeout: the longest Retry-After wait taken, the
     bytes read, and where URL results may be downloaded from (`None`: see `_downloads`)."""

@@ -20,13 +20,13 @@ import io
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union, cast
 
 from ._capabilities import MB, ModelCapabilities
 from ._errors import InvalidRequestError
 from ._png import encode_png
+from ._records import record
 from ._validation import Problems
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InputImage:
     """One input image, read once: its bytes and what was learned from them."""
 

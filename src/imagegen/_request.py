@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ._capabilities import (
@@ -43,6 +43,7 @@ from ._imaging import (
 )
 from ._models import ImageRequest, request_class
 from ._params import EditAnyParams, GenerateAnyParams, VariationParams
+from ._records import record
 from ._types import NOT_GIVEN, NotGiven
 from ._validation import Problems, validate_params
 
@@ -67,7 +68,7 @@ _ARGUMENTS: dict[Endpoint, frozenset[str]] = {
 _NOT_PARAMS = frozenset({"image", "mask", "markup", "extra_headers", "extra_query", "extra_body"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """What a call needs to know of where it goes."""
 
@@ -80,7 +81,7 @@ class Target:
         return None if self.in_process else get_capabilities(model)
 
 
-@dataclass
+@record()
 class Call:
     """One checked call: the request model, its input images, and the per-call options."""
 

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from ._capabilities import (
@@ -45,6 +45,7 @@ from ._models import (
     PartialImageEvent,
     SvgUsage,
 )
+from ._records import record
 from ._validation import Problems, validate_params
 from .engines import Engine, EngineResult, Job, PartialCallback
 
@@ -65,7 +66,7 @@ _INTEGER = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
 _RESOLVED_QUALITY = {q: q for q in ("low", "medium", "high", "xhigh", "max")}
 
 
-@dataclass
+@record()
 class Rendered:
     """Encoded images plus the response fields; `to_response` builds the wire answer."""
 

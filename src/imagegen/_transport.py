@@ -11,10 +11,11 @@ brought it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._models import ImagesResponse, WireEvent
+from ._records import record
 from ._request import Call, Target
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ __all__ = ["AsyncTransport", "Events", "Reply", "Transport"]
 _Iterator = TypeVar("_Iterator", Iterator[WireEvent], AsyncIterator[WireEvent])
 
 
-@dataclass
+@record()
 class Reply:
     """A whole answer: the wire response, and what a result needs beside it."""
 
@@ -38,7 +39,7 @@ class Reply:
     downloader: Downloader | None = None  # fetches URL results with the client's settings
 
 
-@dataclass
+@record()
 class Events(Generic[_Iterator]):
     """An open stream: its events as they arrive, and how to stop reading early."""
 

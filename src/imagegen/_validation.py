@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ._capabilities import (
@@ -36,6 +35,7 @@ from ._capabilities import (
     without_snapshots,
 )
 from ._errors import InvalidRequestError
+from ._records import record
 
 __all__ = ["CHECKS", "TAKERS_NOTE", "Problems", "Subject", "validate_params"]
 
@@ -77,7 +77,7 @@ class Problems:
             raise InvalidRequestError.combine(self.errors)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Subject:
     """The request a check looks at: its endpoint, set parameters, model and files."""
 

@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import click
@@ -31,6 +31,7 @@ from .._capabilities import (
 )
 from .._config import redacted_url
 from .._errors import APIResponseError, InvalidRequestError
+from .._records import record
 from .._validation import validate_params
 from . import start_up_done
 from ._errors import ENDPOINT_AND_MODEL, debug_enabled, flag_for, handle_errors, known_secrets
@@ -62,7 +63,7 @@ _SERVER_FLAGS = {
 _EXTRAS = ("extra_body", "extra_headers", "extra_query")
 
 
-@dataclass
+@record()
 class Inputs:
     """What differs between the requests of one run: a prompt (generate, edit) and images
     (edit, variation); the flags give the rest."""

@@ -59,13 +59,14 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Endpoint, ModelCapabilities
 from .._errors import ConfigurationError, MissingDependencyError
 from .._imaging import PNG_COMPRESS_LEVEL
 from .._models import ImagesUsage, SvgUsage
+from .._records import record
 from ._options import EngineOptions, listed, option, options_from_help, unknown_option_error
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ BUILT_IN: Mapping[str, str] = {
 PartialCallback = Callable[[int, int, "PILImage.Image"], None]
 
 
-@dataclass
+@record()
 class Job:
     """One validated request, in the terms an engine needs."""
 
@@ -141,7 +142,7 @@ class Job:
         return self.background == "transparent"
 
 
-@dataclass
+@record()
 class EngineResult:
     """What an engine made: `n` images, and usage only if the engine really counted it.
 
@@ -160,7 +161,7 @@ class EngineResult:
     encoded: list[bytes] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelCall:
     """One call of an engine's model, which may have served several jobs together."""
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from PIL import ImageDraw, ImageFont
+
+from .._records import record
 
 __all__ = [
     "MIN_FONT",
@@ -111,7 +112,7 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-@dataclass
+@record()
 class TextBlock:
     font: Font
     lines: list[str]

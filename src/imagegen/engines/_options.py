@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from .._errors import ConfigurationError
+from .._records import record
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -188,7 +189,7 @@ def _from_pydantic_field(info: Any) -> Any:
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(option,))
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class EngineOptions:
     """Base of an engine's options: one field per option (see the module docstring).
 
@@ -204,7 +205,7 @@ class EngineOptions:
                 value = cls.__dict__.get(name)
                 if isinstance(value, field_info):
                     setattr(cls, name, _from_pydantic_field(value))
-        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        record(frozen=True, kw_only=True)(cls)
         for each in dataclasses.fields(cls):
             if each.default is dataclasses.MISSING and each.default_factory is dataclasses.MISSING:
                 raise TypeError(f"Option {each.name} of {cls.__qualname__} needs a default.")

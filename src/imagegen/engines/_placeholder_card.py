@@ -13,11 +13,11 @@ import hashlib
 import math
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageMath, ImageStat
 
+from .._records import record
 from ._lettering import MIN_FONT, fit_text, font_size, get_font, line_spacing, printable
 from ._seeded import Draws
 
@@ -73,7 +73,7 @@ def _oklch(lightness: float, chroma: float, hue: float) -> RGB:
     return r, g, b_
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Palette:
     dark: RGB
     light: RGB
