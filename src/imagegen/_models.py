@@ -22,7 +22,6 @@ has no strict mode that takes a dict for a dataclass. The names `model_validate`
 from __future__ import annotations
 
 import base64
-import json
 import types
 import typing
 from collections.abc import Mapping
@@ -187,6 +186,8 @@ class WireModel:
         return _dump(self, exclude_none)
 
     def model_dump_json(self, *, exclude_none: bool = False) -> str:
+        import json  # here: an in-process call never writes JSON
+
         return json.dumps(_dump(self, exclude_none), ensure_ascii=False, separators=(",", ":"))
 
 

@@ -31,7 +31,6 @@ import base64
 import binascii
 import contextlib
 import errno
-import json
 import logging
 import os
 import struct
@@ -344,6 +343,8 @@ def write_image(
         if "size" not in metadata:
             metadata = _with_pixel_size(metadata, path)
         sidecar = path.with_name(path.name + ".json")
+        import json  # here: only formats without text chunks have a JSON sidecar
+
         text = json.dumps(dict(metadata), indent=2, ensure_ascii=False) + "\n"
         with atomic_write(sidecar) as handle:
             handle.write(text.encode("utf-8"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import math
-import queue
 import re
 import threading
 import time
@@ -378,6 +377,8 @@ class ImageService:
         then one completed event per image."""
         prefix = "image_edit" if job.endpoint == "edits" else "image_generation"
         echo = self._echo(job) or {"size": job.size, "output_format": job.output_format}
+        import queue  # here: only streams need it
+
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         counter = iter(range(1_000_000))
 

@@ -41,10 +41,10 @@ from .._capabilities import FLEXIBLE_MAX_PIXELS, Endpoint, ModelCapabilities, ge
 from . import Engine, EngineOptions, EngineResult, Job, PartialCallback, option
 from ._placeholder_card import Palette, digest, placeholder
 from ._placeholder_formats import glow_count, markup_region, shimmer, svg_card, svg_picture
-from ._placeholder_pool import DrawingPool, usable_cpus
 
 if TYPE_CHECKING:
     from ._inpaint import Mask
+    from ._placeholder_pool import DrawingPool
 
 __all__ = ["PlaceholderEngine"]
 
@@ -99,6 +99,8 @@ class PlaceholderEngine(Engine):
     def serve_options(cls) -> dict[str, str]:
         # A process per CPU where there are several (with one, a worker would only add a
         # trip); not for a subclass that does not read the option.
+        from ._placeholder_pool import usable_cpus  # here, as below: only servers start workers
+
         cpus = usable_cpus()
         return (
             {"processes": str(cpus)} if cpus > 1 and "processes" in (cls.option_help or {}) else {}
@@ -106,6 +108,8 @@ class PlaceholderEngine(Engine):
 
     def load(self) -> None:
         if self.processes and self._pool is None:
+            from ._placeholder_pool import DrawingPool
+
             pool = DrawingPool(type(self), self.processes)
             pool.start()
             self._pool = pool
