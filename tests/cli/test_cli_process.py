@@ -364,3 +364,42 @@ def test_the_collector_paused_for_start_up_runs_again_for_the_work(
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     done = subprocess.run([sys.executable, "-c", _ENTRY, *argv], capture_output=True, text=True)
     assert done.stdout.splitlines()[-1] == shown, (done.stdout, done.stderr)
+
+
+# A module global whose __del__ runs only in the interpreter's teardown.
+_TEARDOWN = """
+import os, sys
+from imagegen.__main__ import main
+
+class Probe:
+    def __del__(self, write=os.write):  # bound now: the teardown empties the module first
+        write(2, b"torn down\\n")
+
+probe = Probe()
+sys.argv = ["imagegen", *sys.argv[1:]]
+main()
+"""
+
+
+def test_an_image_command_ends_without_the_teardown_with_its_status_and_output() -> None:
+    made = subprocess.run(
+        [sys.executable, "-c", _TEARDOWN, "generate", "A lion", "--engine", "placeholder"]
+        + ["-s", "256x256", "-n", "3", "-f", "base64"],
+        capture_output=True,
+    )
+    assert made.returncode == 0, made.stderr
+    images = made.stdout.split()
+    assert len(images) == 3 and all(base64.b64decode(each).startswith(PNG) for each in images)
+    assert b"torn down" not in made.stderr
+    refused = subprocess.run(
+        [sys.executable, "-c", _TEARDOWN, "generate", "A lion", "--engine", "placeholder"]
+        + ["-n", "0"],
+        capture_output=True,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(b"Error: -n/--number-of-images: Invalid n 0")
+    assert b"torn down" not in refused.stderr
+    # Any other command ends the usual way.
+    listed = subprocess.run([sys.executable, "-c", _TEARDOWN, "engines"], capture_output=True)
+    assert listed.returncode == 0 and b"placeholder" in listed.stdout
+    assert b"torn down" in listed.stderr

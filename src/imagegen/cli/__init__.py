@@ -164,13 +164,25 @@ def cli() -> None:
     """
 
 
-def start_up_done() -> None:
+_ONE_SHOT: list[bool] = []  # set by a command that makes its images and ends
+
+
+def start_up_done(*, long_running: bool) -> None:
     """Resume the garbage collector that the console script paused for the start-up (see
     `imagegen.__main__`): called by each command once it has loaded what it needs, before its
-    work. What was loaded is frozen first, so that no collection walks it again."""
+    work. What was loaded is frozen first, so that no collection walks it again. A command
+    that is not `long_running` (it makes its images and ends) may end without the
+    interpreter's teardown (`ends_at_once`)."""
     if not gc.isenabled():
         gc.freeze()
         gc.enable()
+    if not long_running:
+        _ONE_SHOT.append(True)
+
+
+def ends_at_once() -> bool:
+    """Whether the command that ran makes its images and ends (see `start_up_done`)."""
+    return bool(_ONE_SHOT)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

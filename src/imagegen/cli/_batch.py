@@ -255,7 +255,7 @@ def batch(ctx: click.Context, /, **_: Any) -> None:
     from ._log import log_to
     from ._run import _check_connection_flags, _client_options, _quiet_model_libraries
 
-    start_up_done()  # a batch may run for hours: collect its garbage
+    start_up_done(long_running=True)  # a batch may run for hours: collect its garbage
     p = ctx.params
     if p.get("engine") and not debug_enabled(ctx):
         _quiet_model_libraries()  # an engine such as diffusers loads them: no bars on stderr

@@ -161,7 +161,7 @@ def run(ctx: click.Context, endpoint: Endpoint, requests: list[Inputs]) -> None:
             loading = console.spinner(f"Loading engine {p['engine']}") if p.get("engine") else None
             with loading or contextlib.nullcontext():
                 client = Client(**_client_options(p))
-            start_up_done()
+            start_up_done(long_running=False)
             with client:
                 _send_all(client, p, endpoint, requests, params, extras, model, writer)
 

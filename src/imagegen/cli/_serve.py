@@ -218,7 +218,7 @@ def serve_command(
     from ._errors import debug_enabled, handle_errors
     from ._run import _quiet_model_libraries
 
-    start_up_done()  # a server runs for hours: collect its garbage
+    start_up_done(long_running=True)  # a server runs for hours: collect its garbage
 
     if not (debug_enabled(ctx) or log_level == "debug"):
         _quiet_model_libraries()  # before an engine imports them; the log carries no bars
