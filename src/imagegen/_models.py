@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from ._capabilities import Endpoint
 from ._errors import InvalidRequestError
+from ._records import name_fields
 from ._types import dataclass_transform
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class WireModel:
     # three for each model, which was most of this module's import time (about 5 ms).
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        name_fields(cls)
         dataclass(kw_only=True, init=False, repr=False, eq=False)(cls)
 
     def __init__(self, **values: Any) -> None:
@@ -358,6 +360,8 @@ class SvgOptions(WireModel):
 
 
 class _PromptRequest(ImageRequest):
+    """The fields of the endpoints that take a prompt (generations, edits)."""
+
     prompt: str
     quality: str | None = None
     background: str | None = None

@@ -114,6 +114,8 @@ def printable(text: str) -> str:
 
 @record()
 class TextBlock:
+    """Lines of text that fit a box, in one font, and the height of each line."""
+
     font: Font
     lines: list[str]
     line_height: int

@@ -75,6 +75,8 @@ def _oklch(lightness: float, chroma: float, hue: float) -> RGB:
 
 @record(frozen=True)
 class Palette:
+    """The colours of one card, from its prompt and seed: the gradient's ends, text, accent."""
+
     dark: RGB
     light: RGB
     ink: RGB  # text on light surfaces

@@ -68,6 +68,8 @@ def _opaque(image: Image.Image) -> Image.Image:
 
 
 class PlaceholderOptions(EngineOptions):
+    """What `-o` sets for the placeholder engine."""
+
     processes: int = option(
         default=0,
         help="worker processes that draw generations, so a server uses every CPU (0: the "
