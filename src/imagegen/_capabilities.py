@@ -41,6 +41,7 @@ __all__ = [
     "get_capabilities",
     "parse_size",
     "retirement_hint",
+    "SNAPSHOT",
     "without_snapshots",
 ]
 
@@ -344,7 +345,8 @@ def parse_size(size: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+# A dated snapshot's suffix (gpt-image-2.5-flare-2026-09-08).
+SNAPSHOT = r"-\d{4}-\d{2}-\d{2}$"
 
 
 def without_snapshots(names: list[str]) -> list[str]:
@@ -352,5 +354,5 @@ def without_snapshots(names: list[str]) -> list[str]:
     in it too: a hint names a model once."""
     known = set(names)
     return [
-        name for name in names if (base := _SNAPSHOT.sub("", name)) == name or base not in known
+        name for name in names if (base := re.sub(SNAPSHOT, "", name)) == name or base not in known
     ]

@@ -77,10 +77,11 @@ EXTRA_BODY_PARAMETER = "parameter_in_extra_body"
 # OpenAI's 401 reads "Authorization: Bearer YOUR_KEY": a placeholder in capitals is no key, and
 # masking it would only hide how to send one.
 _TOKEN = r"[A-Za-z0-9._~+/=\-]"
+# Compiled on first use, by `re` (most runs have nothing to redact).
 _SECRET_PATTERNS = [
-    (re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,})"), "sk-***"),
-    (re.compile(rf"((?i:bearer)\s+)(?![A-Z_]+(?!{_TOKEN})){_TOKEN}{{8,}}"), r"\1***"),
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s?#]*@"), r"\1***@"),
+    (r"\b(sk-[A-Za-z0-9_\-*]{3,})", "sk-***"),
+    (rf"((?i:bearer)\s+)(?![A-Z_]+(?!{_TOKEN})){_TOKEN}{{8,}}", r"\1***"),
+    (r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s?#]*@", r"\1***@"),
 ]
 
 
@@ -91,7 +92,7 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     for pattern, mask in _SECRET_PATTERNS:
-        text = pattern.sub(mask, text)
+        text = re.sub(pattern, mask, text)
     return text
 
 

@@ -78,10 +78,9 @@ WEBP_LOSSLESS_EFFORT = 25
 
 
 # An SVG document: an optional byte order mark, XML declaration, comments and doctype, then
-# the `<svg` element.
-_SVG_START = re.compile(
-    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--.*?-->|<!DOCTYPE[^>]*>)\s*)*<svg[\s>/]",
-    re.DOTALL | re.IGNORECASE,
+# the `<svg` element. Compiled on first use, by `re`.
+_SVG_START = (
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--.*?-->|<!DOCTYPE[^>]*>)\s*)*<svg[\s>/]"
 )
 
 
@@ -95,7 +94,7 @@ def sniff_format(data: bytes) -> str | None:
         return "webp"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
-    if _SVG_START.match(data):
+    if re.match(_SVG_START, data, re.DOTALL | re.IGNORECASE):
         return "svg"
     return None
 

@@ -59,7 +59,7 @@ DEFAULT_MAX_OUTPUT_PIXELS = FLEXIBLE_MAX_PIXELS
 
 # A seed sent as text (multipart fields are strings): ASCII digits only ("²" passes
 # `isdigit()` but not `int()`), and not so many that `int()` refuses the string.
-_INTEGER = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
+_INTEGER = r"^\s*-?[0-9]{1,30}\s*$"  # compiled on first use, by `re`
 
 # The quality an answer reports: the one asked for, or `high` for `auto` (and DALL·E's names).
 _RESOLVED_QUALITY = {q: q for q in ("low", "medium", "high", "xhigh", "max")}
@@ -106,7 +106,7 @@ def _seed(seed: Any) -> int | None:
     """The `seed` extra field as an integer (multipart fields are text)."""
     if seed is None:
         return None
-    if isinstance(seed, str) and _INTEGER.match(seed):
+    if isinstance(seed, str) and re.match(_INTEGER, seed):
         seed = int(seed)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequestError(f"Invalid seed {seed!r}: must be an integer.", param="seed")

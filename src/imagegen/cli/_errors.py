@@ -124,10 +124,8 @@ def one_line(text: str) -> str:
 
 
 # The library's own messages name both spellings, "pass api_key=... (--api-key)"; on the command
-# line only the flag means anything.
-_PYTHON_AND_FLAG = re.compile(
-    r"\b(?:[a-z]+_[a-z_]+(?:=\.\.\.)?|[a-z]+=\.\.\.) \((--[a-z][a-z-]*)\)"
-)
+# line only the flag means anything. Compiled on first use, by `re`.
+_PYTHON_AND_FLAG = r"\b(?:[a-z]+_[a-z_]+(?:=\.\.\.)?|[a-z]+=\.\.\.) \((--[a-z][a-z-]*)\)"
 
 
 def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
@@ -140,7 +138,7 @@ def describe(exc: ImagegenError, ctx: click.Context | None) -> str:
             )
             for problem in exc.problems
         )
-    message = _PYTHON_AND_FLAG.sub(r"\1", one_line(exc.message))
+    message = re.sub(_PYTHON_AND_FLAG, r"\1", one_line(exc.message))
     param = getattr(exc, "param", None)
     if isinstance(exc, ContentPolicyError):
         details = exc.moderation_details

@@ -29,6 +29,7 @@ from .._capabilities import (
     FLEXIBLE_MULTIPLE,
     GIF,
     MODELS,
+    SNAPSHOT,
     Endpoint,
     ModelCapabilities,
 )
@@ -116,16 +117,13 @@ def _models_of(endpoint: Endpoint) -> list[ModelCapabilities]:
     return [caps for caps in MODELS.values() if endpoint in caps.endpoints]
 
 
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-
-
 def _names(names: list[str]) -> str:
     """`gpt-image-1.5, gpt-image-2.5-{sunburst,flare}`: dated snapshots left out (they follow
     their model), and siblings that differ only in their last word written once."""
     entries: dict[str, list[str]] = {}  # a stem (or a whole name) -> last words
     for name in names:
         stem, _, last = name.rpartition("-")
-        if _SNAPSHOT.search(name):
+        if re.search(SNAPSHOT, name):
             continue
         if stem and last.isalpha():
             entries.setdefault(stem + "-", []).append(last)
