@@ -89,25 +89,29 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
             f"{cls.__qualname__}() takes {len(spec.positional)} positional arguments but "
             f"{len(args)} were given"
         )
-    values = dict(zip(spec.positional, args, strict=False))  # the rest: by keyword
-    for name, value in kwargs.items():
-        if name in values:
-            raise TypeError(f"{cls.__qualname__}() got multiple values for argument {name!r}")
-        values[name] = value
+    values = kwargs
+    if args:
+        values = dict(zip(spec.positional, args, strict=False))  # the rest: by keyword
+        for name, value in kwargs.items():
+            if name in values:
+                raise TypeError(f"{cls.__qualname__}() got multiple values for argument {name!r}")
+            values[name] = value
+    fields = self.__dict__  # as object.__setattr__ would, frozen or not: no slots, no descriptors
+    used = 0
     for name, default, factory in spec.init:
-        if name in values:
-            value = values.pop(name)
+        value = values.get(name, MISSING)
+        if value is not MISSING:
+            used += 1
         elif default is not MISSING:
             value = default
         elif factory is not MISSING:
             value = factory()
         else:
             raise TypeError(f"{cls.__qualname__}() missing required argument: {name!r}")
-        object.__setattr__(self, name, value)
-    if values:
-        raise TypeError(
-            f"{cls.__qualname__}() got an unexpected keyword argument {next(iter(values))!r}"
-        )
+        fields[name] = value
+    if used < len(values):
+        unknown = next(name for name in values if name not in fields)
+        raise TypeError(f"{cls.__qualname__}() got an unexpected keyword argument {unknown!r}")
     post_init = getattr(self, "__post_init__", None)
     if post_init is not None:
         post_init()
