@@ -25,12 +25,12 @@ import base64
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from ._capabilities import Endpoint
 from ._errors import InvalidRequestError
-from ._records import name_fields
+from ._records import per_class, record
 from ._types import dataclass_transform
 
 if TYPE_CHECKING:
@@ -111,28 +111,11 @@ class WireModel:
     if TYPE_CHECKING:
         __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
-    # Every subclass is made a dataclass (its fields, for `dataclasses.fields` and pydantic),
-    # with one `__init__`, `__eq__` and `__repr__` for all, here: `dataclass` would compile the
-    # three for each model, which was most of this module's import time (about 5 ms).
+    # Every subclass is made a record (a dataclass whose `__init__` is shared, see `_records`)
+    # with the `__eq__` and `__repr__` below, which count the extra fields too.
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        name_fields(cls)
-        dataclass(kw_only=True, init=False, repr=False, eq=False)(cls)
-
-    def __init__(self, **values: Any) -> None:
-        for name, default, factory in _defaults(type(self)):
-            if name in values:
-                self.__dict__[name] = values.pop(name)
-            elif default is not MISSING:
-                self.__dict__[name] = default
-            elif factory is not MISSING:
-                self.__dict__[name] = factory()
-            else:
-                raise TypeError(f"{type(self).__name__}() is missing the field {name!r}")
-        if values:
-            raise TypeError(
-                f"{type(self).__name__}() got an unexpected keyword argument {next(iter(values))!r}"
-            )
+        record(kw_only=True, repr=False, eq=False)(cls)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.__dict__ == self.__dict__
@@ -193,42 +176,20 @@ class WireModel:
         return json.dumps(_dump(self, exclude_none), ensure_ascii=False, separators=(",", ":"))
 
 
-# What each model class holds, worked out on first use (models are not hashable: a class is).
-_FIELD_TYPES: dict[type[WireModel], Mapping[str, Any]] = {}
-_REQUIRED: dict[type[WireModel], frozenset[str]] = {}
-_ADAPTERS: dict[type[WireModel], TypeAdapter[Any]] = {}
-
-
-_DEFAULTS: dict[type[WireModel], tuple[tuple[str, Any, Any], ...]] = {}
-
-
-def _defaults(cls: type[WireModel]) -> tuple[tuple[str, Any, Any], ...]:
-    """(name, default, default factory) of each field of `cls`, in order."""
-    found = _DEFAULTS.get(cls)
-    if found is None:
-        found = _DEFAULTS[cls] = tuple(
-            (each.name, each.default, each.default_factory) for each in fields(cls)
-        )
-    return found
-
-
+# What each model class holds, worked out on first use.
+@per_class
 def _field_types(cls: type[WireModel]) -> Mapping[str, Any]:
-    found = _FIELD_TYPES.get(cls)
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        found = _FIELD_TYPES[cls] = {each.name: hints[each.name] for each in fields(cls)}
-    return found
+    hints = typing.get_type_hints(cls)
+    return {each.name: hints[each.name] for each in fields(cls)}
 
 
+@per_class
 def _required(cls: type[WireModel]) -> frozenset[str]:
-    found = _REQUIRED.get(cls)
-    if found is None:
-        found = _REQUIRED[cls] = frozenset(
-            each.name
-            for each in fields(cls)
-            if each.default is MISSING and each.default_factory is MISSING
-        )
-    return found
+    return frozenset(
+        each.name
+        for each in fields(cls)
+        if each.default is MISSING and each.default_factory is MISSING
+    )
 
 
 def _plain(value: Any, exclude_none: bool) -> Any:
@@ -247,15 +208,13 @@ def _dump(model: WireModel, exclude_none: bool) -> dict[str, Any]:
     }
 
 
+@per_class
 def _adapter(cls: type[WireModel]) -> TypeAdapter[Any]:
     """pydantic's validator of `cls`, built on first use, unknown fields per `cls.extra`."""
-    found = _ADAPTERS.get(cls)
-    if found is None:
-        from pydantic import TypeAdapter
+    from pydantic import TypeAdapter
 
-        _configure(cls)
-        found = _ADAPTERS[cls] = TypeAdapter(cls)
-    return found
+    _configure(cls)
+    return TypeAdapter(cls)
 
 
 def _configure(cls: type[WireModel]) -> None:

@@ -11,8 +11,8 @@ microsecond), which no record here is made often enough to show.
 
 Supported: fields positional or keyword-only (`kw_only=True`), defaults and default
 factories, `field(repr=False)` and `field(compare=False)`, `frozen=True` (hashable by its
-compared fields), `eq=False` (compared and hashed by identity), `__post_init__`, and a
-`__repr__` or `__eq__` of the class's own. For anything else (`InitVar`, `field(init=False)`,
+compared fields), `eq=False` (compared and hashed by identity), `repr=False` (a `__repr__`
+inherited, or none), `__post_init__`, and a `__repr__` or `__eq__` of the class's own. For anything else (`InitVar`, `field(init=False)`,
 `order`, `slots`) use `dataclass` (`record` refuses `init=False` fields when the class is
 made).
 """
@@ -26,9 +26,11 @@ from typing import Any, NamedTuple, TypeVar
 
 from ._types import dataclass_transform
 
-__all__ = ["name_fields", "record"]
+__all__ = ["per_class", "record"]
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", bound=type)
+_R = TypeVar("_R")
 
 
 class _Spec(NamedTuple):
@@ -40,13 +42,13 @@ class _Spec(NamedTuple):
 
 @dataclass_transform(field_specifiers=(field, Field))
 def record(
-    *, frozen: bool = False, kw_only: bool = False, eq: bool = True
+    *, frozen: bool = False, kw_only: bool = False, repr: bool = True, eq: bool = True
 ) -> Callable[[type[_T]], type[_T]]:
-    """Make the decorated class a dataclass, as `@dataclass(frozen=..., kw_only=..., eq=...)`
-    would, with the shared methods of this module."""
+    """Make the decorated class a dataclass, as `@dataclass(frozen=..., kw_only=..., repr=...,
+    eq=...)` would, with the shared methods of this module."""
 
     def make(cls: type[_T]) -> type[_T]:
-        name_fields(cls)
+        _name_fields(cls)
         dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=kw_only)(cls)
         table = dataclasses.fields(cls)  # type: ignore[arg-type]
         if not all(each.init for each in table):
@@ -60,7 +62,7 @@ def record(
         cls.__record__ = spec  # type: ignore[attr-defined]
         own = cls.__dict__
         cls.__init__ = _init  # type: ignore[method-assign]
-        if "__repr__" not in own:
+        if repr and "__repr__" not in own:
             cls.__repr__ = _repr  # type: ignore[method-assign]
         if eq and "__eq__" not in own:
             cls.__eq__ = _eq  # type: ignore[method-assign]
@@ -73,7 +75,20 @@ def record(
     return make
 
 
-def name_fields(cls: type) -> None:
+def per_class(make: Callable[[_C], _R]) -> Callable[[_C], _R]:
+    """`make(cls)`, made once for each class (a record's instances are not hashable, so
+    `functools.cache` does not type-check for its class)."""
+    made: dict[_C, _R] = {}
+
+    def get(cls: _C) -> _R:
+        if cls not in made:
+            made[cls] = make(cls)
+        return made[cls]
+
+    return get
+
+
+def _name_fields(cls: type) -> None:
     """Give a class without a docstring the one `dataclass` would, `Name(field, ...)`:
     `dataclass` makes it with `inspect.signature`, whose first use compiles the tokenizer's
     regular expressions (5-10 ms of a start)."""

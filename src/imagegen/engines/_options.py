@@ -34,11 +34,11 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from .._errors import ConfigurationError
-from .._records import record
+from .._records import per_class, record
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 # Keys of a field's `metadata`.
 _HELP = "imagegen.help"  # the option's line of help
@@ -157,18 +156,6 @@ def option(
         },
     )
     return field
-
-
-def _per_class(make: Callable[[type[EngineOptions]], R]) -> Callable[[type[EngineOptions]], R]:
-    """`make(options)`, made once per options class."""
-    made: dict[type[EngineOptions], R] = {}
-
-    def get(options: type[EngineOptions]) -> R:
-        if options not in made:
-            made[options] = make(options)
-        return made[options]
-
-    return get
 
 
 def _pydantic(name: str) -> Any:
@@ -269,12 +256,12 @@ class EngineOptions:
         )
 
 
-@_per_class
+@per_class
 def _help(options: type[EngineOptions]) -> Mapping[str, str]:
     return {each.name: each.metadata.get(_HELP, "") for each in dataclasses.fields(options)}
 
 
-@_per_class
+@per_class
 def _validators(options: type[EngineOptions]) -> dict[str, Any]:
     """The pydantic validators (`field_validator`, `model_validator`) of an options class
     declared the pydantic way, by name."""
@@ -287,7 +274,7 @@ def _validators(options: type[EngineOptions]) -> dict[str, Any]:
     return found
 
 
-@_per_class
+@per_class
 def _validator(options: type[EngineOptions]) -> type[BaseModel]:
     """The pydantic model that parses the values of `options` (by field name), built once."""
     from pydantic import ConfigDict, Field, create_model
