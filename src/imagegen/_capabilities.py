@@ -34,6 +34,7 @@ __all__ = [
     "GPT_ONLY",
     "MB",
     "MODELS",
+    "SNAPSHOT",
     "Endpoint",
     "GifRules",
     "ModelCapabilities",
@@ -41,7 +42,6 @@ __all__ = [
     "get_capabilities",
     "parse_size",
     "retirement_hint",
-    "SNAPSHOT",
     "without_snapshots",
 ]
 

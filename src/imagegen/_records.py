@@ -12,9 +12,9 @@ microsecond), which no record here is made often enough to show.
 Supported: fields positional or keyword-only (`kw_only=True`), defaults and default
 factories, `field(repr=False)` and `field(compare=False)`, `frozen=True` (hashable by its
 compared fields), `eq=False` (compared and hashed by identity), `repr=False` (a `__repr__`
-inherited, or none), `__post_init__`, and a `__repr__` or `__eq__` of the class's own. For anything else (`InitVar`, `field(init=False)`,
-`order`, `slots`) use `dataclass` (`record` refuses `init=False` fields when the class is
-made).
+inherited, or none), `__post_init__`, and a `__repr__` or `__eq__` of the class's own. For
+anything else (`InitVar`, `field(init=False)`, `order`, `slots`) use `dataclass` (`record`
+refuses `init=False` fields when the class is made).
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ def cli() -> None:
     """
 
 
-_ONE_SHOT: list[bool] = []  # set by a command that makes its images and ends
+_one_shot = False  # set by a command that makes its images and ends
 
 
 def start_up_done(*, long_running: bool) -> None:
@@ -177,12 +177,13 @@ def start_up_done(*, long_running: bool) -> None:
         gc.freeze()
         gc.enable()
     if not long_running:
-        _ONE_SHOT.append(True)
+        global _one_shot
+        _one_shot = True
 
 
 def ends_at_once() -> bool:
     """Whether the command that ran makes its images and ends (see `start_up_done`)."""
-    return bool(_ONE_SHOT)
+    return _one_shot
 
 
 def main(argv: Sequence[str] | None = None) -> None:
