@@ -39,16 +39,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from .._errors import ConfigurationError
 from .._records import per_class, record
+from .._types import dataclass_transform
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from pydantic.fields import FieldInfo
-    from typing_extensions import dataclass_transform
-else:  # only type checkers read it; typing_extensions costs a few milliseconds to import
-
-    def dataclass_transform(**_: Any) -> Any:
-        return lambda cls: cls
-
 
 __all__ = [
     "EngineOptions",
