@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import pytest
 
+from imagegen import _capabilities as capabilities
 from imagegen._capabilities import (
     ENDPOINT_PARAMS,
     ENUMS,
@@ -142,21 +143,25 @@ def test_a_broken_catalogue_is_refused(raw: dict[str, Any]) -> None:
         _resolve(raw)
 
 
+@pytest.fixture
+def toml_beside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A catalogue file in `tmp_path`, cached in its `__pycache__` (no prefix)."""
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    return tmp_path / "catalogue.toml"
+
+
 def test_the_parsed_catalogue_is_cached_beside_the_bytecode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    toml_beside: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Read as Python reads a module: parsed once, then loaded from the cache while the file
     # keeps its time and size; a changed file, or a cache that is not one, is parsed again.
-    from imagegen import _capabilities as capabilities
-
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.setattr(sys, "pycache_prefix", None)
-    source = tmp_path / "catalogue.toml"
+    source = toml_beside
     source.write_text('[gif]\nmin_frames = 2\n# a comment\nnames = ["a", "b"]\n')
     first = capabilities._read_catalogue(str(source))
     assert first == {"gif": {"min_frames": 2, "names": ["a", "b"]}}
     cache = Path(capabilities._cache_path(str(source)))
-    assert cache.parent == tmp_path / "__pycache__" and cache.exists()
+    assert cache.parent == source.parent / "__pycache__" and cache.exists()
 
     def no_parse(text: str) -> dict[str, Any]:
         raise AssertionError("parsed again")
@@ -171,17 +176,14 @@ def test_the_parsed_catalogue_is_cached_beside_the_bytecode(
 
 
 def test_no_cache_is_written_where_python_writes_no_bytecode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    toml_beside: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from imagegen import _capabilities as capabilities
-
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    monkeypatch.setattr(sys, "pycache_prefix", None)
-    source = tmp_path / "catalogue.toml"
+    source = toml_beside
     source.write_text("[gif]\nmin_frames = 2\n")
     assert capabilities._read_catalogue(str(source)) == {"gif": {"min_frames": 2}}
-    assert not (tmp_path / "__pycache__").exists()
+    assert not (source.parent / "__pycache__").exists()
     # A folder that cannot take one (here: a file where the cache folder would be) is no error.
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    (tmp_path / "__pycache__").write_text("")
+    (source.parent / "__pycache__").write_text("")
     assert capabilities._read_catalogue(str(source)) == {"gif": {"min_frames": 2}}
